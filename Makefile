@@ -1,0 +1,30 @@
+# The two set-up commands of the README:
+#   make demo   - install into .venv and run the main job on the embedded default (offline)
+#   make test   - install into .venv (plus the test tools) and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.janus-installed
+
+.PHONY: demo test test-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/janus demo --out demo-out
+
+test-deps:
+	bash scripts/install_test_deps.sh
+
+test: $(STAMP) test-deps
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

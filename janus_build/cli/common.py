@@ -1,0 +1,96 @@
+"""Rich rendering shared by the commands: consoles, a progress adapter, a log handler."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from rich.console import Console
+
+from janus_build.progress import Progress
+
+
+@lru_cache(maxsize=None)
+def console() -> Console:
+    return Console()
+
+
+@lru_cache(maxsize=None)
+def console_err() -> Console:
+    return Console(stderr=True)
+
+
+def rich_log_handler() -> logging.Handler:
+    from rich.logging import RichHandler
+
+    return RichHandler(console=console_err(), show_path=False, markup=False, rich_tracebacks=False)
+
+
+class RichProgress(Progress):
+    """Renders library progress events as Rich progress bars (one per task) with a rate column."""
+
+    def __init__(self, unit_rate: str = "items") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress as _Bars,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bars = _Bars(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console_err(),
+            transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._units: dict[str, str] = {}
+
+    def __enter__(self) -> "RichProgress":
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.stop()
+
+    def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
+        self._units[task] = unit
+        if task in self._tasks:
+            self._bars.update(self._tasks[task], total=total)
+        else:
+            self._tasks[task] = self._bars.add_task(task, total=total, rate="")
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        if task not in self._tasks:
+            self.start(task)
+        task_id = self._tasks[task]
+        self._bars.advance(task_id, amount)
+        speed = self._bars.tasks[task_id].speed if task_id < len(self._bars.tasks) else None
+        rate = f"{speed:,.0f} {self._units[task]}/s" if speed else ""
+        self._bars.update(task_id, rate=rate)
+
+    def finish(self, task: str) -> None:
+        if task in self._tasks:
+            task_id = self._tasks[task]
+            total = self._bars.tasks[task_id].total
+            if total is None:
+                self._bars.update(task_id, total=self._bars.tasks[task_id].completed)
+
+
+def parse_int_list(value: str | None, flag: str) -> list[int] | None:
+    """Parse ``"1,2,3"`` into ints, naming the flag on error."""
+    from janus_build.errors import ConfigError
+
+    if value is None or value == "":
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated integers, got {value!r}") from None

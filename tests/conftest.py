@@ -1,0 +1,32 @@
+"""Shared fixtures: the real LAION sample from ../shared, temporary stage directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def laion_sample() -> Path:
+    """The 1,000 real LAION rows (URL, TEXT) kept in ../shared/data (never copied here)."""
+    path = SHARED / "data" / "laion_sample_1000.parquet"
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs {path} (../shared beside the checkout)")
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def janus_facts() -> Path:
+    path = SHARED / "janus-facts"
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs {path}")
+        pytest.skip(f"{path} not present")
+    return path
