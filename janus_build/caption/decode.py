@@ -1,0 +1,188 @@
+"""Decoding images safely and preprocessing them for BLIP, in DataLoader worker processes.
+
+Decoding is where bad input shows up: zero-byte and truncated files, CMYK, 16-bit greyscale,
+palette and alpha images, and very large images. Each sample either becomes a pixel tensor or
+an error (``status``, ``error_message``); nothing here raises for one bad image.
+
+Large images: PIL's decompression-bomb guard refuses images over ~179 M pixels at ``open``,
+before we can ask JPEG to decode at a reduced scale. So the guard is lifted for the header
+read only; JPEGs are then decoded at the smallest 1/2/4/8 scale still at least twice the model
+input (``draft``), and what would still decode to more than ``max_image_pixels`` is refused
+(``image_too_large``) without decoding it. The rest is shrunk with ``thumbnail`` (reduce,
+then resample) before the processor sees it, which keeps the processor's bicubic resize cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from janus_build.caption.inputs import Sample
+
+
+class ImageError(Exception):
+    """One image cannot be used; ``status`` is the failure kind written to its row."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@contextlib.contextmanager
+def _bomb_guard_lifted() -> Iterator[None]:
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _to_rgb(image: Any) -> Any:
+    """RGB, with alpha composited on white and high-bit-depth greyscale scaled (not clipped)."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode_image(data: bytes, target_size: int, max_image_pixels: int) -> Any:
+    """Decode ``data`` to an RGB PIL image no larger than ``2 * target_size`` per side.
+
+    Raises:
+        ImageError: ``empty_image``, ``decode_error`` or ``image_too_large``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageError("empty_image", "zero-byte image")
+    bound = max(1, 2 * target_size)
+    try:
+        with _bomb_guard_lifted():
+            image = Image.open(io.BytesIO(data))
+            if image.format == "JPEG":
+                image.draft("RGB", (bound, bound))  # decode at 1/2, 1/4 or 1/8 scale when that suffices
+            width, height = image.size
+            if width * height > max_image_pixels:
+                raise ImageError(
+                    "image_too_large",
+                    f"{width}x{height} pixels ({image.format}) would decode to more than --max-image-pixels {max_image_pixels}",
+                )
+            image.load()
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image = _to_rgb(image)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError("decode_error", f"not a recognised image ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
+        raise ImageError("decode_error", f"{type(exc).__name__}: {exc}") from None
+    if max(image.size) > bound:
+        image.thumbnail((bound, bound), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    return image
+
+
+def read_bytes(sample: Sample) -> bytes:
+    """The image bytes of ``sample``, read by offset from its tar."""
+    assert sample.tar is not None and sample.offset is not None and sample.size is not None
+    try:
+        with open(sample.tar, "rb") as handle:
+            handle.seek(sample.offset)
+            data = handle.read(sample.size)
+    except OSError as exc:
+        raise ImageError("read_error", f"{os.path.basename(sample.tar)}: {exc}") from None
+    if len(data) != sample.size:
+        raise ImageError("read_error", f"{os.path.basename(sample.tar)}: truncated (wanted {sample.size} bytes at {sample.offset}, got {len(data)})")
+    return data
+
+
+def model_input_size(image_processor: Any) -> int:
+    """The side the processor resizes to (384 for BLIP), from its ``size`` setting of any form."""
+    size = getattr(image_processor, "size", None)
+    if isinstance(size, (int, float)):
+        return int(size)
+    for name in ("height", "shortest_edge", "longest_edge", "width"):
+        value = getattr(size, name, None)
+        if value is None:
+            try:
+                value = size[name]  # type: ignore[index]
+            except (KeyError, TypeError, IndexError):
+                value = None
+        if value:
+            return int(value)
+    return 384
+
+
+class CaptionDataset:
+    """A map-style torch dataset over samples: item ``i`` is ``(i, pixel_values | None, status, error)``.
+
+    Args:
+        samples: the samples (only those with an image are ever asked for).
+        image_processor: the model's image processor (a picklable ``BlipImageProcessor``).
+        max_image_pixels: see :func:`decode_image`.
+    """
+
+    def __init__(self, samples: Sequence[Sample], image_processor: Any, max_image_pixels: int) -> None:
+        self.samples = samples
+        self.image_processor = image_processor
+        self.max_image_pixels = max_image_pixels
+        self.target_size = model_input_size(image_processor)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[int, Any, str, str | None]:
+        try:
+            image = decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels)
+            pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+        except ImageError as exc:
+            return index, None, exc.status, str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the run
+            return index, None, "preprocess_error", f"{type(exc).__name__}: {exc}"
+        return index, pixels, "success", None
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, Any, str, str | None]]:
+        """A whole batch at once: decode each image, then preprocess the good ones in one call."""
+        out: list[tuple[int, Any, str, str | None]] = []
+        good: list[tuple[int, Any]] = []
+        for index in indices:
+            try:
+                good.append((index, decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels)))
+            except ImageError as exc:
+                out.append((index, None, exc.status, str(exc)))
+        if good:
+            try:
+                pixels = self.image_processor(images=[image for _, image in good], return_tensors="pt")["pixel_values"]
+                out.extend((index, pixels[i], "success", None) for i, (index, _) in enumerate(good))
+            except Exception:  # noqa: BLE001 - find the one image the processor refuses
+                out.extend(self[index] for index, _ in good)
+        return out
+
+
+def collate(items: list[tuple[int, Any, str, str | None]]) -> dict[str, Any]:
+    """Stack the decoded images of a batch; keep the failures beside them."""
+    import torch
+
+    ok = [item for item in items if item[1] is not None]
+    return {
+        "indices": [item[0] for item in ok],
+        "pixel_values": torch.stack([item[1] for item in ok]) if ok else None,
+        "failures": [(item[0], item[2], item[3]) for item in items if item[1] is None],
+    }

@@ -1,0 +1,236 @@
+"""Finding the images to caption: janus image stages, img2dataset output, or any webdataset.
+
+Accepted ``STAGE_DIR`` layouts, tried in this order:
+
+1. a ``janus fetch`` output: its ``images/`` sub-directory is used;
+2. a janus image stage (:mod:`janus_build.images`): ``NNNNN.tar`` + ``NNNNN.parquet`` index with
+   ``image_offset``/``image_size``; the index also supplies the metadata (title, ...) and the
+   rows whose download failed (they get a caption row with ``status`` ``input_failed``);
+3. img2dataset output: ``NNNNN.tar`` + ``NNNNN.parquet`` with ``key``/``status``; the tar is
+   scanned once for member offsets and the parquet supplies metadata and failed rows;
+4. any webdataset: ``*.tar`` whose samples hold an image (jpg/jpeg/png/webp/...) and an
+   optional ``json`` member with metadata.
+
+When the directory has ``*_stats.json`` done-markers (janus, img2dataset), only finished shards
+are read. Workers later read each image by its byte offset, so no tar is unpacked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import posixpath
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from janus_build.errors import ConfigError, InputError
+from janus_build.stage import STATS_SUFFIX, fingerprint_file
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One row to caption: where its image bytes lie, and the text fields merging needs."""
+
+    key: str
+    tar: str | None  # None: the input row has no image
+    offset: int | None
+    size: int | None
+    title: str | None = None
+    human_caption: str | None = None
+    input_status: str = "success"
+    input_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class InputShard:
+    """One input shard; its caption shard gets the same name."""
+
+    name: str
+    tar: Path
+    index: Path | None  # the parquet beside the tar, if any
+
+    def fingerprints(self) -> list[dict[str, Any]]:
+        return [fingerprint_file(p) for p in (self.tar, self.index) if p is not None]
+
+
+def image_directory(stage_dir: str | os.PathLike[str]) -> Path:
+    """The directory holding the tars: ``STAGE_DIR/images`` for a fetch output, else ``STAGE_DIR``."""
+    root = Path(stage_dir)
+    if not root.is_dir():
+        raise InputError(f"STAGE_DIR {root}: not a directory")
+    images = root / "images"
+    if images.is_dir() and any(images.glob("*.tar")):
+        return images
+    return root
+
+
+def find_shards(stage_dir: str | os.PathLike[str]) -> list[InputShard]:
+    """The input shards of ``stage_dir`` in name order (finished ones only when markers exist).
+
+    Raises:
+        InputError: no ``.tar`` shard was found.
+    """
+    directory = image_directory(stage_dir)
+    tars = sorted(directory.glob("*.tar"))
+    if not tars:
+        raise InputError(
+            f"STAGE_DIR {stage_dir}: no .tar shards found (expected a janus image stage, a fetch output "
+            "with images/, img2dataset output or webdataset .tar files)"
+        )
+    if any(directory.glob(f"*{STATS_SUFFIX}")):
+        finished = [t for t in tars if (directory / f"{t.stem}{STATS_SUFFIX}").is_file()]
+        if len(finished) < len(tars):
+            log.warning("%s: %d unfinished shard(s) skipped (no _stats.json)", directory, len(tars) - len(finished))
+        tars = finished
+    if not tars:
+        raise InputError(f"STAGE_DIR {directory}: no finished shard (no NNNNN.tar with NNNNN_stats.json)")
+    return [InputShard(t.stem, t, t.with_suffix(".parquet") if t.with_suffix(".parquet").is_file() else None) for t in tars]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return str(value)
+
+
+class MetadataColumns:
+    """Resolves which title and human-caption fields to read, from the first shard's columns."""
+
+    def __init__(self, title_col: str, human_caption_col: str | None, candidates: tuple[str, ...]) -> None:
+        self.title_col = title_col
+        self.requested_human = human_caption_col
+        self.candidates = candidates
+        self.human_col: str | None = None
+        self.resolved = False
+
+    def resolve(self, columns: list[str], where: str) -> None:
+        if self.resolved:
+            return
+        self.resolved = True
+        if self.requested_human is not None:
+            if self.requested_human not in columns:
+                raise ConfigError(
+                    f"--human-caption-col {self.requested_human!r}: no such column in {where}; "
+                    f"columns present: {', '.join(columns) or '(none)'}"
+                )
+            self.human_col = self.requested_human
+        else:
+            self.human_col = next((c for c in self.candidates if c in columns), None)
+        if self.title_col not in columns:
+            log.warning("%s: no %r column: captions are not merged with a title", where, self.title_col)
+        if self.human_col:
+            log.info("prose_caption prefers the human caption column %r", self.human_col)
+
+
+def _split_member(name: str) -> tuple[str, str]:
+    """webdataset's rule: the key is the path up to the first '.' of the base name."""
+    directory, base = posixpath.split(name)
+    stem, _, ext = base.partition(".")
+    return posixpath.join(directory, stem) if directory else stem, ext.lower()
+
+
+def _scan_tar(tar_path: Path) -> tuple[list[str], dict[str, tuple[int, int]], dict[str, dict[str, Any]]]:
+    """Keys in tar order, each key's preferred image member (offset, size), and decoded json members."""
+    order: list[str] = []
+    images: dict[str, tuple[int, int, int]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                key, ext = _split_member(info.name)
+                if key not in images and key not in meta:
+                    order.append(key)
+                if ext in IMAGE_EXTS:
+                    rank = IMAGE_EXTS.index(ext)
+                    if key not in images or rank < images[key][2]:
+                        images[key] = (info.offset_data, info.size, rank)
+                elif ext == "json":
+                    try:
+                        value = json.loads(tar.extractfile(info).read())  # type: ignore[union-attr]
+                        meta[key] = value if isinstance(value, dict) else {}
+                    except (ValueError, OSError) as exc:
+                        log.warning("%s: unreadable %s (%s)", tar_path, info.name, exc)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        # A truncated tar: keep the members read so far; the rest become missing-image rows.
+        log.warning("%s: tar read stopped early (%s); later samples are reported as missing", tar_path, exc)
+    seen: set[str] = set()
+    order = [k for k in order if not (k in seen or seen.add(k))]
+    return order, {k: (o, s) for k, (o, s, _) in images.items()}, meta
+
+
+def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
+    """The samples of one shard, in index order (janus / img2dataset) or tar order (webdataset)."""
+    import pyarrow.parquet as pq
+
+    index_cols: list[str] = []
+    if shard.index is not None:
+        index_cols = pq.read_schema(shard.index).names
+    janus_index = {"key", "image_offset", "image_size"} <= set(index_cols)
+    tar = os.fspath(shard.tar)
+
+    if janus_index:
+        columns.resolve(index_cols, os.fspath(shard.index))
+        wanted = [c for c in ("key", "image_offset", "image_size", "status", "error_message", columns.title_col, columns.human_col) if c and c in index_cols]
+        rows = pq.read_table(shard.index, columns=list(dict.fromkeys(wanted))).to_pylist()
+        samples = []
+        for row in rows:
+            has_image = row.get("image_offset") is not None and row.get("image_size") is not None
+            status = row.get("status") or "success"
+            samples.append(
+                Sample(
+                    key=str(row["key"]),
+                    tar=tar if has_image else None,
+                    offset=row.get("image_offset") if has_image else None,
+                    size=row.get("image_size") if has_image else None,
+                    title=_text(row.get(columns.title_col)),
+                    human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
+                    input_status="success" if has_image else (status if status != "success" else "missing_image"),
+                    input_error=None if has_image else (row.get("error_message") or "no image in the input shard"),
+                )
+            )
+        return samples
+
+    order, images, meta = _scan_tar(shard.tar)
+    rows: list[dict[str, Any]]
+    if "key" in index_cols:  # img2dataset: the parquet lists every row, failed downloads included
+        table = pq.read_table(shard.index)
+        columns.resolve(table.column_names, os.fspath(shard.index))
+        rows = table.to_pylist()
+        listed = {str(r["key"]) for r in rows}
+        rows += [dict(meta.get(k, {}), key=k) for k in order if k not in listed]
+    else:
+        if not order:
+            raise InputError(f"{shard.tar}: no samples in the tar")
+        first = meta.get(order[0], {})
+        columns.resolve(sorted(first), f"{shard.tar} (json members)")
+        rows = [dict(meta.get(k, {}), key=k) for k in order]
+
+    samples = []
+    for row in rows:
+        key = str(row["key"])
+        member = images.get(key)
+        status = _text(row.get("status")) or "success"
+        samples.append(
+            Sample(
+                key=key,
+                tar=tar if member else None,
+                offset=member[0] if member else None,
+                size=member[1] if member else None,
+                title=_text(row.get(columns.title_col)),
+                human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
+                input_status="success" if member else (status if status != "success" else "missing_image"),
+                input_error=None if member else (_text(row.get("error_message")) or "no image member in the tar"),
+            )
+        )
+    return samples

@@ -1,0 +1,130 @@
+"""Loading BLIP and generating captions in batches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from janus_build.caption.config import CaptionConfig
+from janus_build.errors import ConfigError, MissingResourceError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Raises:
+        ConfigError: ``--device cuda`` without a usable GPU.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available to torch (use --device cpu or auto)")
+    return device
+
+
+def resolve_dtype(precision: str, device: str) -> Any:
+    """``auto`` -> bf16 on a GPU that supports it (fp16 otherwise), fp32 on the CPU."""
+    import torch
+
+    if precision == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if precision == "fp16" and device == "cpu":
+        raise ConfigError("--precision fp16: not supported on the CPU (use fp32 or bf16)")
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class Captioner:
+    """A BLIP captioning model with its processor, ready to caption batches of pixel tensors.
+
+    Args:
+        model: a ``BlipForConditionalGeneration``.
+        processor: its ``BlipProcessor`` (image processor + tokenizer).
+        config: generation settings (and the prompt).
+        device: ``cpu`` or ``cuda`` (resolved).
+        dtype: the torch dtype the model runs in.
+    """
+
+    def __init__(self, model: Any, processor: Any, config: CaptionConfig, device: str, dtype: Any) -> None:
+        import torch
+
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.processor = processor
+        self.image_processor = processor.image_processor
+        self.tokenizer = processor.tokenizer
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self.generate_kwargs = config.generate_kwargs()
+        self.prompt = config.prompt
+        self._prompt_ids = None
+        if self.prompt:
+            # [CLS] prompt [SEP]; generate() drops the [SEP] and swaps [CLS] for BLIP's [DEC],
+            # so every output starts with len - 1 prompt tokens, which are cut off (by token, not
+            # by text: a first word glued to the prompt by a word piece stays whole).
+            self._prompt_ids = self.tokenizer(self.prompt, return_tensors="pt")["input_ids"].to(device)
+        self._torch = torch
+
+    def generate(self, pixel_values: Any, seed: int | None = None) -> list[str]:
+        """Captions for a batch of preprocessed images (``[B, 3, H, W]``), prompt removed."""
+        torch = self._torch
+        if seed is not None:
+            torch.manual_seed(seed)  # seeds the CPU and every CUDA generator
+        pixel_values = pixel_values.to(self.device, dtype=self.dtype, non_blocking=True)
+        kwargs = dict(self.generate_kwargs)
+        if self._prompt_ids is not None:
+            kwargs["input_ids"] = self._prompt_ids.repeat(pixel_values.shape[0], 1)
+        with torch.inference_mode():
+            output = self.model.generate(pixel_values=pixel_values, **kwargs)
+        if self._prompt_ids is not None:
+            output = output[:, self._prompt_ids.shape[1] - 1 :]
+        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
+        # A caption may open with a word piece that continued the prompt's last word.
+        return [text.strip().removeprefix("##") for text in texts]
+
+
+def _missing_weights_message(name: str, exc: BaseException) -> str:
+    return (
+        f"--model {name}: cannot load the BLIP model or its processor ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+        f"Without network access, download it once elsewhere with `huggingface-cli download {name}` "
+        "(it lands in the Hugging Face cache, ~/.cache/huggingface; copy that over or set HF_HOME), "
+        "or save it to a folder and pass --model LOCAL_DIR"
+        if not Path(name).exists()
+        else f"--model {name}: the directory does not hold a loadable BLIP captioning model and processor "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); it needs config.json, the weights, "
+        "preprocessor_config.json and the tokenizer files (as written by save_pretrained)"
+    )
+
+
+def load_captioner(config: CaptionConfig) -> Captioner:
+    """Load ``config.model`` (hub name or local directory) with ``from_pretrained``.
+
+    Raises:
+        MissingResourceError: the weights or processor cannot be found or downloaded.
+        ConfigError: the device or precision cannot be used.
+    """
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.precision, device)
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    local = Path(config.model).is_dir()
+    if not local and (config.model.startswith((".", "/", "~")) or config.model.count("/") > 1):
+        raise MissingResourceError(f"--model {config.model}: no such directory (and not a Hugging Face model name)")
+    kwargs = {"local_files_only": True} if local else {}
+    try:
+        processor = BlipProcessor.from_pretrained(config.model, **kwargs)
+        model = BlipForConditionalGeneration.from_pretrained(config.model, **kwargs)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
+    except Exception as exc:  # huggingface_hub / httpx errors that are not OSErrors
+        if type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3"):
+            raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
+        raise
+    log.info("loaded %s on %s (%s)", config.model, device, str(dtype).replace("torch.", ""))
+    return Captioner(model, processor, config, device, dtype)
