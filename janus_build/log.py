@@ -40,7 +40,8 @@ def setup_logging(verbosity: int = 0, handler: logging.Handler | None = None) ->
     for old in list(logger.handlers):
         logger.removeHandler(old)
     handler = handler or logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    if handler.formatter is None:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.propagate = False

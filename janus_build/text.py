@@ -29,11 +29,11 @@ _NOUN_SUBSTITUTIONS = (
 
 # --- normalisation -------------------------------------------------------------------------
 # HTML tags (LAION alt-texts carry <a href=...>), entities, and URLs go first, whole.
-HTML_TAG_PATTERN = r"<[^<>]{0,2000}>"
+HTML_TAG_PATTERN = r"<[^<>]{0,1000}>"
 HTML_ENTITY_PATTERN = r"&(?:[a-z]{2,8}|#[0-9]{1,7}|#x[0-9a-f]{1,6});"
 URL_PATTERN = r"(?:https?://|ftp://|www\.)[^\s<>\"']*"
 # Apostrophes are deleted so possessives join their noun ("dog's" -> "dogs" -> "dog").
-APOSTROPHE_PATTERN = r"['\u2019\u2018`\u00b4]"
+APOSTROPHE_PATTERN = "['\u2019\u2018`\u00b4]"  # literal characters: valid in Python re and RE2
 # Everything that is not a letter or a digit separates tokens.
 SEPARATOR_PATTERN = r"[^\p{L}\p{N}]+"
 

@@ -24,7 +24,9 @@ def console_err() -> Console:
 def rich_log_handler() -> logging.Handler:
     from rich.logging import RichHandler
 
-    return RichHandler(console=console_err(), show_path=False, markup=False, rich_tracebacks=False)
+    handler = RichHandler(console=console_err(), show_path=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    return handler
 
 
 class RichProgress(Progress):

@@ -1,0 +1,315 @@
+"""Vectorised n-gram subset matching of caption columns against a table of class terms.
+
+The per-caption semantics are written down in docs/matching.md; :func:`match_captions_reference`
+is a plain-Python statement of them that the vectorised :class:`Matcher` is tested against.
+
+How the vectorised path works, per Arrow batch:
+1. normalise the whole column in Arrow compute (lower-case; HTML tags, entities and URLs out;
+   apostrophes deleted; everything but letters and digits a separator) and split into tokens;
+2. dictionary-encode the flattened tokens, lemmatise each *distinct* token once (cached across
+   batches) and map it to the id of the term word it is, or 0;
+3. build every 1..max_ngram-gram whose tokens are all term words as an integer key and look
+   the keys up in sorted arrays with numpy;
+4. order the hits by (caption, position, longest first), keep the longest hit at each position
+   and drop hits inside an earlier kept one, then derive labels, labels and matched_terms.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from janus_build.schemas import MAX_LABELS, NO_LABEL
+from janus_build.text import (
+    APOSTROPHE_PATTERN,
+    HTML_ENTITY_PATTERN,
+    HTML_TAG_PATTERN,
+    SEPARATOR_PATTERN,
+    URL_PATTERN,
+    Lemmatizer,
+    normalize,
+)
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("sc", "strict", "mc")
+MAX_MATCHED_TERMS = 100  # matched_terms is capped per caption (labels is capped at MAX_LABELS)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Per-caption results of one batch (Arrow arrays aligned with the input rows)."""
+
+    label: pa.Array  # int32, NO_LABEL when none
+    labels: pa.Array  # list<int32>
+    matched_terms: pa.Array  # list<string>
+
+
+class TermTable:
+    """Matching terms of a label set, normalised and lemmatised like captions.
+
+    Args:
+        terms: class id -> raw terms, in label-set order (that order breaks ties when one term
+            names several classes, e.g. "crane" the bird and the machine).
+        max_ngram: the longest n-gram matched; longer terms cannot match and are reported.
+    """
+
+    def __init__(self, terms: Mapping[int, Sequence[str]], max_ngram: int = 3, lemmatizer: Lemmatizer | None = None) -> None:
+        if max_ngram < 1:
+            raise ValueError("max_ngram must be >= 1")
+        self.max_ngram = max_ngram
+        self.lemmatizer = lemmatizer or Lemmatizer()
+        self.class_order = {class_id: rank for rank, class_id in enumerate(terms)}
+        self.word_ids: dict[str, int] = {}  # lemma -> id >= 1
+        self.term_text: list[str] = []  # term index -> display text
+        self.term_classes: list[tuple[int, ...]] = []  # term index -> classes in label-set order
+        self.too_long: list[tuple[int, str]] = []
+        by_tokens: dict[tuple[str, ...], int] = {}
+        for class_id, raw_terms in terms.items():
+            for raw in expand_term(raw_terms):
+                tokens = tuple(self.lemmatizer(t) for t in normalize(raw))
+                if not tokens:
+                    continue
+                if len(tokens) > max_ngram:
+                    self.too_long.append((class_id, raw))
+                    continue
+                index = by_tokens.get(tokens)
+                if index is None:
+                    index = by_tokens[tokens] = len(self.term_text)
+                    self.term_text.append(" ".join(tokens))
+                    self.term_classes.append(())
+                if class_id not in self.term_classes[index]:
+                    self.term_classes[index] = tuple(
+                        sorted((*self.term_classes[index], class_id), key=self.class_order.__getitem__)
+                    )
+                for token in tokens:
+                    self.word_ids.setdefault(token, len(self.word_ids) + 1)
+        if self.too_long:
+            log.info(
+                "%d term(s) have more than %d words and cannot match (raise --max-ngram): %s",
+                len(self.too_long), max_ngram, ", ".join(repr(t) for _, t in self.too_long[:5]),
+            )
+        self.by_tokens = by_tokens
+        self.base = len(self.word_ids) + 1
+        if self.base ** max_ngram >= 2**62:
+            raise ValueError("too many distinct term words for integer n-gram keys at this --max-ngram")
+        # Per n: sorted integer keys and the term index of each.
+        self._keys: list[np.ndarray] = []
+        self._key_terms: list[np.ndarray] = []
+        for n in range(1, max_ngram + 1):
+            items = sorted((self._key(tuple(self.word_ids[t] for t in toks)), idx) for toks, idx in by_tokens.items() if len(toks) == n)
+            self._keys.append(np.array([k for k, _ in items], dtype=np.int64))
+            self._key_terms.append(np.array([i for _, i in items], dtype=np.int64))
+        self._term_class_offsets = np.cumsum([0] + [len(c) for c in self.term_classes]).astype(np.int64)
+        self._term_class_values = np.array([c for cs in self.term_classes for c in cs], dtype=np.int64)
+        self._token_cache: dict[str, int] = {}
+
+    def _key(self, ids: Sequence[int]) -> int:
+        key = 0
+        for word_id in ids:
+            key = key * self.base + word_id
+        return key
+
+    def word_id(self, token: str) -> int:
+        """The term-word id of a caption token after lemmatisation (0 when it is no term word)."""
+        cached = self._token_cache.get(token)
+        if cached is None:
+            cached = self._token_cache[token] = self.word_ids.get(self.lemmatizer(token), 0)
+        return cached
+
+    def lookup(self, n: int, keys: np.ndarray) -> np.ndarray:
+        """Term index of each n-gram key, or -1."""
+        table = self._keys[n - 1]
+        if not len(table):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.searchsorted(table, keys)
+        pos_clipped = np.minimum(pos, len(table) - 1)
+        found = table[pos_clipped] == keys
+        return np.where(found, self._key_terms[n - 1][pos_clipped], -1)
+
+
+_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
+
+
+def expand_term(raw_terms: Sequence[str]) -> list[str]:
+    """Split class names into matchable terms.
+
+    OpenAI's names carry disambiguations and alternatives that captions never contain:
+    "kite (bird of prey)" -> "kite"; "baluster / handrail" -> "baluster", "handrail".
+    """
+    out: list[str] = []
+    for raw in raw_terms:
+        for part in _PARENTHETICAL.sub("", raw).split(" / "):
+            if part.strip():
+                out.append(part.strip())
+    return list(dict.fromkeys(out))
+
+
+def normalize_column(texts: pa.Array) -> pa.ListArray:
+    """Arrow-compute form of :func:`janus_build.text.normalize` over a string column."""
+    texts = pc.utf8_lower(texts)
+    texts = pc.replace_substring_regex(texts, HTML_TAG_PATTERN, " ")
+    texts = pc.replace_substring_regex(texts, HTML_ENTITY_PATTERN, " ")
+    texts = pc.replace_substring_regex(texts, URL_PATTERN, " ")
+    texts = pc.replace_substring_regex(texts, APOSTROPHE_PATTERN, "")
+    texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
+    return pc.utf8_split_whitespace(texts)
+
+
+class Matcher:
+    """Label caption columns with a :class:`TermTable`."""
+
+    def __init__(self, table: TermTable) -> None:
+        self.table = table
+
+    # -- the vectorised path ----------------------------------------------------------------
+    def match(self, texts: pa.Array) -> MatchResult:
+        """Match every caption of a string array (nulls and empties match nothing)."""
+        n_rows = len(texts)
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        tokens = normalize_column(texts)
+        flat = pc.list_flatten(tokens)
+        parents = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(flat):
+            encoded = pc.dictionary_encode(flat)
+            uniques = encoded.dictionary.to_pylist()
+            word_of_unique = np.fromiter((self.table.word_id(t) for t in uniques), dtype=np.int64, count=len(uniques))
+            ids = word_of_unique[encoded.indices.to_numpy(zero_copy_only=False)]
+        else:
+            ids = np.zeros(0, dtype=np.int64)
+        return self._resolve(n_rows, ids, parents)
+
+    def _resolve(self, n_rows: int, ids: np.ndarray, parents: np.ndarray) -> MatchResult:
+        table = self.table
+        n_tok = len(ids)
+        term_word_at = np.flatnonzero(ids)
+        hits_rows, hits_pos, hits_len, hits_term = [], [], [], []
+        starts = term_word_at
+        keys = ids[starts]
+        for n in range(1, table.max_ngram + 1):
+            if n > 1:
+                # extend every (n-1)-gram of term words by the next token when it is one too
+                nxt = starts + n - 1
+                ok = nxt < n_tok
+                starts, keys, nxt = starts[ok], keys[ok], nxt[ok]
+                ok = (ids[nxt] != 0) & (parents[nxt] == parents[starts])
+                starts, keys, nxt = starts[ok], keys[ok], nxt[ok]
+                keys = keys * table.base + ids[nxt]
+            if not len(starts):
+                break
+            terms = table.lookup(n, keys)
+            found = terms >= 0
+            hits_rows.append(parents[starts[found]])
+            hits_pos.append(starts[found])
+            hits_len.append(np.full(int(found.sum()), n, dtype=np.int64))
+            hits_term.append(terms[found])
+        if hits_rows:
+            rows, pos, length, term = (np.concatenate(a) for a in (hits_rows, hits_pos, hits_len, hits_term))
+        else:
+            rows = pos = length = term = np.zeros(0, dtype=np.int64)
+        # caption order: by (global) token position, the longest hit first at each position
+        order = np.lexsort((-length, pos))
+        rows, pos, length, term = rows[order], pos[order], length[order], term[order]
+        if len(pos):
+            first_at_pos = np.ones(len(pos), dtype=bool)
+            first_at_pos[1:] = pos[1:] != pos[:-1]
+            rows, pos, length, term = rows[first_at_pos], pos[first_at_pos], length[first_at_pos], term[first_at_pos]
+        # drop hits inside an earlier kept hit (greedy, left to right)
+        if len(pos) > 1 and (pos[1:] < pos[:-1] + length[:-1]).any():
+            keep = np.ones(len(pos), dtype=bool)
+            end = -1
+            for i in range(len(pos)):  # positions are global, so no caption bookkeeping is needed
+                if pos[i] < end:
+                    keep[i] = False
+                else:
+                    end = pos[i] + length[i]
+            rows, pos, length, term = rows[keep], pos[keep], length[keep], term[keep]
+        return self._build(n_rows, rows, term)
+
+    def _build(self, n_rows: int, rows: np.ndarray, term: np.ndarray) -> MatchResult:
+        table = self.table
+        # matched_terms: one entry per kept hit, capped per caption
+        rank = _rank_within(rows)
+        capped = rank < MAX_MATCHED_TERMS
+        term_rows, term_idx = rows[capped], term[capped]
+        term_offsets = _offsets(term_rows, n_rows)
+        term_strings = pa.array(table.term_text, pa.string())
+        matched_terms = pa.ListArray.from_arrays(pa.array(term_offsets, pa.int32()), term_strings.take(pa.array(term_idx, pa.int64())))
+        # classes of each hit in order (a term may name several classes)
+        starts = table._term_class_offsets[term]
+        counts = table._term_class_offsets[term + 1] - starts
+        cls_rows = np.repeat(rows, counts)
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        classes = table._term_class_values[np.repeat(starts, counts) + within]
+        # distinct classes per caption, first occurrence order, capped at MAX_LABELS
+        if len(classes):
+            pair = cls_rows * (int(classes.max()) + 1) + classes
+            _, first = np.unique(pair, return_index=True)
+            first.sort()
+            cls_rows, classes = cls_rows[first], classes[first]
+            capped = _rank_within(cls_rows) < MAX_LABELS
+            cls_rows, classes = cls_rows[capped], classes[capped]
+        label_offsets = _offsets(cls_rows, n_rows)
+        labels = pa.ListArray.from_arrays(pa.array(label_offsets, pa.int32()), pa.array(classes.astype(np.int32), pa.int32()))
+        counts_per_row = np.diff(label_offsets)
+        first_label = np.full(n_rows, NO_LABEL, dtype=np.int32)
+        has = counts_per_row > 0
+        first_label[has] = classes[label_offsets[:-1][has]]
+        return MatchResult(label=pa.array(first_label, pa.int32()), labels=labels, matched_terms=matched_terms)
+
+    @staticmethod
+    def choose(result: MatchResult, strategy: str) -> pa.Array:
+        """The ``label`` column under ``strategy``: sc and mc take the first class; strict only a sole one."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}")
+        if strategy != "strict":
+            return result.label
+        sizes = pc.list_value_length(result.labels)
+        return pc.if_else(pc.equal(sizes, 1), result.label, pa.scalar(NO_LABEL, pa.int32()))
+
+    # -- the reference path -----------------------------------------------------------------
+    def match_one(self, text: str | None) -> tuple[list[int], list[str]]:
+        """Plain-Python statement of the semantics for one caption: (labels, matched_terms)."""
+        if not text:
+            return [], []
+        table = self.table
+        tokens = [table.lemmatizer(t) for t in normalize(text)]
+        labels: list[int] = []
+        matched: list[str] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(table.max_ngram, len(tokens) - i), 0, -1):
+                index = table.by_tokens.get(tuple(tokens[i : i + n]))
+                if index is not None:
+                    if len(matched) < MAX_MATCHED_TERMS:
+                        matched.append(table.term_text[index])
+                    for class_id in table.term_classes[index]:
+                        if class_id not in labels and len(labels) < MAX_LABELS:
+                            labels.append(class_id)
+                    i += n
+                    break
+            else:
+                i += 1
+        return labels, matched
+
+
+def _rank_within(rows: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal (sorted) row ids."""
+    if not len(rows):
+        return rows
+    start = np.ones(len(rows), dtype=bool)
+    start[1:] = rows[1:] != rows[:-1]
+    run_start = np.maximum.accumulate(np.where(start, np.arange(len(rows)), 0))
+    return np.arange(len(rows)) - run_start
+
+
+def _offsets(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    counts = np.bincount(rows, minlength=n_rows) if len(rows) else np.zeros(n_rows, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
