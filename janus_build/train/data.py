@@ -1,0 +1,305 @@
+"""Training data: JANuS webdataset shards streamed as augmented batches.
+
+The pipeline per loader worker is webdataset's (``SimpleShardList -> tarfile_to_samples ->
+shuffle -> decode/augment``); this module decides *which* shards or samples each consumer (one
+loader worker of one process) reads, so that
+
+* every consumer of every process gets a disjoint share of the data (node and worker splitting);
+* the share and the shuffle depend only on ``(seed, epoch)``: a resumed run sees exactly the
+  batches the uninterrupted run would have seen;
+* each consumer's stream is endless (its share is re-read, reshuffled, when it runs out —
+  "epoch resampling"), and an epoch is a fixed number of steps, so processes under
+  DistributedDataParallel never wait on a rank that ran out of data.
+
+With at least as many shards as consumers, shards are divided; with fewer (small datasets, many
+GPUs), every consumer reads all shards and keeps every n-th sample.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import random
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from janus_build.errors import ConfigError, InputError
+from janus_build.images import IMAGE_EXTENSIONS, open_image
+
+log = logging.getLogger(__name__)
+
+AUGMENTATIONS = ("simclr", "standard")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One webdataset tar and the number of image samples it holds."""
+
+    path: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """The resolved training shards and, when found, the ``janus balance`` manifest beside them."""
+
+    shards: tuple[Shard, ...]
+    manifest: dict[str, Any] | None
+
+    @property
+    def samples(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    @property
+    def labels(self) -> str | None:
+        """The label set named in the manifest's config (``labels``), if any."""
+        config = (self.manifest or {}).get("config") or {}
+        value = config.get("labels")
+        return str(value) if value else None
+
+
+def _read_manifest(directory: Path) -> dict[str, Any] | None:
+    for candidate in (directory / "manifest.json", directory.parent / "manifest.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InputError(f"{candidate}: unreadable manifest ({exc})") from None
+    return None
+
+
+def _count_samples(tar_path: Path) -> int:
+    """Image samples in a shard: from the parquet index beside it, else by listing the tar."""
+    index = tar_path.with_suffix(".parquet")
+    if index.is_file():
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(index, columns=None)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise InputError(f"{index}: unreadable parquet index ({exc})") from None
+        if "image_ext" in table.column_names:
+            return int(pc.sum(pc.is_valid(table.column("image_ext"))).as_py() or 0)
+        return table.num_rows
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            keys = {m.name.partition(".")[0] for m in tar if m.isfile() and m.name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS}
+    except (OSError, tarfile.TarError) as exc:
+        raise InputError(f"{tar_path}: not a readable tar file ({exc})") from None
+    return len(keys)
+
+
+def resolve_shards(inputs: Sequence[str | os.PathLike[str]]) -> ShardSet:
+    """Turn tar files, globs and directories into the list of training shards.
+
+    A directory holding a ``train/`` folder (a ``janus balance`` output) contributes
+    ``train/*.tar``; any other directory contributes its own ``*.tar``.
+
+    Raises:
+        InputError: an input matches no tar file, or a shard is unreadable.
+    """
+    if not inputs:
+        raise ConfigError("janus train: give at least one shard, glob or directory (SHARDS...)")
+    paths: list[Path] = []
+    manifest: dict[str, Any] | None = None
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            directory = path / "train" if (path / "train").is_dir() else path
+            found = sorted(directory.glob("*.tar"))
+            manifest = manifest or _read_manifest(directory)
+            if not found:
+                raise InputError(f"{text}: no .tar shards in {directory}")
+        elif any(ch in text for ch in "*?["):
+            found = sorted(Path(p) for p in glob.glob(text) if p.endswith(".tar"))
+            if not found:
+                raise InputError(f"{text}: the pattern matches no .tar file")
+        elif path.is_file():
+            if path.suffix != ".tar":
+                raise InputError(f"{text}: expected a webdataset .tar shard")
+            found = [path]
+        else:
+            raise InputError(f"{text}: no such file or directory")
+        if manifest is None and found:
+            manifest = _read_manifest(found[0].parent)
+        paths.extend(found)
+    unique = list(dict.fromkeys(p.resolve() for p in paths))
+    shards = tuple(Shard(os.fspath(p), _count_samples(p)) for p in unique)
+    if not any(s.count for s in shards):
+        raise InputError(f"{', '.join(map(os.fspath, inputs))}: the shards hold no image samples")
+    return ShardSet(shards=shards, manifest=manifest)
+
+
+# --- augmentation --------------------------------------------------------------------------
+def train_transform(augment: str, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], Any]:
+    """The training augmentation.
+
+    ``simclr`` (the paper's): RandomResizedCrop scale (0.08, 1), horizontal flip, colour jitter
+    (0.4, 0.4, 0.4, 0.1) with p 0.8, greyscale p 0.2, Gaussian blur p 0.5 with sigma in (0.1, 2).
+    ``standard``: RandomResizedCrop and flip (the usual ImageNet recipe).
+    """
+    from torchvision import transforms as T
+
+    if augment not in AUGMENTATIONS:
+        raise ConfigError(f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+    steps: list[Any] = [T.RandomResizedCrop(image_size, scale=(0.08, 1.0)), T.RandomHorizontalFlip()]
+    if augment == "simclr":
+        kernel = max(3, int(0.1 * image_size) // 2 * 2 + 1)  # SimCLR: 10% of the image side, odd
+        steps += [
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5),
+        ]
+    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(steps)
+
+
+def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], Any]:
+    """Resize the short side to image_size / 0.875, centre-crop image_size (the ImageNet protocol)."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
+
+
+# --- the stream ----------------------------------------------------------------------------
+def consumer_plan(shards: Sequence[Shard], consumer: int, consumers: int, seed: int, epoch: int, rounds: int = 0) -> tuple[list[str], int, int]:
+    """Which shards a consumer reads and which of their samples it keeps: ``(urls, stride, offset)``.
+
+    The shard order is shuffled by ``(seed, epoch, rounds)``; with at least as many shards as
+    consumers each consumer takes every ``consumers``-th shard (stride 1), otherwise it reads
+    all shards and keeps samples ``offset, offset + stride, ...``.
+    """
+    order = [s.path for s in shards]
+    random.Random(f"{seed}/{epoch}/{rounds}").shuffle(order)
+    if len(order) >= consumers:
+        return order[consumer::consumers], 1, 0
+    return order, consumers, consumer
+
+
+def _take_every(stride: int, offset: int) -> Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]:
+    def stage(samples: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for i, sample in enumerate(samples):
+            if i % stride == offset:
+                yield sample
+
+    return stage
+
+
+def _warn_and_continue(exc: Exception) -> bool:
+    log.warning("skipping an unreadable sample: %s", exc)
+    return True
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """An endless, per-epoch-deterministic stream of ``(image tensor, target)`` for one process.
+
+    Load it with :func:`make_loader`. ``target`` is the
+    head index of the sample's ``cls`` (``--loss ce``) or the tokenised ``txt`` caption
+    (``--loss vl``). Samples whose class is not in ``head_ids`` are skipped.
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        transform: Callable[[Any], Any],
+        *,
+        head_ids: Sequence[int] | None = None,
+        tokenizer: Callable[[list[str]], Any] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle_buffer: int = 2000,
+    ) -> None:
+        if head_ids is None and tokenizer is None:
+            raise ValueError("ShardStream needs head_ids (ce) or a tokenizer (vl)")
+        super().__init__()
+        self.shards = list(shards)
+        self.transform = transform
+        self.lookup = {int(c): i for i, c in enumerate(head_ids)} if head_ids is not None else None
+        self.tokenizer = tokenizer
+        self.rank, self.world_size = rank, world_size
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shard assignment and shuffle the next iteration uses."""
+        self.epoch = epoch
+
+    def _convert(self, sample: dict[str, Any]) -> tuple[Any, Any] | None:
+        image_ext = next((e for e in IMAGE_EXTENSIONS if e in sample), None)
+        if image_ext is None:
+            return None
+        if self.lookup is not None:
+            raw = sample.get("cls")
+            if raw is None:
+                return None
+            label = self.lookup.get(int(raw.decode() if isinstance(raw, bytes) else raw))
+            if label is None:
+                return None
+            target: Any = label
+        else:
+            raw = sample.get("txt")
+            if raw is None:
+                return None
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            target = self.tokenizer([text])[0]  # type: ignore[misc]
+        return self.transform(open_image(sample[image_ext])), target
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        import webdataset as wds
+
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        consumers = self.world_size * workers
+        consumer = self.rank * workers + worker
+        rounds = 0
+        while True:  # endless: the training loop takes a fixed number of steps per epoch
+            urls, stride, offset = consumer_plan(self.shards, consumer, consumers, self.seed, self.epoch, rounds)
+            rng = random.Random(f"{self.seed}/{self.epoch}/{rounds}/{consumer}")
+            stages: list[Any] = [wds.SimpleShardList(urls), wds.tarfile_to_samples(handler=_warn_and_continue)]
+            if stride > 1:
+                stages.append(_take_every(stride, offset))
+            if self.shuffle_buffer > 1:
+                stages.append(wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 100), rng=rng))
+            produced = 0
+            for sample in wds.DataPipeline(*stages):
+                try:
+                    item = self._convert(sample)
+                except Exception as exc:  # a corrupt image is skipped, not fatal
+                    log.warning("skipping sample %s: %s", sample.get("__key__"), exc)
+                    continue
+                if item is not None:
+                    produced += 1
+                    yield item
+            if produced == 0:
+                raise InputError(f"loader consumer {consumer}: its shards yielded no usable samples (check the labels and images)")
+            rounds += 1
+
+
+def make_loader(stream: ShardStream, batch_size: int, workers: int, *, seed: int, epoch: int, pin_memory: bool = False) -> Any:
+    """A DataLoader over ``stream`` for ``epoch`` (per-worker batches; endless)."""
+    stream.set_epoch(epoch)
+    generator = torch.Generator()
+    generator.manual_seed(seed * 1_000_003 + epoch * 1009 + stream.rank)
+    return torch.utils.data.DataLoader(
+        stream,
+        batch_size=batch_size,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=generator,
+    )
