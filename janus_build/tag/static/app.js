@@ -1,0 +1,450 @@
+// janus tag: keyboard-first tagging page. Plain JS, no build step.
+// Every text field from the data (titles, tags, descriptions) is set with textContent, never
+// innerHTML, so a Flickr title holding <script> shows as text.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const S = {
+  config: null,
+  classId: null,
+  annotator: "",
+  client: "",
+  mode: "single",          // single | grid
+  queue: [],               // leased, prefetched items not shown yet
+  current: null,           // the item on screen (single mode)
+  page: [],                // the grid page on screen
+  marks: {},               // key -> "out" | "unsure" on the grid page
+  cursor: 0,
+  pending: false,          // a decision is being saved
+  buffer: [],              // keys pressed while saving (replayed in order)
+  refilling: null,
+  exhausted: false,
+  recent: [],
+  cache: new Map(),        // key -> Image (prefetched, decoded)
+  latencies: [],           // keydown -> next item painted, ms
+  lastProgress: 0,
+};
+window.__janus = S;
+
+function newClientId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return "c" + Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
+async function api(path, body) {
+  const opts = body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  };
+  const response = await fetch(path, opts);
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function setStatus(text, kind) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = kind || "";
+}
+
+function who() { return { annotator: S.annotator, client: S.client }; }
+
+function prefetch(item) {
+  if (!item || !item.image || S.cache.has(item.key)) return;
+  const img = new Image();
+  img.decoding = "async";
+  img.src = item.image;
+  S.cache.set(item.key, img);
+  if (img.decode) img.decode().catch(() => {});
+  if (S.cache.size > 400) {           // forget the oldest entries
+    const first = S.cache.keys().next().value;
+    S.cache.delete(first);
+  }
+}
+
+function target() { return S.mode === "grid" ? 2 * gridCount() : S.config.prefetch; }
+function gridCount() { return S.config.grid_size * S.config.grid_size; }
+
+function onScreen(key) {
+  return (S.current && S.current.key === key) || S.page.some((i) => i.key === key) || S.queue.some((i) => i.key === key);
+}
+
+async function refill() {
+  if (S.refilling) return S.refilling;
+  if (S.queue.length >= target() || S.classId === null) return;
+  const classId = S.classId;
+  S.refilling = (async () => {
+    try {
+      const q = new URLSearchParams({ class_id: classId, n: String(target() + (S.mode === "grid" ? S.page.length : 1)), ...who() });
+      const data = await api(`/api/next?${q}`);
+      if (classId !== S.classId) return;
+      let added = 0;
+      for (const item of data.items) {
+        if (!onScreen(item.key)) { S.queue.push(item); prefetch(item); added++; }
+      }
+      S.exhausted = data.items.length === 0 || (added === 0 && S.queue.length === 0);
+    } catch (e) {
+      setStatus("cannot reach the server: " + e.message, "error");
+    } finally {
+      S.refilling = null;
+    }
+  })();
+  return S.refilling;
+}
+
+// --- single view ----------------------------------------------------------------------------
+function show(item) {
+  S.current = item || null;
+  const img = $("main-img");
+  document.body.dataset.currentKey = item ? item.key : "";
+  $("empty").hidden = !!item;
+  img.hidden = !item;
+  $("title").textContent = item ? (item.title || "(no title)") : "";
+  $("tags").textContent = item && item.tags ? "tags: " + item.tags : "";
+  $("description").textContent = item && item.info && item.info.description ? item.info.description : "";
+  $("item-key").textContent = item ? item.key + (item.overlap ? "  · agreement sample" : "") : "";
+  if (item) {
+    img.dataset.key = item.key;
+    img.alt = item.title || item.key;
+    if (item.image) img.src = item.image; else img.removeAttribute("src");
+  }
+}
+
+async function advance() {
+  if (!S.queue.length) await refill();
+  show(S.queue.shift());
+  refill();
+  document.body.dataset.state = S.current ? "ready" : "done";
+}
+
+function markPainted(t0) {
+  requestAnimationFrame(() => {
+    S.latencies.push(performance.now() - t0);
+    if (S.latencies.length > 5000) S.latencies.shift();
+  });
+}
+
+async function decide(decision, t0) {
+  if (!S.current) return;
+  if (S.pending) { S.buffer.push({ kind: "decide", decision, t0 }); return; }
+  const item = S.current;
+  S.pending = true;
+  try {
+    await api("/api/decide", { key: item.key, decision, ...who() });
+    pushRecent({ key: item.key, decision, image: item.image, title: item.title });
+    setStatus("saved", "ok");
+    await advance();
+    markPainted(t0);
+    refreshProgress();
+  } catch (e) {
+    S.buffer = [];
+    setStatus("NOT saved (" + e.message + "): press the key again", "error");
+  } finally {
+    S.pending = false;
+  }
+  drain();
+}
+
+function drain() {
+  if (S.pending || !S.buffer.length) return;
+  const next = S.buffer.shift();
+  if (next.kind === "decide") decide(next.decision, next.t0);
+  else if (next.kind === "undo") undo();
+}
+
+async function undo() {
+  if (S.pending) { S.buffer.push({ kind: "undo" }); return; }
+  S.pending = true;
+  try {
+    const data = await api("/api/undo", who());
+    if (!data.items.length) { setStatus("nothing to undo", ""); return; }
+    for (const item of data.items) prefetch(item);
+    const keys = new Set(data.items.map((i) => i.key));
+    S.queue = S.queue.filter((i) => !keys.has(i.key));
+    if (S.mode === "grid") {
+      S.queue = S.page.filter((i) => !keys.has(i.key)).concat(S.queue);
+      renderGrid(data.items);
+    } else {
+      if (S.current && !keys.has(S.current.key)) S.queue.unshift(S.current);
+      show(data.items[0]);
+      S.queue = data.items.slice(1).concat(S.queue);
+      document.body.dataset.state = "ready";
+    }
+    setStatus(`undone (${data.items.length})`, "ok");
+    loadRecent();
+    refreshProgress(true);
+  } catch (e) {
+    setStatus("undo failed: " + e.message, "error");
+  } finally {
+    S.pending = false;
+  }
+  drain();
+}
+
+// --- grid view ------------------------------------------------------------------------------
+async function nextPage() {
+  const n = gridCount();
+  if (S.queue.length < n) await refill();
+  renderGrid(S.queue.splice(0, n));
+  refill();
+}
+
+function renderGrid(items) {
+  S.page = items;
+  S.marks = {};
+  S.cursor = 0;
+  const grid = $("grid");
+  grid.style.gridTemplateColumns = `repeat(${S.config.grid_size}, 1fr)`;
+  grid.replaceChildren();
+  items.forEach((item, index) => {
+    const cell = document.createElement("div");
+    cell.className = "cell";
+    cell.dataset.key = item.key;
+    const img = document.createElement("img");
+    if (item.image) img.src = item.image;
+    img.alt = item.title || item.key;
+    const cap = document.createElement("div");
+    cap.className = "cap";
+    cap.textContent = item.title || item.key;
+    cell.title = (item.title || "") + (item.tags ? "\n" + item.tags : "");
+    cell.append(img, cap);
+    cell.addEventListener("click", () => { S.cursor = index; toggle("out"); });
+    grid.append(cell);
+  });
+  document.body.dataset.state = items.length ? "ready" : "done";
+  document.body.dataset.pageKeys = items.map((i) => i.key).join(",");
+  $("empty").hidden = !!items.length;
+  paintGrid();
+}
+
+function paintGrid() {
+  [...$("grid").children].forEach((cell, index) => {
+    const mark = S.marks[cell.dataset.key];
+    cell.classList.toggle("out", mark === "out");
+    cell.classList.toggle("unsure", mark === "unsure");
+    cell.classList.toggle("cursor", index === S.cursor);
+  });
+}
+
+function toggle(kind) {
+  const item = S.page[S.cursor];
+  if (!item) return;
+  S.marks[item.key] = S.marks[item.key] === kind ? undefined : kind;
+  paintGrid();
+}
+
+async function commitPage(t0) {
+  if (!S.page.length || S.pending) return;
+  S.pending = true;
+  const decisions = S.page.map((i) => ({ key: i.key, decision: S.marks[i.key] || "in" }));
+  try {
+    await api("/api/decide_batch", { decisions, ...who() });
+    S.page.forEach((i) => pushRecent({ key: i.key, decision: S.marks[i.key] || "in", image: i.image, title: i.title }));
+    setStatus(`saved page (${decisions.length})`, "ok");
+    await nextPage();
+    markPainted(t0);
+    refreshProgress(true);
+  } catch (e) {
+    setStatus("page NOT saved (" + e.message + "): press Enter again", "error");
+  } finally {
+    S.pending = false;
+  }
+}
+
+function moveCursor(dx, dy) {
+  const n = S.config.grid_size;
+  const row = Math.floor(S.cursor / n) + dy, col = (S.cursor % n) + dx;
+  const index = Math.min(Math.max(row, 0), n - 1) * n + Math.min(Math.max(col, 0), n - 1);
+  if (index < S.page.length) S.cursor = index;
+  paintGrid();
+}
+
+async function setMode(mode) {
+  if (mode === S.mode || S.pending) return;
+  if (mode === "grid") {
+    if (S.current) S.queue.unshift(S.current);
+    S.current = null;
+    S.mode = "grid";
+    $("single-view").hidden = true;
+    $("grid-view").hidden = false;
+    await nextPage();
+  } else {
+    S.queue = S.page.concat(S.queue);
+    S.page = [];
+    S.mode = "single";
+    $("grid-view").hidden = true;
+    $("single-view").hidden = false;
+    await advance();
+  }
+  document.body.dataset.mode = S.mode;
+  $("mode-toggle").textContent = S.mode === "grid" ? "single view (g)" : "grid mode (g)";
+}
+
+// --- recent decisions, progress, references ------------------------------------------------
+function pushRecent(entry) {
+  S.recent = [entry].concat(S.recent.filter((r) => r.key !== entry.key)).slice(0, 12);
+  renderRecent();
+}
+
+async function loadRecent() {
+  try {
+    const q = new URLSearchParams({ annotator: S.annotator, class_id: S.classId, n: "12" });
+    S.recent = (await api(`/api/recent?${q}`)).recent;
+    renderRecent();
+  } catch (e) { /* the strip is a convenience */ }
+}
+
+function renderRecent() {
+  const box = $("recent");
+  box.replaceChildren();
+  for (const entry of S.recent) {
+    const card = document.createElement("div");
+    card.className = "recent";
+    card.dataset.key = entry.key;
+    card.dataset.decision = entry.decision;
+    card.title = entry.title || entry.key;
+    const img = document.createElement("img");
+    if (entry.image) img.src = entry.image;
+    img.alt = entry.title || entry.key;
+    const choices = document.createElement("div");
+    choices.className = "choices";
+    for (const [decision, label] of [["in", "in"], ["out", "out"], ["unsure", "?"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.className = decision + (entry.decision === decision ? " on" : "");
+      b.dataset.decision = decision;
+      b.addEventListener("click", () => edit(entry, decision));
+      choices.append(b);
+    }
+    card.append(img, choices);
+    box.append(card);
+  }
+}
+
+async function edit(entry, decision) {
+  try {
+    await api("/api/decide", { key: entry.key, decision, ...who() });
+    entry.decision = decision;
+    renderRecent();
+    setStatus(`changed ${entry.key} to ${decision}`, "ok");
+    refreshProgress(true);
+  } catch (e) {
+    setStatus("change NOT saved: " + e.message, "error");
+  }
+}
+
+async function refreshProgress(force) {
+  const now = Date.now();
+  if (!force && now - S.lastProgress < 1000) return;
+  S.lastProgress = now;
+  try {
+    const q = new URLSearchParams({ class_id: S.classId, annotator: S.annotator });
+    const p = await api(`/api/progress?${q}`);
+    const rate = p.in_rate === null ? "–" : Math.round(100 * p.in_rate) + "%";
+    const dpm = p.decisions_per_minute === null ? "–" : p.decisions_per_minute;
+    $("progress").textContent = `done ${p.done} / ${p.items} · remaining ${p.remaining} · in-class ${rate} · ${dpm} decisions/min`;
+    $("progress").dataset.done = p.done;
+    $("progress").dataset.remaining = p.remaining;
+  } catch (e) { /* shown by the next failing action */ }
+}
+
+async function loadReferences() {
+  try {
+    const data = await api(`/api/references?class_id=${encodeURIComponent(S.classId)}`);
+    const box = $("ref-images");
+    box.replaceChildren();
+    for (const src of data.images) {
+      const img = document.createElement("img");
+      img.src = src;
+      img.alt = "reference";
+      box.append(img);
+    }
+    $("ref-source").textContent = data.source === "references"
+      ? "from --references"
+      : (data.images.length ? "first images tagged in-class" : "no reference photos yet (tag a few in-class)");
+  } catch (e) { /* optional */ }
+}
+
+async function selectClass(classId) {
+  if (S.pending) return;
+  if (S.classId !== null) {
+    api("/api/release", who()).catch(() => {});
+  }
+  S.classId = classId;
+  localStorage.setItem("janus-class", String(classId));
+  $("class-select").value = String(classId);
+  const info = S.config.classes.find((c) => c.class_id === classId);
+  $("class-name").textContent = info ? `${classId} ${info.name}` : String(classId);
+  S.queue = []; S.page = []; S.current = null; S.exhausted = false;
+  if (S.mode === "grid") await nextPage(); else await advance();
+  loadRecent();
+  loadReferences();
+  refreshProgress(true);
+}
+
+function stepClass(delta) {
+  const ids = S.config.classes.map((c) => c.class_id);
+  const i = ids.indexOf(S.classId);
+  const next = ids[Math.min(Math.max(i + delta, 0), ids.length - 1)];
+  if (next !== S.classId) selectClass(next);
+}
+
+// --- keys -------------------------------------------------------------------------------------
+const SINGLE_KEYS = { i: "in", 1: "in", o: "out", 2: "out", u: "unsure", 3: "unsure" };
+
+function onKey(event) {
+  const tag = (event.target && event.target.tagName) || "";
+  if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const key = event.key;
+  const t0 = event.timeStamp || performance.now();
+  if (key === "Backspace") { event.preventDefault(); undo(); return; }
+  if (key === "g") { setMode(S.mode === "grid" ? "single" : "grid"); return; }
+  if (key === "[") { stepClass(-1); return; }
+  if (key === "]") { stepClass(1); return; }
+  if (S.mode === "single") {
+    const decision = SINGLE_KEYS[key];
+    if (decision) { event.preventDefault(); decide(decision, t0); }
+    return;
+  }
+  const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  if (moves[key]) { event.preventDefault(); moveCursor(...moves[key]); }
+  else if (key === "x" || key === " ") { event.preventDefault(); toggle("out"); }
+  else if (key === "u") { toggle("unsure"); }
+  else if (key === "Enter") { event.preventDefault(); commitPage(t0); }
+}
+
+async function main() {
+  S.client = sessionStorage.getItem("janus-client") || newClientId();
+  sessionStorage.setItem("janus-client", S.client);
+  S.config = await api("/api/config");
+  S.annotator = localStorage.getItem("janus-annotator") || S.config.annotator;
+  const name = $("annotator");
+  name.value = S.annotator;
+  name.addEventListener("change", () => {
+    const value = name.value.trim();
+    if (!value) { name.value = S.annotator; return; }
+    S.annotator = value;
+    localStorage.setItem("janus-annotator", value);
+    selectClass(S.classId);
+  });
+  const select = $("class-select");
+  for (const c of S.config.classes) {
+    const option = document.createElement("option");
+    option.value = String(c.class_id);
+    option.textContent = c.name ? `${c.class_id} ${c.name}` : String(c.class_id);
+    select.append(option);
+  }
+  select.addEventListener("change", () => { selectClass(Number(select.value)); select.blur(); });
+  $("mode-toggle").addEventListener("click", (e) => { e.target.blur(); setMode(S.mode === "grid" ? "single" : "grid"); });
+  document.addEventListener("keydown", onKey);
+  if (S.config.mode === "audit") document.title = "janus tag: audit";
+  const saved = Number(localStorage.getItem("janus-class"));
+  const ids = S.config.classes.map((c) => c.class_id);
+  if (!ids.length) { setStatus("the queue is empty", "error"); return; }
+  await selectClass(ids.includes(saved) ? saved : ids[0]);
+}
+
+main().catch((e) => setStatus("failed to start: " + e.message, "error"));
