@@ -73,7 +73,6 @@ def serve(
         lease_seconds=lease_seconds, prefetch=prefetch, grid_size=grid_size, class_col=class_col,
         allow_remote=allow_remote, **kwargs,
     )
-    server.scan_references(references)  # validate before opening the queue
     _serve(server.open_for_serving(config), config)
 
 
@@ -178,15 +177,14 @@ def export(
     stage_dir: Path = typer.Argument(..., help="The directory given to janus tag serve."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (key, class_id, decision, annotator, time)."),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
-    all_annotators: bool = typer.Option(False, "--all-annotators", help="One row per (key, annotator) instead of one per key."),
 ) -> None:
-    """Write the tags table that janus balance consumes."""
+    """Write the tags table that janus balance consumes (one row per key and annotator)."""
     from janus_build.cli.common import console
     from janus_build.tag.stats import export_tags
 
     with _open_existing(stage_dir, db) as queue:
-        result = export_tags(queue, out, all_annotators=all_annotators)
+        result = export_tags(queue, out)
     console().print(
-        f"wrote {result['rows']:,} decision(s) to {result['path']} (in {result['in']:,}, out {result['out']:,}, unsure {result['unsure']:,})",
+        f"wrote {result['rows']:,} decision(s) on {result['keys']:,} image(s) to {result['path']} (in {result['in']:,}, out {result['out']:,}, unsure {result['unsure']:,})",
         highlight=False,
     )

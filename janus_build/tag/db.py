@@ -443,10 +443,16 @@ class TagQueue:
         return [{"key": r[0], "class_id": r[1], "decision": r[2]} for r in rows]
 
     # -- reading decisions ------------------------------------------------------------------
-    def decisions(self) -> list[tuple[str, int, str, str, int]]:
-        """Every current decision: ``(key, class_id, decision, annotator, first_time_ms)`` sorted by time."""
+    def decisions(self) -> list[tuple[str, int, str, str, int, int]]:
+        """Every current decision, first made first.
+
+        Returns:
+            ``(key, class_id, decision, annotator, time_ms, first_time_ms)`` tuples; ``time_ms`` is
+            when the decision last changed (an edit), ``first_time_ms`` when it was first made.
+        """
         return self._read(
-            "SELECT key, class_id, decision, annotator, first_time_ms FROM decisions ORDER BY first_time_ms, key, annotator"
+            "SELECT key, class_id, decision, annotator, time_ms, first_time_ms FROM decisions "
+            "ORDER BY first_time_ms, key, annotator"
         )
 
     def progress(self, class_id: int, annotator: str | None = None, window_s: float = 300.0) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 * Table 8 (Feuer et al., 2023): per class, ``good`` (items judged in-class), ``total`` (items
   judged), ``available`` (what the Flickr API reported, from ``janus fetch``'s ``report.json``)
-  and ``pct_good``. An item judged by several annotators (the overlap sample) counts once, with
-  the earliest decision (the primary annotator's).
+  and ``pct_good``. An item judged by several annotators (the overlap sample) counts once, by the
+  rule ``janus balance`` applies to the export: in-class when someone said ``in`` and nobody
+  said ``out``; out when anyone said ``out``; otherwise unsure.
 * Agreement: Cohen's kappa between the first two annotators of every overlap item.
 * Audit mode: label precision of subset matching, ``in / (in + out)``, with a Wilson interval
   per class and pooled, plus a stratified estimate weighted by each class's labelled count.
@@ -104,18 +105,18 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
     mode = meta.get("mode", "tag")
     available = read_available(stage_dir)
     rows = queue.decisions()  # sorted by first_time_ms
-    first: dict[str, tuple[int, str]] = {}
+    votes: dict[str, tuple[int, set[str]]] = {}
     by_key: dict[str, list[tuple[str, str]]] = defaultdict(list)
     per_annotator: Counter[str] = Counter()
-    for key, class_id, decision, annotator, _t in rows:
-        first.setdefault(key, (class_id, decision))
+    for key, class_id, decision, annotator, _t, _first in rows:
+        votes.setdefault(key, (class_id, set()))[1].add(decision)
         by_key[key].append((annotator, decision))
         per_annotator[annotator] += 1
     queued = dict(queue._read("SELECT class_id, COUNT(*) FROM items GROUP BY class_id"))
     remaining = dict(queue._read("SELECT class_id, COUNT(*) FROM items WHERE open=1 GROUP BY class_id"))
     counts: dict[int, Counter[str]] = defaultdict(Counter)
-    for class_id, decision in first.values():
-        counts[class_id][decision] += 1
+    for class_id, decided in votes.values():
+        counts[class_id]["out" if "out" in decided else ("in" if "in" in decided else "unsure")] += 1
     ids = sorted(set(queued) | set(counts))
     names = class_names(ids)
     classes = []
@@ -212,17 +213,19 @@ def _audit_summary(classes: list[dict[str, Any]], meta: dict[str, str]) -> dict[
     }
 
 
-def export_tags(queue: TagQueue, out: str | os.PathLike[str], *, all_annotators: bool = False) -> dict[str, Any]:
+def export_tags(queue: TagQueue, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the tags table (``schemas.TAGS``: key, class_id, decision, annotator, time) as parquet.
+
+    One row per (key, annotator): the overlap sample has two rows per key, and ``janus balance``
+    takes a key as in-class when at least one annotator said ``in`` and none said ``out``.
+    ``time`` is when the decision was last made or changed (UTC, milliseconds).
 
     Args:
         queue: the queue to export.
         out: the parquet file to write (atomically).
-        all_annotators: one row per (key, annotator) instead of one row per key (the earliest
-            decision, as counted in the Table 8 figures).
 
     Returns:
-        ``{"path", "rows", "in", "out", "unsure"}``.
+        ``{"path", "rows", "keys", "in", "out", "unsure"}``.
     """
     import pyarrow as pa
 
@@ -230,9 +233,6 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str], *, all_annotators:
     from janus_build.stage import write_parquet_atomic
 
     rows = queue.decisions()
-    if not all_annotators:
-        seen: set[str] = set()
-        rows = [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # type: ignore[func-returns-value]
     table = pa.table(
         {
             "key": pa.array([r[0] for r in rows], pa.string()),
@@ -245,4 +245,5 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str], *, all_annotators:
     table = schemas.validate(table, schemas.TAGS, f"tags export {out}")
     write_parquet_atomic(out, table)
     counts = Counter(r[2] for r in rows)
-    return {"path": os.fspath(out), "rows": len(rows), **{d: counts.get(d, 0) for d in DECISIONS}}
+    return {"path": os.fspath(out), "rows": len(rows), "keys": len({r[0] for r in rows}),
+            **{d: counts.get(d, 0) for d in DECISIONS}}

@@ -23,6 +23,7 @@ const S = {
   cache: new Map(),        // key -> Image (prefetched, decoded)
   latencies: [],           // keydown -> next item painted, ms
   lastProgress: 0,
+  progressTimer: null,
 };
 window.__janus = S;
 
@@ -337,7 +338,11 @@ async function edit(entry, decision) {
 
 async function refreshProgress(force) {
   const now = Date.now();
-  if (!force && now - S.lastProgress < 1000) return;
+  if (!force && now - S.lastProgress < 1000) {
+    // Throttled: make sure one refresh follows the last decision of a burst.
+    if (!S.progressTimer) S.progressTimer = setTimeout(() => { S.progressTimer = null; refreshProgress(true); }, 1000);
+    return;
+  }
   S.lastProgress = now;
   try {
     const q = new URLSearchParams({ class_id: S.classId, annotator: S.annotator });
