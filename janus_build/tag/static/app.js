@@ -1,6 +1,6 @@
 // janus tag: keyboard-first tagging page. Plain JS, no build step.
 // Every text field from the data (titles, tags, descriptions) is set with textContent, never
-// innerHTML, so a Flickr title holding <script> shows as text.
+// inner HTML, so a Flickr title holding <script> shows as text.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
