@@ -296,8 +296,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
     proc.wait()
     done_before = sorted(p.name for p in (tmp_path / "o").glob("*_stats.json"))
     assert 1 <= len(done_before) < 6, done_before
-    # a shard killed mid-write leaves only a hidden temporary file, never NNNNN.parquet
-    assert len(list((tmp_path / "o").glob("0*.parquet"))) == len(done_before)
+    # a shard killed mid-write leaves only a hidden temporary file, never a half NNNNN.parquet
+    # (at most one complete shard may be waiting for its marker)
+    assert len(list((tmp_path / "o").glob("0*.parquet"))) - len(done_before) in (0, 1)
     subprocess.run(cmd, check=True, capture_output=True)
     clean = tmp_path / "clean"
     subprocess.run(cmd[:-4] + ["--out", str(clean), "--labels", "in1k"], check=True, capture_output=True)
