@@ -217,13 +217,6 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         progress.advance("read sources")
     progress.finish("read sources")
 
-    stage = StageDir(
-        config.out, "balance", config.manifest_config(),
-        inputs=[{"source": s.spec.name, "spec": s.spec.to_text(), "rows": int(s.counts["rows"])} for s in sources],
-        overwrite=config.overwrite,
-    )
-    out = stage.path
-
     # -- 2. one candidate table in preference order -----------------------------------------
     cands = pa.concat_tables([s.candidates for s in sources])
     src = np.concatenate([np.full(s.candidates.num_rows, s.position, dtype=np.int32) for s in sources])
@@ -232,7 +225,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     weight = np.array([s.spec.weight for s in sources], dtype=np.float64)[src]
     keys_all = cands.column("key").to_pylist()
     u = sel.seeded_uniform(keys_all, config.seed, "select")
-    order = np.lexsort((sel.efraimidis_keys(u, weight), src, priority))
+    order = np.lexsort((src, sel.efraimidis_keys(u, weight), priority))  # priority, then weighted key
     src, local = src[order], local[order]
     keys = [keys_all[i] for i in order]
     del keys_all
@@ -318,7 +311,14 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     shuffle = np.argsort(sel.seeded_uniform(chosen_keys, config.seed, "shuffle"), kind="stable")
     rows, is_val = rows[shuffle], is_val[shuffle]
 
-    # -- 6. metadata of the selected rows, then the shards -------------------------------------
+    # -- 6. metadata of the selected rows, then the shards (nothing is written before this) ----
+    stage = StageDir(
+        config.out, "balance", config.manifest_config(),
+        inputs=[{"source": s.spec.name, "spec": s.spec.to_text(), "rows": int(s.counts["rows"])} for s in sources],
+        overwrite=config.overwrite,
+    )
+    out = stage.path
+
     meta_rows_col = {s.position: s.candidates.column("meta_row").to_numpy() for s in sources}
     per_source: dict[int, _SourceRows] = {}
     for s in sources:
@@ -426,7 +426,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     atomic_write_json(out / STATS_NAME, stats)
     from janus_build.balance.card import write_card, write_plot
 
-    write_plot(out / PLOT_NAME, available, selected_counts, config.min_per_class, label_set.name)
+    write_plot(out / PLOT_NAME, base_counts, available, selected_counts, config.min_per_class, label_set.name)
     write_card(out, config, stats, label_set, attribution, PLOT_NAME)
     stage.finish(summary={
         "label_set": label_set.name,

@@ -15,9 +15,11 @@ ATTRIBUTION_TSV = "ATTRIBUTION.tsv"
 MAX_ATTRIBUTION_IN_CARD = 5000
 
 
-def write_plot(path: Path, before: np.ndarray, after: np.ndarray, min_per_class: int | None, label_set_name: str) -> None:
-    """Per-class counts before (eligible, de-duplicated) and after balancing, each sorted
-    descending, on a log scale (the shape of the paper's Fig. 6)."""
+def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.ndarray, min_per_class: int | None,
+               label_set_name: str) -> None:
+    """Per-class counts, each sorted descending, on a log scale (the shape of the paper's Fig. 6):
+    before (the ``role=base`` sources, de-duplicated), available (all eligible samples, fill
+    sources included) and after balancing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +27,9 @@ def write_plot(path: Path, before: np.ndarray, after: np.ndarray, min_per_class:
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     x = np.arange(1, len(before) + 1)
-    ax.plot(x, np.maximum(np.sort(before)[::-1], 0.8), drawstyle="steps-mid", label="before (eligible, de-duplicated)", color="#888888")
+    ax.plot(x, np.maximum(np.sort(available)[::-1], 0.8), drawstyle="steps-mid", label="available (all sources)", color="#bbbbbb",
+            linestyle=":")
+    ax.plot(x, np.maximum(np.sort(before)[::-1], 0.8), drawstyle="steps-mid", label="before (base sources)", color="#555555")
     ax.plot(x, np.maximum(np.sort(after)[::-1], 0.8), drawstyle="steps-mid", label="after balancing", color="#1f77b4", linewidth=2)
     if min_per_class:
         ax.axhline(min_per_class, color="#d62728", linestyle="--", linewidth=1, label=f"--min-per-class {min_per_class}")

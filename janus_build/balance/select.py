@@ -3,7 +3,7 @@
 Every decision is a pure function of the candidate index, the options and the seed, so the
 same inputs give the same selection. The algorithm (docs/balance.md has the long form):
 
-1. Preference order: ``(priority, source position, -ln(u)/weight)`` where ``u`` is a seeded
+1. Preference order: ``(priority, -ln(u)/weight, source position)`` where ``u`` is a seeded
    hash of the key (weighted sampling without replacement, Efraimidis-Spirakis keys).
 2. De-duplication in that order: the first (most preferred) of each group sharing a key, a
    photo id, a normalised URL or exact image bytes is kept.

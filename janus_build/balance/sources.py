@@ -253,9 +253,10 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
             label_source = spec.labels or "ground_truth"
             column = spec.label_col or ("label" if "label" in index.column_names else "class_id")
             if column not in index.column_names:
+                wanted = repr(column) if spec.label_col else "'label' or 'class_id'"
                 raise InputError(
-                    f"{where}: no labels: the image index of {spec.images} has no {column!r} column "
-                    f"(columns: {', '.join(index.column_names)}); name it with label_col=COLUMN, or use tags= / match="
+                    f"{where}: no labels: the image index of {spec.images} has no {wanted} column "
+                    f"(columns: {', '.join(pq.read_schema(index_files[0][0]).names)}); name it with label_col=COLUMN, or use tags= / match="
                 )
             labels = _labels_array(index.column(column), f"{where} column {column!r}")
         cand = _assemble(cand_keys, labels, index, np.arange(index.num_rows), np.arange(index.num_rows), meta)
