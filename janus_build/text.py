@@ -98,6 +98,10 @@ class Lemmatizer:
         found = [f for f in dict.fromkeys([word, *forms]) if f in self._lemmas]
         return min(found, key=len) if found else word
 
+    def is_lemma(self, word: str) -> bool:
+        """True when ``word`` is itself a WordNet noun lemma (e.g. "shorts", "glasses")."""
+        return word in self._lemmas
+
     def tokens(self, text: str) -> list[str]:
         """Normalise ``text`` and lemmatise every token."""
         return [self(token) for token in normalize(text)]

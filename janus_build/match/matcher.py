@@ -70,10 +70,14 @@ class TermTable:
         self.term_text: list[str] = []  # term index -> display text
         self.term_classes: list[tuple[int, ...]] = []  # term index -> classes in label-set order
         self.too_long: list[tuple[int, str]] = []
+        # Plural-only nouns in terms ("shorts", "jeans", "sunglasses", "swim trunks") are WordNet
+        # lemmas of their own whose lemmatised form is another word ("short", "trunk"): they
+        # match by their surface form only, or "short sleeve" would be labelled swim trunks.
+        self.surface_words: set[str] = set()
         by_tokens: dict[tuple[str, ...], int] = {}
         for class_id, raw_terms in terms.items():
             for raw in expand_term(raw_terms):
-                tokens = tuple(self.lemmatizer(t) for t in normalize(raw))
+                tokens = tuple(self._term_word(t) for t in normalize(raw))
                 if not tokens:
                     continue
                 if len(tokens) > max_ngram:
@@ -110,6 +114,17 @@ class TermTable:
         self._term_class_values = np.array([c for cs in self.term_classes for c in cs], dtype=np.int64)
         self._token_cache: dict[str, int] = {}
 
+    def _term_word(self, token: str) -> str:
+        lemma = self.lemmatizer(token)
+        if lemma != token and self.lemmatizer.is_lemma(token):
+            self.surface_words.add(token)
+            return token
+        return lemma
+
+    def word_key(self, token: str) -> str:
+        """The form of a caption token that terms are compared with (its lemma, or itself)."""
+        return token if token in self.surface_words else self.lemmatizer(token)
+
     def _key(self, ids: Sequence[int]) -> int:
         key = 0
         for word_id in ids:
@@ -120,7 +135,7 @@ class TermTable:
         """The term-word id of a caption token after lemmatisation (0 when it is no term word)."""
         cached = self._token_cache.get(token)
         if cached is None:
-            cached = self._token_cache[token] = self.word_ids.get(self.lemmatizer(token), 0)
+            cached = self._token_cache[token] = self.word_ids.get(self.word_key(token), 0)
         return cached
 
     def lookup(self, n: int, keys: np.ndarray) -> np.ndarray:
@@ -280,7 +295,7 @@ class Matcher:
         if not text:
             return [], []
         table = self.table
-        tokens = [table.lemmatizer(t) for t in normalize(text)]
+        tokens = [table.word_key(t) for t in normalize(text)]
         labels: list[int] = []
         matched: list[str] = []
         i = 0
