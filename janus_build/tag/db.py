@@ -335,13 +335,15 @@ class TagQueue:
             )
         return [_row_item(r) for r in rows]
 
-    def release(self, client: str, keys: Iterable[str] | None = None) -> None:
-        """Give back a client's leases (all of them, or ``keys``), e.g. when a tab switches class."""
+    def release(self, client: str, class_id: int | None = None, keys: Iterable[str] | None = None) -> None:
+        """Give back a client's leases (all, one class's, or ``keys``), e.g. when a tab switches class."""
         with self._write() as cur:
-            if keys is None:
-                cur.execute("DELETE FROM leases WHERE client=?", (client,))
-            else:
+            if keys is not None:
                 cur.executemany("DELETE FROM leases WHERE key=? AND client=?", [(k, client) for k in keys])
+            elif class_id is not None:
+                cur.execute("DELETE FROM leases WHERE client=? AND class_id=?", (client, class_id))
+            else:
+                cur.execute("DELETE FROM leases WHERE client=?", (client,))
 
     # -- decisions --------------------------------------------------------------------------
     def decide(self, key: str, decision: str, annotator: str, client: str = "api") -> dict[str, Any]:

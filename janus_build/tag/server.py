@@ -211,7 +211,8 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
         data = await body(request)
         _, client = who(data)
         keys = data.get("keys")
-        await _threadpool(queue.release, client, [str(k) for k in keys] if isinstance(keys, list) else None)
+        class_id = class_param(data["class_id"]) if data.get("class_id") is not None else None
+        await _threadpool(queue.release, client, class_id, [str(k) for k in keys] if isinstance(keys, list) else None)
         return JSONResponse({"released": True})
 
     def api_recent(request: Request) -> Response:

@@ -374,8 +374,9 @@ async function loadReferences() {
 
 async function selectClass(classId) {
   if (S.pending) return;
-  if (S.classId !== null) {
-    api("/api/release", who()).catch(() => {});
+  if (S.classId !== null && S.classId !== classId) {
+    // Give the old class's images back so other tabs can take them (this class's stay ours).
+    try { await api("/api/release", { class_id: S.classId, ...who() }); } catch (e) { /* they expire */ }
   }
   S.classId = classId;
   localStorage.setItem("janus-class", String(classId));
