@@ -142,12 +142,35 @@ def resolve_shards(inputs: Sequence[str | os.PathLike[str]]) -> ShardSet:
 
 
 # --- augmentation --------------------------------------------------------------------------
-def train_transform(augment: str, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], Any]:
-    """The training augmentation.
+class PILGaussianBlur:
+    """Gaussian blur with sigma drawn uniformly from ``sigma`` (as MoCo v2 / SimCLR), done by PIL.
+
+    torchvision's GaussianBlur on PIL images round-trips through a tensor convolution and is
+    tens of times slower per image in a loader worker; the random draw uses torch's generator so
+    loader seeding keeps runs reproducible.
+    """
+
+    def __init__(self, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
+        self.sigma = sigma
+
+    def __call__(self, image: Any) -> Any:
+        from PIL import ImageFilter
+
+        sigma = float(torch.empty(1).uniform_(self.sigma[0], self.sigma[1]))
+        return image.filter(ImageFilter.GaussianBlur(radius=sigma))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sigma={self.sigma})"
+
+
+def train_transform(augment: str, image_size: int) -> Callable[[Any], Any]:
+    """The training augmentation: PIL image -> uint8 CHW tensor (normalised later, on the device).
 
     ``simclr`` (the paper's): RandomResizedCrop scale (0.08, 1), horizontal flip, colour jitter
     (0.4, 0.4, 0.4, 0.1) with p 0.8, greyscale p 0.2, Gaussian blur p 0.5 with sigma in (0.1, 2).
     ``standard``: RandomResizedCrop and flip (the usual ImageNet recipe).
+    Workers ship uint8 tensors (a quarter of float32's bytes) and :class:`Normalize` runs batched
+    on the training device.
     """
     from torchvision import transforms as T
 
@@ -155,21 +178,36 @@ def train_transform(augment: str, image_size: int, mean: Sequence[float] = IMAGE
         raise ConfigError(f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
     steps: list[Any] = [T.RandomResizedCrop(image_size, scale=(0.08, 1.0)), T.RandomHorizontalFlip()]
     if augment == "simclr":
-        kernel = max(3, int(0.1 * image_size) // 2 * 2 + 1)  # SimCLR: 10% of the image side, odd
         steps += [
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
             T.RandomGrayscale(p=0.2),
-            T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5),
+            T.RandomApply([PILGaussianBlur((0.1, 2.0))], p=0.5),
         ]
-    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    steps.append(T.PILToTensor())
     return T.Compose(steps)
 
 
-def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], Any]:
-    """Resize the short side to image_size / 0.875, centre-crop image_size (the ImageNet protocol)."""
+def eval_transform(image_size: int) -> Callable[[Any], Any]:
+    """Resize the short side to image_size / 0.875, centre-crop image_size (the ImageNet protocol); uint8 CHW."""
     from torchvision import transforms as T
 
-    return T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
+    return T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), T.PILToTensor()])
+
+
+class Normalize:
+    """Batched normalisation on the device: uint8 NCHW -> float (x/255 - mean) / std.
+
+    Float batches (e.g. from a timm eval transform, already normalised) pass through unchanged.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: Any) -> None:
+        self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
+        self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
+
+    def __call__(self, images: Any) -> Any:
+        if images.dtype != torch.uint8:
+            return images
+        return images.float().mul_(self.scale).sub_(self.shift)
 
 
 # --- the stream ----------------------------------------------------------------------------

@@ -197,12 +197,13 @@ def score_folder(
     batch_size: int = 256,
     workers: int = 4,
     progress: Progress = NULL_PROGRESS,
+    task_prefix: str = "",
 ) -> dict[str, Any]:
     """Top-1 of ``forward`` (images -> logits over ``head_ids``) on one shift folder."""
     import torch
 
     loader = torch.utils.data.DataLoader(_Images(folder.files, transform), batch_size=batch_size, num_workers=workers, shuffle=False)
-    task = SHIFT_TITLES[folder.shift]
+    task = task_prefix + SHIFT_TITLES[folder.shift]
     progress.start(task, total=len(folder.files), unit="images")
     correct = 0
     with torch.inference_mode():
@@ -221,24 +222,27 @@ def make_forward(model: Any, spec: Any, device: Any, precision: str) -> Any:
     """images -> logits over ``spec.head_ids`` (a CE head, or zero-shot text embeddings for VL)."""
     import torch
 
-    from janus_build.train.models import zero_shot_weights
+    from janus_build.train.data import Normalize
+    from janus_build.train.models import normalization, zero_shot_weights
     from janus_build.train.runtime import autocast
 
     model.eval()
+    normalize = Normalize(*normalization(spec), device=device)
     if spec.loss == "vl":
         names = load_label_set("in1k").names
         weights = zero_shot_weights(model, spec, [names.get(c, str(c)) for c in spec.head_ids], device)
 
         def forward(images: Any) -> Any:
             with autocast(device, precision):
-                features = model.encode_image(images)
+                features = model.encode_image(normalize(images))
             return 100.0 * torch.nn.functional.normalize(features.float(), dim=-1) @ weights.T
 
         return forward
 
     def forward_ce(images: Any) -> Any:
+        images = normalize(images).contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            return model(images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images)
+            return model(images)
 
     return forward_ce
 
@@ -255,20 +259,20 @@ def evaluate_model(
     batch_size: int = 256,
     workers: int = 4,
     progress: Progress = NULL_PROGRESS,
+    task_prefix: str = "",
 ) -> dict[str, Any]:
     """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict."""
     from janus_build.train.data import eval_transform
-    from janus_build.train.models import normalization
 
     listed = {shift: root if isinstance(root, EvalFolder) else list_folder(shift, root, label_ids) for shift, root in folders.items() if root}
     if not listed:
         raise ConfigError("no evaluation folder given (--imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a)")
     if transform is None:
-        mean, std = normalization(spec)
-        transform = eval_transform(spec.image_size, mean, std)
+        transform = eval_transform(spec.image_size)
     forward = make_forward(model, spec, device, precision)
     results = {
-        shift: score_folder(forward, folder, spec.head_ids, transform, device=device, batch_size=batch_size, workers=workers, progress=progress)
+        shift: score_folder(forward, folder, spec.head_ids, transform, device=device, batch_size=batch_size, workers=workers, progress=progress,
+                              task_prefix=task_prefix)
         for shift, folder in listed.items()
     }
     return summarize(results)

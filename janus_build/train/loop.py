@@ -194,7 +194,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
 
     from janus_build.stage import StageDir, atomic_write_json, fingerprint_file
     from janus_build.train import runtime
-    from janus_build.train.data import ShardStream, make_loader, resolve_shards, train_transform
+    from janus_build.train.data import Normalize, ShardStream, make_loader, resolve_shards, train_transform
     from janus_build.train.evaluate import evaluate_model, list_folder
     from janus_build.train.models import ModelSpec, build_model, normalization, tokenizer_for
 
@@ -277,7 +277,8 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         stream_kwargs = {"head_ids": head_ids}
     mean, std = normalization(spec)
-    stream = ShardStream(shard_set.shards, train_transform(config.augment, config.image_size, mean, std), rank=dist.rank,
+    normalize = Normalize(*normalization(spec), device=device)
+    stream = ShardStream(shard_set.shards, train_transform(config.augment, config.image_size), rank=dist.rank,
                          world_size=dist.world_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer, **stream_kwargs)
     if dist.is_main:
         log.info("training %s (--loss %s, %s) on %d samples in %d shard(s): %d epoch(s) x %d steps of %d images, %d process(es)",
@@ -297,7 +298,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         started = time.perf_counter()
         for _ in range(steps_per_epoch):
             images, target = next(batches)
-            images = images.to(device, non_blocking=True)
+            images = normalize(images.to(device, non_blocking=True))
             if config.channels_last and config.loss == "ce":
                 images = images.contiguous(memory_format=torch.channels_last)
             target = target.to(device, non_blocking=True)
@@ -339,7 +340,8 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         is_best = False
         if evaluate_now and dist.is_main:
             metrics = evaluate_model(core, spec, folders, label_set.ids, device=device, precision=precision,
-                                     batch_size=config.eval_batch_size, workers=config.workers, progress=progress)
+                                     batch_size=config.eval_batch_size, workers=config.workers, progress=progress,
+                                     task_prefix=f"eval {epoch + 1}: ")
             metrics = {"model": {"checkpoint": os.fspath(last_path), "arch": spec.arch, "loss": spec.loss, "epoch": epoch + 1, "step": step},
                        "labels": label_set.name, **metrics}
             atomic_write_json(out / "eval" / f"epoch_{epoch + 1:04d}.json", metrics)

@@ -1,0 +1,165 @@
+"""janus train: learning on generated shards, exact resume, the VL path, torchrun (gloo), bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from janus_build.errors import ConfigError, InputError, OutputError  # noqa: E402
+from janus_build.progress import Progress  # noqa: E402
+from janus_build.train.data import ShardStream, consumer_plan, resolve_shards, train_transform  # noqa: E402
+from janus_build.train.loop import TrainConfig, cosine_with_warmup, train  # noqa: E402
+from janus_build.train.synthetic import DEMO_CLASSES, write_synthetic_shards, write_synthetic_shift_folders  # noqa: E402
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shards")
+    write_synthetic_shards(root, per_class=32, size=SIZE, shards=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return write_synthetic_shift_folders(tmp_path_factory.mktemp("eval"), per_class=4, size=SIZE)
+
+
+def _config(shards: Path, out: Path, **changes) -> TrainConfig:
+    base = dict(shards=(str(shards),), out=str(out), arch="tiny", epochs=3, batch_size=32, image_size=SIZE, workers=0,
+                warmup_epochs=0.5, lr=3e-3, augment="standard", shuffle_buffer=64, device="cpu")
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def test_resolve_shards_accepts_dirs_globs_files_and_reads_manifest(shards: Path) -> None:
+    from_dir = resolve_shards([shards])
+    assert len(from_dir.shards) == 3 and from_dir.samples == 32 * len(DEMO_CLASSES)
+    assert from_dir.labels == "in100"  # from the balance manifest
+    from_glob = resolve_shards([str(shards / "train" / "*.tar")])
+    from_file = resolve_shards([shards / "train" / "00001.tar"])
+    assert [s.path for s in from_glob.shards] == [s.path for s in from_dir.shards]
+    assert from_file.shards[0].count == from_dir.shards[1].count
+    with pytest.raises(InputError, match="no such file"):
+        resolve_shards([shards / "missing.tar"])
+    with pytest.raises(InputError, match="matches no"):
+        resolve_shards([str(shards / "*.nothing.tar")])
+
+
+def test_consumers_split_shards_or_samples_disjointly(shards: Path) -> None:
+    shard_set = resolve_shards([shards])
+    plans = [consumer_plan(shard_set.shards, c, 3, seed=0, epoch=0) for c in range(3)]
+    assert sorted(u for urls, _, _ in plans for u in urls) == sorted(s.path for s in shard_set.shards)
+    assert len({tuple(consumer_plan(shard_set.shards, 0, 1, 0, epoch)[0]) for epoch in range(6)}) > 1  # reshuffled per epoch
+    # more consumers (4 processes) than shards (3): everyone reads all shards and keeps every 4th sample
+    keys = []
+    for rank in range(4):
+        stream = ShardStream(shard_set.shards, train_transform("standard", SIZE), head_ids=range(1000), rank=rank, world_size=4, shuffle_buffer=0)
+        stream._convert = lambda sample: (sample["__key__"], 0)  # type: ignore[method-assign]
+        it = iter(stream)
+        keys.append({next(it)[0] for _ in range(shard_set.samples // 4)})
+    assert sum(len(k) for k in keys) == len(set().union(*keys)) == shard_set.samples
+
+
+def test_simclr_augmentation_is_the_papers() -> None:
+    text = repr(train_transform("simclr", 64))
+    for part in ("scale=(0.08, 1.0)", "RandomHorizontalFlip", "brightness=(0.6, 1.4)", "hue=(-0.1, 0.1)", "p=0.8",
+                 "RandomGrayscale(p=0.2)", "PILGaussianBlur(sigma=(0.1, 2.0))", "p=0.5"):
+        assert part in text, part
+    with pytest.raises(ConfigError, match="--augment"):
+        train_transform("autoaugment", 64)
+
+
+def test_cosine_schedule_with_warmup() -> None:
+    assert cosine_with_warmup(0, 100, 10) == pytest.approx(0.1)
+    assert cosine_with_warmup(9, 100, 10) == pytest.approx(1.0)
+    assert cosine_with_warmup(55, 100, 10) == pytest.approx(0.5)
+    assert cosine_with_warmup(100, 100, 10) == pytest.approx(0.0)
+
+
+def test_loss_falls_and_evaluation_is_written(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
+    summary = train(_config(shards, tmp_path / "run", epochs=5, eval_every=5, **folders))
+    losses = [h["loss"] for h in summary["history"]]
+    assert losses[-1] < 0.6 * losses[0], losses
+    metrics = json.loads((tmp_path / "run" / "eval" / "epoch_0005.json").read_text())
+    assert metrics["val_top1"] > 0.5  # 6 learnable classes, predictions over 100: chance is 1%
+    assert set(metrics["shifts"]) == set(folders) and metrics["average_robustness_complete"]
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stage"] == "train" and manifest["completed"]
+    with pytest.raises(OutputError, match="--resume"):
+        train(_config(shards, tmp_path / "run", epochs=5))
+
+
+class _CrashAt(Progress):
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
+        if task == self.task:
+            raise KeyboardInterrupt
+
+
+def test_resume_reproduces_the_uninterrupted_run(shards: Path, tmp_path: Path) -> None:
+    config = _config(shards, tmp_path / "whole", epochs=2, workers=1, augment="simclr")
+    train(config)
+    crashed = _config(shards, tmp_path / "crashed", epochs=2, workers=1, augment="simclr")
+    with pytest.raises(KeyboardInterrupt):
+        train(crashed, _CrashAt("epoch 2/2"))
+    first = torch.load(tmp_path / "crashed" / "checkpoints" / "last.pt", weights_only=False)
+    assert first["epoch"] == 1
+    with pytest.raises(OutputError, match="other options"):
+        train(_config(shards, tmp_path / "crashed", epochs=2, workers=1, augment="standard", resume=True))
+    summary = train(_config(shards, tmp_path / "crashed", epochs=2, workers=1, augment="simclr", resume=True))
+    assert summary["steps"] == 2 * first["step"]
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "crashed" / "checkpoints" / "last.pt", weights_only=False)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    assert a["scheduler"] == b["scheduler"] and a["history"][0]["loss"] == b["history"][0]["loss"]
+
+
+def test_vl_loss_runs_with_a_tiny_open_clip(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
+    summary = train(_config(shards, tmp_path / "vl", loss="vl", epochs=2, batch_size=16, steps_per_epoch=3,
+                            imagenet_val=folders["imagenet_val"], imagenet_r=folders["imagenet_r"]))
+    assert summary["steps"] == 6 and all(h["loss"] == h["loss"] and h["loss"] > 0 for h in summary["history"])
+    best = summary["best"]
+    assert best["model"]["loss"] == "vl" and 0.0 <= best["val_top1"] <= 1.0  # zero-shot over class-name prompts
+    assert best["average_robustness_shifts"] == ["imagenet_r"] and not best["average_robustness_complete"]
+
+
+def test_bad_options_fail_before_training(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--optimizer"):
+        train(_config(shards, tmp_path / "a", optimizer="lamb"))
+    with pytest.raises(ConfigError, match="--arch"):
+        train(_config(shards, tmp_path / "b", arch="no_such_net"))
+    with pytest.raises(InputError, match="--imagenet-r"):
+        train(_config(shards, tmp_path / "c", imagenet_r=folders["imagenet_val"] + "-missing"))
+    with pytest.raises(ConfigError, match="larger than"):
+        train(_config(shards, tmp_path / "d", batch_size=4096))
+
+
+def test_torchrun_two_cpu_processes(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "janus_build",
+               "train", str(shards), "--out", str(out), "--arch", "tiny", "--epochs", "2", "--batch-size", "32",
+               "--image-size", str(SIZE), "--workers", "0", "--augment", "standard", "--lr", "3e-3", "--warmup-epochs", "0.5",
+               "--device", "cpu", "--eval-every", "2", "--imagenet-val", folders["imagenet_val"]]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["loss"] < history[0]["loss"]
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == 2 * (32 * len(DEMO_CLASSES) // 32)
+    assert json.loads((out / "manifest.json").read_text())["summary"]["world_size"] == 2
+    assert (out / "eval" / "epoch_0002.json").is_file()
