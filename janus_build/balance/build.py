@@ -111,12 +111,11 @@ def _rank_within(classes: np.ndarray, mask: np.ndarray, num_classes: int) -> np.
     return rank
 
 
-def _first_string(table: pa.Table, names: tuple[str, ...], row: int) -> str | None:
+def _first_string(record: dict[str, Any], names: tuple[str, ...]) -> str | None:
     for name in names:
-        if name in table.column_names:
-            value = table.column(name)[row].as_py()
-            if value is not None and str(value).strip():
-                return str(value)
+        value = record.get(name)
+        if value is not None and str(value).strip():
+            return str(value)
     return None
 
 
@@ -164,29 +163,24 @@ class _SourceRows:
             self.captions = captions.take(pos)  # null rows where a key has no caption
         self.label_set = label_set
 
-    def row(self, meta_row: int) -> int:
-        return int(np.searchsorted(self._rows, meta_row))
-
-    def caption(self, i: int) -> tuple[str, str | None]:
-        for name in self.source.spec.caption_columns:
-            for table in (self.captions, self.meta):
-                if table is not None and name in table.column_names:
-                    value = table.column(name)[i].as_py()
-                    if value is not None and str(value).strip():
-                        return str(value).strip(), name
-        return "", None
-
-    def metadata(self, i: int) -> dict[str, Any]:
-        out = {}
-        for name in self.meta.column_names:
-            if name == "_meta_row":
-                continue
-            out[name] = self.meta.column(name)[i].as_py()
+    def records(self, meta_rows: np.ndarray) -> list[dict[str, Any]]:
+        """Full metadata (captions merged in) of ``meta_rows``, as dicts, in the given order."""
+        take = pa.array(np.searchsorted(self._rows, meta_rows), pa.int64())
+        records = self.meta.drop_columns(["_meta_row"]).take(take).to_pylist()
         if self.captions is not None:
-            for name in self.captions.column_names:
-                if name != "key":
-                    out[name] = self.captions.column(name)[i].as_py()
-        return out
+            for record, caption in zip(records, self.captions.take(take).to_pylist()):
+                for name, value in caption.items():
+                    if name != "key":
+                        record[name] = value
+        return records
+
+    def caption(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        """The first non-empty caption column of the source's preference list, and its name."""
+        for name in self.source.spec.caption_columns:
+            value = record.get(name)
+            if value is not None and str(value).strip():
+                return str(value).strip(), name
+        return "", None
 
 
 def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> BalanceResult:
@@ -346,12 +340,16 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
             names.append(name)
             chunk = split_rows[start : start + config.shard_size]
             records = []
+            metas: dict[int, dict[str, Any]] = {}
+            for position in np.unique(src[chunk]).tolist():
+                mine = chunk[src[chunk] == position]
+                found = per_source[position].records(meta_rows_col[position][local[mine]])
+                metas.update(zip(mine.tolist(), found))
             for row in chunk.tolist():
                 s = sources[src[row]]
                 rows_of = per_source[s.position]
-                i = rows_of.row(int(meta_rows_col[s.position][local[row]]))
-                caption, caption_field = rows_of.caption(i)
-                meta = rows_of.metadata(i)
+                meta = metas[row]
+                caption, caption_field = rows_of.caption(meta)
                 cid = int(labels[row])
                 record = {
                     "key": keys[row],
@@ -360,9 +358,9 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
                     "source": s.spec.source_kind,
                     "source_id": ids[row] if ids[row] else keys[row],
                     "url": urls[row],
-                    "license": _first_string(rows_of.meta, _LICENSE_COLUMNS, i),
-                    "owner": _first_string(rows_of.meta, _OWNER_COLUMNS, i),
-                    "title": _first_string(rows_of.meta, _TITLE_COLUMNS, i),
+                    "license": _first_string(meta, _LICENSE_COLUMNS),
+                    "owner": _first_string(meta, _OWNER_COLUMNS),
+                    "title": _first_string(meta, _TITLE_COLUMNS),
                     "label_source": s.label_source,
                     "split": split,
                     "source_name": s.spec.name,
