@@ -82,6 +82,7 @@ class FakeFlickr:
         photos_per_class: corpus size per class (an int, or a mapping class id -> int).
         faults: a queue of faults for successive search calls (see :data:`FAULTS`).
         slow_seconds: how long a ``slow`` fault stalls before answering.
+        latency: seconds every search call takes (to make runs long enough to interrupt).
         image_size: the original photos' longer side in pixels.
         api_key / api_secret: the credentials it accepts.
         seed: corpus seed.
@@ -95,6 +96,7 @@ class FakeFlickr:
         photos_per_class: int | Mapping[int, int] = 1200,
         faults: Iterable[str] = (),
         slow_seconds: float = 3.0,
+        latency: float = 0.0,
         image_size: int = 160,
         api_key: str = "fake-flickr-key-0123456789abcdef",
         api_secret: str = "fake-flickr-secret-0123",
@@ -105,6 +107,7 @@ class FakeFlickr:
         self.queries = {c: (queries or {}).get(c, name) for c, name in self.classes.items()}
         self.photos_per_class = photos_per_class
         self.slow_seconds = slow_seconds
+        self.latency = latency
         self.image_size = image_size
         self.api_key, self.api_secret = api_key, api_secret
         self.seed, self.share_fraction = seed, share_fraction
@@ -328,6 +331,8 @@ class FakeFlickr:
                 return done(Response('{"photos": {"page": 1, "pages": ', media_type="application/json"))
             if fault == "slow":
                 await asyncio.sleep(self.slow_seconds)
+            if self.latency:
+                await asyncio.sleep(self.latency)
             if method != "flickr.photos.search":
                 return done(JSONResponse({"stat": "fail", "code": 112, "message": f"Method \"{method}\" not found"}))
             text = params.get("text", "")

@@ -234,9 +234,9 @@ def _load_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise InputError(f"--queries {path}: no such file") from None
+        raise InputError(f"{path}: no such queries file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"--queries {path}: not valid TOML ({exc})") from None
+        raise InputError(f"{path}: not a valid queries file: not TOML ({exc})") from None
 
 
 def default_queries_file() -> Path:

@@ -1,0 +1,106 @@
+"""The Flickr client against the fake server: parameters, retries, error 100, rate limit, credentials."""
+
+from __future__ import annotations
+
+import pytest
+
+from janus_build.errors import ConfigError, RemoteError
+from janus_build.fakes import FakeFlickr
+from janus_build.fetch.flickr import (
+    CREATIVE_COMMONS_LICENSES,
+    Credentials,
+    FlickrClient,
+    TokenBucket,
+    photo_record,
+    pick_url,
+)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeFlickr({291: "lion", 2: "great white shark"}, queries={2: '"great white shark" -cake'}, photos_per_class=600) as server:
+        yield server
+
+
+def _client(fake, **kwargs):
+    kwargs.setdefault("backoff", 0.01)
+    return FlickrClient(fake.credentials, fake.api_url, TokenBucket(10**7), **kwargs)
+
+
+def test_search_sends_the_papers_parameters(fake):
+    before = len(fake.calls)
+    page = _client(fake).search("lion", page=1)
+    call = fake.calls[before]
+    assert call["sort"] == "interestingness-desc" and call["safe_search"] == "1" and call["per_page"] == 500
+    assert call["license"] == ",".join(map(str, CREATIVE_COMMONS_LICENSES))
+    assert page.total == len(fake.search("lion", set(CREATIVE_COMMONS_LICENSES), 1, None, None))
+    assert 0 < len(page.photos) <= 500 and page.pages == -(-page.total // 500)
+    record = photo_record(page.photos[0], max_size=1024)
+    assert record["key"] == f"flickr-{record['photo_id']}"
+    assert record["license_id"] in CREATIVE_COMMONS_LICENSES and record["license"].startswith("CC")
+    assert record["owner"] and record["owner_name"] and record["date_upload"] > 0 and record["description"]
+
+
+@pytest.mark.parametrize("fault", ["105", "500", "malformed", "slow"])
+def test_transient_failures_are_retried(fake, fault):
+    fake.slow_seconds = 2.0
+    client = _client(fake, timeout=0.5)
+    fake.inject(fault, fault)
+    page = client.search("lion")
+    assert page.total > 0 and client.calls == 3
+    assert not fake._faults  # both faults were met, then a clean answer
+
+
+def test_retries_give_up_with_a_remote_error(fake):
+    client = _client(fake, retries=2)
+    fake.inject("500", "500", "500")
+    with pytest.raises(RemoteError, match="after 3 attempts"):
+        client.search("lion")
+
+
+def test_invalid_key_stops_with_the_variable_to_set(fake):
+    client = FlickrClient(Credentials("wrong-key", "x"), fake.api_url, TokenBucket(10**7), backoff=0.01)
+    with pytest.raises(RemoteError, match="FLICKR_API_KEY") as info:
+        client.search("lion")
+    assert client.calls == 1  # not retried
+    assert "wrong-key" not in str(info.value)
+
+
+def test_token_bucket_limits_the_rate():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(3600, capacity=2, clock=lambda: now[0], sleep=sleep)
+    waits = [bucket.acquire() for _ in range(5)]
+    assert waits[:2] == [0.0, 0.0]  # the burst
+    assert all(w == pytest.approx(1.0) for w in waits[2:])  # then one call per second
+    assert now[0] == pytest.approx(3.0)
+
+
+def test_pick_url_takes_the_largest_size_that_fits():
+    photo = {"url_s": "s", "width_s": 240, "height_s": 180, "url_z": "z", "width_z": 640, "height_z": 480,
+             "url_o": "o", "width_o": 4000, "height_o": 3000}
+    assert pick_url(photo, 1024) == ("z", 640, 480)
+    assert pick_url(photo, 5000) == ("o", 4000, 3000)
+    assert pick_url(photo, 100) == ("s", 240, 180)  # nothing fits: the smallest
+    assert pick_url({}, 100) == (None, None, None)
+
+
+def test_credentials_from_env_then_config_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLICKR_API_KEY", raising=False)
+    monkeypatch.delenv("FLICKR_API_SECRET", raising=False)
+    config = tmp_path / "flickr.toml"
+    monkeypatch.setenv("JANUS_FLICKR_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="FLICKR_API_KEY"):
+        Credentials.load()
+    config.write_text('api_key = "file-key-1234"\napi_secret = "file-secret"\n')
+    loaded = Credentials.load()
+    assert (loaded.api_key, loaded.api_secret) == ("file-key-1234", "file-secret")
+    assert "file-key" not in repr(loaded)
+    monkeypatch.setenv("FLICKR_API_KEY", "env-key-5678")
+    monkeypatch.setenv("FLICKR_API_SECRET", "env-secret")
+    assert Credentials.load().api_key == "env-key-5678"
