@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS history (
     time_ms INTEGER NOT NULL, undone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS history_client ON history(client, undone, batch);
+CREATE INDEX IF NOT EXISTS history_batch ON history(batch);
 CREATE INDEX IF NOT EXISTS history_annotator ON history(annotator, class_id, time_ms);
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY, client TEXT NOT NULL, annotator TEXT NOT NULL,
@@ -194,6 +195,7 @@ class TagQueue:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # a committed decision survives a power cut too
+            self._durable = True
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -206,10 +208,17 @@ class TagQueue:
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
-        """One write transaction, committed (durably) when the block ends without error."""
+    def _write(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        """One write transaction, committed when the block ends without error.
+
+        ``durable=False`` (leases only) skips the fsync: a lease lost in a power cut costs
+        nothing, and the next durable commit flushes the log anyway.
+        """
         with self._lock:
             cur = self._conn.cursor()
+            if durable != self._durable:
+                cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -308,7 +317,7 @@ class TagQueue:
         annotator = _check_name(annotator, "annotator")
         n = max(1, min(int(n), 200))
         t = now_ms()
-        with self._write() as cur:
+        with self._write(durable=False) as cur:
             mine = cur.execute(
                 f"SELECT {', '.join('i.' + c.strip() for c in _ITEM_COLUMNS.split(','))} FROM leases l "
                 "JOIN items i ON i.key = l.key WHERE l.client=? AND l.class_id=? ORDER BY i.id",
@@ -337,7 +346,7 @@ class TagQueue:
 
     def release(self, client: str, class_id: int | None = None, keys: Iterable[str] | None = None) -> None:
         """Give back a client's leases (all, one class's, or ``keys``), e.g. when a tab switches class."""
-        with self._write() as cur:
+        with self._write(durable=False) as cur:
             if keys is not None:
                 cur.executemany("DELETE FROM leases WHERE key=? AND client=?", [(k, client) for k in keys])
             elif class_id is not None:
