@@ -145,3 +145,34 @@ def validate(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
             columns.append(table.column(name))
             fields.append(table.schema.field(name))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+# --- janus balance: columns written after BALANCE_INDEX (issue 6) -------------------------------
+# Order of a balance shard's index: BALANCE_INDEX, then BALANCE_EXTRA, then the image columns of
+# janus_build.images.IMAGE_INDEX (shard, image_ext, image_offset, image_size, status, error_message).
+BALANCE_EXTRA = pa.schema(
+    [
+        pa.field("source_name", pa.string(), nullable=False),  # the SOURCE's name=... (in100, laion100, ...)
+        pa.field("class_name", pa.string()),  # the label's name in the label set
+        pa.field("caption_field", pa.string()),  # the column the caption came from; null = no caption
+    ]
+)
+
+# --- janus fetch: columns added beside FETCH_METADATA (see docs/contract-fetch.md) -----------
+# metadata/NNNNN.parquet carries FETCH_METADATA plus these; images/NNNNN.parquet carries the
+# image index (janus_build.images.IMAGE_INDEX) plus the same metadata, with CLASS_IDS instead of
+# ALSO_IN_CLASSES/rank/query_index (an image is stored once even when several classes kept it).
+FETCH_EXTRA_COLUMNS = (
+    "owner_name",  # the owner's display name (attribution); `owner` is the Flickr NSID
+    "license_id",  # Flickr licence id (int32); `license` is its name, `license_url` its deed
+    "license_url",
+    "page_url",  # https://www.flickr.com/photos/<owner>/<photo_id>
+    "class_name",
+    "query_index",  # which of the class's queries found it first (int32)
+    "rank",  # position in the class's kept list, in search order (int32)
+    SOURCE,  # "flickr"
+    SOURCE_ID,  # the photo id
+    "also_in_classes",  # list<int32>: other classes that kept the same photo
+)
+CLASS_IDS = "class_ids"  # list<int32> in the image index: every class that kept the photo
+DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. exclude:jet, require:lion
