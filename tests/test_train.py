@@ -137,6 +137,23 @@ def test_vl_loss_runs_with_a_tiny_open_clip(shards: Path, folders: dict[str, str
     assert best["average_robustness_shifts"] == ["imagenet_r"] and not best["average_robustness_complete"]
 
 
+def test_device_decode_path_trains(shards: Path, tmp_path: Path) -> None:
+    # --decode gpu on the CPU: loader workers ship JPEG bytes, decode + SimCLR run batched on the device
+    summary = train(_config(shards, tmp_path / "gpu-decode", decode="gpu", augment="simclr", epochs=1, steps_per_epoch=2, batch_size=8))
+    assert summary["steps"] == 2 and summary["last_loss"] > 0
+
+
+def test_device_augment_output() -> None:
+    from janus_build.synthetic import class_image
+    from janus_build.train.gpu_data import DeviceAugment
+
+    jpegs = [torch.frombuffer(bytearray(class_image(c, 0, size=40)), dtype=torch.uint8) for c in range(4)]
+    torch.manual_seed(0)
+    out = DeviceAugment("simclr", 24, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), torch.device("cpu"))(jpegs)
+    assert out.shape == (4, 3, 24, 24) and out.dtype == torch.float32
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0  # mean 0 / std 1: values stay in [0, 1]
+
+
 def test_bad_options_fail_before_training(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--optimizer"):
         train(_config(shards, tmp_path / "a", optimizer="lamb"))

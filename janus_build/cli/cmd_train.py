@@ -62,6 +62,7 @@ def train(
     image_size: int = typer.Option(224, "--image-size"),
     workers: int = typer.Option(4, "--workers", help="Data-loader processes per training process."),
     shuffle_buffer: int = typer.Option(2000, "--shuffle-buffer", help="Samples in each loader worker's shuffle buffer."),
+    decode: str = typer.Option("cpu", "--decode", help="cpu (PIL in loader workers) or gpu (nvJPEG decode + batched augmentation on the device)."),
     steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help="Default: training samples // batch size."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPUs that have it, else fp16; fp32 on CPU), bf16, fp16, fp32."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the model."),
@@ -89,7 +90,7 @@ def train(
     config = TrainConfig(
         shards=tuple(shards), out=str(out), arch=arch, loss=loss, augment=augment, labels=labels, epochs=epochs,
         batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-        image_size=image_size, workers=workers, shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch,
+        image_size=image_size, workers=workers, shuffle_buffer=shuffle_buffer, decode=decode, steps_per_epoch=steps_per_epoch,
         precision=precision, compile=compile, channels_last=channels_last, grad_clip=grad_clip,
         label_smoothing=label_smoothing, eval_every=eval_every, eval_batch_size=eval_batch_size,
         imagenet_val=imagenet_val, imagenet_v2=imagenet_v2, imagenet_sketch=imagenet_sketch, imagenet_r=imagenet_r,

@@ -258,6 +258,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         world_size: int = 1,
         seed: int = 0,
         shuffle_buffer: int = 2000,
+        decode: bool = True,
     ) -> None:
         if head_ids is None and tokenizer is None:
             raise ValueError("ShardStream needs head_ids (ce) or a tokenizer (vl)")
@@ -269,6 +270,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.rank, self.world_size = rank, world_size
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+        self.decode = decode  # False: yield the JPEG bytes as a uint8 tensor (decoded on the device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -293,6 +295,15 @@ class ShardStream(torch.utils.data.IterableDataset):
                 return None
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
             target = self.tokenizer([text])[0]  # type: ignore[misc]
+        if not self.decode:
+            data = sample[image_ext]
+            if image_ext not in ("jpg", "jpeg"):  # nvJPEG reads JPEG only: re-encode the rare PNG/WebP
+                import io
+
+                buffer = io.BytesIO()
+                open_image(data).save(buffer, format="JPEG", quality=95)
+                data = buffer.getvalue()
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8), target
         return self.transform(open_image(sample[image_ext])), target
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
@@ -326,6 +337,13 @@ class ShardStream(torch.utils.data.IterableDataset):
             rounds += 1
 
 
+def collate_jpegs(batch: list[tuple[Any, Any]]) -> tuple[list[Any], Any]:
+    """Batch ``(jpeg bytes tensor, target)`` pairs: a list of byte tensors and stacked targets."""
+    from torch.utils.data import default_collate
+
+    return [item[0] for item in batch], default_collate([item[1] for item in batch])
+
+
 def make_loader(stream: ShardStream, batch_size: int, workers: int, *, seed: int, epoch: int, pin_memory: bool = False) -> Any:
     """A DataLoader over ``stream`` for ``epoch`` (per-worker batches; endless)."""
     stream.set_epoch(epoch)
@@ -340,4 +358,5 @@ def make_loader(stream: ShardStream, batch_size: int, workers: int, *, seed: int
         persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
         generator=generator,
+        collate_fn=None if stream.decode else collate_jpegs,
     )

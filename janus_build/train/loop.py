@@ -60,6 +60,7 @@ class TrainConfig:
     image_size: int = 224
     workers: int = 4
     shuffle_buffer: int = 2000
+    decode: str = "cpu"  # cpu: PIL in loader workers; gpu: JPEG decode + augmentation on the device (nvJPEG)
     steps_per_epoch: int | None = None  # default: samples // batch_size
     precision: str = "auto"
     compile: bool = False
@@ -91,6 +92,7 @@ def _validate(config: TrainConfig, world_size: int) -> None:
     checks = [
         (config.loss in LOSSES, f"--loss: expected one of {', '.join(LOSSES)}, got {config.loss!r}"),
         (config.augment in AUGMENTATIONS, f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {config.augment!r}"),
+        (config.decode in ("cpu", "gpu"), f"--decode: expected cpu or gpu, got {config.decode!r}"),
         (config.optimizer in OPTIMIZERS, f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}"),
         (config.epochs >= 1, f"--epochs: must be at least 1, got {config.epochs}"),
         (config.batch_size >= 1, f"--batch-size: must be at least 1, got {config.batch_size}"),
@@ -277,9 +279,15 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         stream_kwargs = {"head_ids": head_ids}
     mean, std = normalization(spec)
-    normalize = Normalize(*normalization(spec), device=device)
+    if config.decode == "gpu":
+        from janus_build.train.gpu_data import DeviceAugment
+
+        normalize = DeviceAugment(config.augment, config.image_size, *normalization(spec), device=device)
+    else:
+        normalize = Normalize(*normalization(spec), device=device)
     stream = ShardStream(shard_set.shards, train_transform(config.augment, config.image_size), rank=dist.rank,
-                         world_size=dist.world_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer, **stream_kwargs)
+                         world_size=dist.world_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
+                         decode=config.decode == "cpu", **stream_kwargs)
     if dist.is_main:
         log.info("training %s (--loss %s, %s) on %d samples in %d shard(s): %d epoch(s) x %d steps of %d images, %d process(es)",
                  config.arch, config.loss, precision, shard_set.samples, len(shard_set.shards), config.epochs, steps_per_epoch,
@@ -298,7 +306,8 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         started = time.perf_counter()
         for _ in range(steps_per_epoch):
             images, target = next(batches)
-            images = normalize(images.to(device, non_blocking=True))
+            # --decode gpu: JPEG bytes stay on the host; nvJPEG reads them from there
+            images = normalize(images if config.decode == "gpu" else images.to(device, non_blocking=True))
             if config.channels_last and config.loss == "ce":
                 images = images.contiguous(memory_format=torch.channels_last)
             target = target.to(device, non_blocking=True)
