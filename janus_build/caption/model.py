@@ -102,6 +102,30 @@ def _missing_weights_message(name: str, exc: BaseException) -> str:
     )
 
 
+def _from_pretrained(name: str, local_files_only: bool) -> tuple[Any, Any]:
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    processor = BlipProcessor.from_pretrained(name, local_files_only=local_files_only)
+    model = BlipForConditionalGeneration.from_pretrained(name, local_files_only=local_files_only)
+    return processor, model
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return False
+
+
+def _is_loading_error(exc: BaseException) -> bool:
+    """Missing files, no network, unknown repository: what a missing model looks like."""
+    if isinstance(exc, (OSError, ValueError)):
+        return True
+    return type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3")
+
+
 def load_captioner(config: CaptionConfig) -> Captioner:
     """Load ``config.model`` (hub name or local directory) with ``from_pretrained``.
 
@@ -111,20 +135,22 @@ def load_captioner(config: CaptionConfig) -> Captioner:
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.precision, device)
-    from transformers import BlipForConditionalGeneration, BlipProcessor
-
     local = Path(config.model).is_dir()
     if not local and (config.model.startswith((".", "/", "~")) or config.model.count("/") > 1):
         raise MissingResourceError(f"--model {config.model}: no such directory (and not a Hugging Face model name)")
-    kwargs = {"local_files_only": True} if local else {}
     try:
-        processor = BlipProcessor.from_pretrained(config.model, **kwargs)
-        model = BlipForConditionalGeneration.from_pretrained(config.model, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
-    except Exception as exc:  # huggingface_hub / httpx errors that are not OSErrors
-        if type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3"):
-            raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
-        raise
+        # The cache first: no network round trip when the model is already there.
+        processor, model = _from_pretrained(config.model, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - narrowed below
+        if local or _offline() or not _is_loading_error(exc):
+            if _is_loading_error(exc):
+                raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
+            raise
+        try:
+            processor, model = _from_pretrained(config.model, local_files_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            if _is_loading_error(exc2):
+                raise MissingResourceError(_missing_weights_message(config.model, exc2)) from None
+            raise
     log.info("loaded %s on %s (%s)", config.model, device, str(dtype).replace("torch.", ""))
     return Captioner(model, processor, config, device, dtype)

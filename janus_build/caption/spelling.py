@@ -9,7 +9,7 @@ with rules that keep it correct and fast:
 * words of the sample's title are protected for that sample only (per-sample, so the result
   does not depend on which samples were seen before: resumed runs give the same text);
 * tokens with digits or other non-letters, and tokens longer than ``max_token_length``, are
-  left alone; tokens of ``long_token_length`` letters or more are searched at edit distance 1
+  left alone; tokens of ``long_token_length`` (12) letters or more are searched at edit distance 1
   only (distance 2 costs O(length^2 * 54^2) look-ups: about a second for a 16-letter token);
 * corrections are cached (bounded), since captions repeat the same few hundred words.
 """
@@ -48,7 +48,7 @@ class SpellFixer:
         self,
         protected: Iterable[str] = (),
         *,
-        long_token_length: int = 10,
+        long_token_length: int = 12,
         max_token_length: int = 24,
         cache_size: int = 100_000,
     ) -> None:
@@ -58,6 +58,7 @@ class SpellFixer:
         self.protected = frozenset(w.lower() for w in protected if w)
         if self.protected:
             self._checker.word_frequency.load_words(sorted(self.protected))
+        self._dictionary = self._checker.word_frequency.dictionary
         self.long_token_length = long_token_length
         self.max_token_length = max_token_length
         self._cache: OrderedDict[str, str] = OrderedDict()
@@ -101,13 +102,17 @@ class SpellFixer:
         checker = self._checker
         if word in self.protected or len(word) > self.max_token_length or not word.isalpha():
             return word  # hyphenated / apostrophe words: checked part by part is not worth the risk
-        if checker.known([word]) or len(word) < 2:
+        if word in self._dictionary or len(word) < 2:
             return word
+        # Set intersections with the dictionary's keys: pyspellchecker's known() checks each
+        # of the ~10^5 distance-2 strings in Python and is ~30x slower.
         edits1 = checker.edit_distance_1(word)
-        candidates = checker.known(edits1)
+        candidates = edits1 & self._dictionary.keys()
         if not candidates and len(word) < self.long_token_length:
-            candidates = checker.known(e2 for e1 in edits1 for e2 in checker.edit_distance_1(e1))
+            candidates = set()
+            for edit in edits1:
+                candidates |= checker.edit_distance_1(edit) & self._dictionary.keys()
         if not candidates:
             return word
         # Most frequent candidate; ties broken alphabetically so the result is deterministic.
-        return max(sorted(candidates), key=checker.word_usage_frequency)
+        return max(sorted(candidates), key=lambda w: self._dictionary[w])
