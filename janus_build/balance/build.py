@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,13 +22,14 @@ import pyarrow.parquet as pq
 
 from janus_build import schemas
 from janus_build.balance import select as sel
+from janus_build.balance.card import ATTRIBUTION_COLUMNS, ATTRIBUTION_TSV, MAX_ATTRIBUTION_IN_CARD, tsv_cell, write_card, write_plot
 from janus_build.balance.sources import LoadedSource, load_source
 from janus_build.balance.spec import BalanceConfig, parse_budget
 from janus_build.errors import InputError
 from janus_build.images import IMAGE_INDEX, ImageShardWriter
 from janus_build.labels import LabelSet, load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import StageDir, atomic_write_json, write_parquet_atomic
+from janus_build.stage import StageDir, atomic_path, atomic_write_json, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,6 @@ STATS_NAME = "stats.json"
 _LICENSE_COLUMNS = ("license", "LICENSE", "licence")
 _OWNER_COLUMNS = ("owner", "ownername", "owner_name", "author")
 _TITLE_COLUMNS = ("title", "TITLE")
-#: extra index columns written after the contract's :data:`schemas.BALANCE_INDEX` columns
-EXTRA_INDEX = pa.schema(
-    [
-        pa.field("source_name", pa.string(), nullable=False),  # the SOURCE's name=...
-        pa.field("class_name", pa.string()),
-        pa.field("caption_field", pa.string()),  # which column the caption came from
-    ]
-)
-
-
 @dataclass
 class BalanceResult:
     """What a run produced (also in ``DIR/stats.json`` and the manifest's summary)."""
@@ -96,6 +88,14 @@ def _to_jpeg(data: bytes, ext: str | None) -> bytes:
     buffer = io.BytesIO()
     open_image(data).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary-encode a string column: small integer codes per row and the distinct values."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    codes = np.asarray(pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int32)
+    values = encoded.dictionary.to_pylist() or [None]
+    return codes, values
 
 
 def _rank_within(classes: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
@@ -217,39 +217,41 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     local = np.concatenate([np.arange(s.candidates.num_rows, dtype=np.int64) for s in sources])
     priority = np.array([s.spec.priority for s in sources], dtype=np.int64)[src]
     weight = np.array([s.spec.weight for s in sources], dtype=np.float64)[src]
-    keys_all = cands.column("key").to_pylist()
-    u = sel.seeded_uniform(keys_all, config.seed, "select")
+    u = sel.seeded_uniform(cands.column("key"), config.seed, "select")
     order = np.lexsort((src, sel.efraimidis_keys(u, weight), priority))  # priority, then weighted key
+    del u, priority, weight
     src, local = src[order], local[order]
-    keys = [keys_all[i] for i in order]
-    del keys_all
-    take = pa.array(order)
-    labels = cands.column("label").take(take).to_numpy().astype(np.int64)
-    sizes = np.asarray(pc.fill_null(cands.column("image_size").take(take), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    ids = cands.column("id_value").take(take).to_pylist()
-    urls = cands.column("url").take(take).to_pylist()
-    shards = cands.column("shard").take(take).to_pylist()
-    offsets = cands.column("image_offset").take(take).to_numpy()
-    exts = cands.column("image_ext").take(take).to_pylist()
-    del cands, take
+    # the candidate index stays in Arrow (compact); Python objects only for a shard's rows at a time
+    ordered = cands.take(pa.array(order)).combine_chunks()
+    del cands, order
+    labels = ordered.column("label").to_numpy().astype(np.int64)
+    sizes = np.asarray(pc.fill_null(ordered.column("image_size"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = np.asarray(pc.fill_null(ordered.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    shard_codes, shard_names = _codes(ordered.column("shard"))
+    ext_codes, ext_names = _codes(ordered.column("image_ext"))
     kinds = [s.spec.source_kind for s in sources]
-    namespaces = ["flickr" if kinds[p] in ("flickr", "yfcc") else kinds[p] for p in range(len(sources))]
+    namespace_of = {kind: i for i, kind in enumerate(dict.fromkeys("flickr" if k == "yfcc" else k for k in kinds))}
+    namespaces = np.array([namespace_of["flickr" if k == "yfcc" else k] for k in kinds], dtype=np.int64)[src]
     reader = _TarReader()
 
     def image_path(row: int) -> Path:
-        return Path(sources[src[row]].spec.images) / Path(shards[row]).name
+        return Path(sources[src[row]].spec.images) / Path(shard_names[shard_codes[row]]).name
+
+    def read_jpeg(row: int) -> bytes:
+        return _to_jpeg(reader.read(image_path(row), int(offsets[row]), int(sizes[row])), ext_names[ext_codes[row]])
 
     def image_hash(rows: np.ndarray) -> list[bytes]:
         progress.start("hash images", len(rows), "images")
         digests: dict[int, bytes] = {}
-        for row in sorted(rows.tolist(), key=lambda r: (int(src[r]), shards[r], int(offsets[r]))):  # sequential reads
+        for row in rows[np.lexsort((offsets[rows], shard_codes[rows], src[rows]))].tolist():  # sequential reads
             digests[row] = hashlib.sha256(reader.read(image_path(row), int(offsets[row]), int(sizes[row]))).digest()
             progress.advance("hash images")
         progress.finish("hash images")
         return [digests[int(r)] for r in rows]
 
     keep, dedup = sel.deduplicate(
-        keys, ids, [namespaces[p] for p in src.tolist()], urls, sizes, labels, config.dedup, image_hash,
+        ordered.column("key"), ordered.column("id_value"), namespaces, ordered.column("url"), sizes, labels, config.dedup,
+        image_hash,
     )
     lookup = np.full(max(max(label_set.ids), int(labels.max(initial=0))) + 1, -1, dtype=np.int64)
     lookup[np.asarray(label_set.ids)] = np.arange(num_classes)
@@ -300,7 +302,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
 
     # -- 5. split and output order --------------------------------------------------------------
     rows = np.flatnonzero(chosen)
-    chosen_keys = [keys[i] for i in rows]
+    chosen_keys = ordered.column("key").take(pa.array(rows))
     is_val = sel.stable_fraction(chosen_keys) < config.val_fraction
     shuffle = np.argsort(sel.seeded_uniform(chosen_keys, config.seed, "shuffle"), kind="stable")
     rows, is_val = rows[shuffle], is_val[shuffle]
@@ -326,63 +328,75 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     licence_counts: Counter = Counter()
     label_source_counts: Counter = Counter()
     by_source_class: dict[str, Counter] = {s.spec.name: Counter() for s in sources}
-    attribution: list[dict[str, str]] = []
+    attribution: list[dict[str, str]] = []  # the first MAX_ATTRIBUTION_IN_CARD; all go to ATTRIBUTION.tsv
+    attribution_count = 0
+    stack = contextlib.ExitStack()  # ATTRIBUTION.tsv is streamed and appears only if every shard was written
+    attribution_out = open(stack.enter_context(atomic_path(out / ATTRIBUTION_TSV)), "w", encoding="utf-8", newline="\n")
+    stack.callback(attribution_out.close)
+    stack.enter_context(contextlib.closing(reader))
+    attribution_out.write("\t".join(ATTRIBUTION_COLUMNS) + "\n")
     caption_missing = 0
-    for split in SPLITS:
-        split_rows = rows[is_val] if split == "val" else rows[~is_val]
-        counts[split] = int(len(split_rows))
-        split_dir = out / split
-        split_dir.mkdir(parents=True, exist_ok=True)
-        names = []
-        progress.start(f"write {split}", int(len(split_rows)), "samples")
-        for number, start in enumerate(range(0, len(split_rows), config.shard_size)):
-            name = f"{number:05d}"
-            names.append(name)
-            chunk = split_rows[start : start + config.shard_size]
-            records = []
-            metas: dict[int, dict[str, Any]] = {}
-            for position in np.unique(src[chunk]).tolist():
-                mine = chunk[src[chunk] == position]
-                found = per_source[position].records(meta_rows_col[position][local[mine]])
-                metas.update(zip(mine.tolist(), found))
-            for row in chunk.tolist():
-                s = sources[src[row]]
-                rows_of = per_source[s.position]
-                meta = metas[row]
-                caption, caption_field = rows_of.caption(meta)
-                cid = int(labels[row])
-                record = {
-                    "key": keys[row],
-                    "label": cid,
-                    "caption": caption,
-                    "source": s.spec.source_kind,
-                    "source_id": ids[row] if ids[row] else keys[row],
-                    "url": urls[row],
-                    "license": _first_string(meta, _LICENSE_COLUMNS),
-                    "owner": _first_string(meta, _OWNER_COLUMNS),
-                    "title": _first_string(meta, _TITLE_COLUMNS),
-                    "label_source": s.label_source,
-                    "split": split,
-                    "source_name": s.spec.name,
-                    "class_name": label_set.names.get(cid, ""),
-                    "caption_field": caption_field,
-                }
-                records.append((row, record, meta))
-                licence_counts[record["license"] or "(unknown)"] += 1
-                label_source_counts[s.label_source] += 1
-                by_source_class[s.spec.name][cid] += 1
-                caption_missing += caption_field is None
-                if _is_cc_by(record["license"]):
-                    attribution.append({k: record[k] or "" for k in ("key", "title", "owner", "url", "license")})
-            if (split_dir / f"{name}_stats.json").is_file():
-                resumed += 1
-            else:
-                _write_shard(split_dir, name, records, lambda r: _to_jpeg(reader.read(image_path(r), int(offsets[r]), int(sizes[r])), exts[r]))
-                written += len(records)
-            progress.advance(f"write {split}", len(chunk))
-        progress.finish(f"write {split}")
-        result_shards[split] = names
-    reader.close()
+    with stack:
+        for split in SPLITS:
+            split_rows = rows[is_val] if split == "val" else rows[~is_val]
+            counts[split] = int(len(split_rows))
+            split_dir = out / split
+            split_dir.mkdir(parents=True, exist_ok=True)
+            names = []
+            progress.start(f"write {split}", int(len(split_rows)), "samples")
+            for number, start in enumerate(range(0, len(split_rows), config.shard_size)):
+                name = f"{number:05d}"
+                names.append(name)
+                chunk = split_rows[start : start + config.shard_size]
+                records = []
+                metas: dict[int, dict[str, Any]] = {}
+                for position in np.unique(src[chunk]).tolist():
+                    mine = chunk[src[chunk] == position]
+                    found = per_source[position].records(meta_rows_col[position][local[mine]])
+                    metas.update(zip(mine.tolist(), found))
+                taken = ordered.select(["key", "id_value", "url"]).take(pa.array(chunk)).to_pydict()
+                for j, row in enumerate(chunk.tolist()):
+                    key, source_id, url = taken["key"][j], taken["id_value"][j], taken["url"][j]
+                    s = sources[src[row]]
+                    rows_of = per_source[s.position]
+                    meta = metas[row]
+                    caption, caption_field = rows_of.caption(meta)
+                    cid = int(labels[row])
+                    record = {
+                        "key": key,
+                        "label": cid,
+                        "caption": caption,
+                        "source": s.spec.source_kind,
+                        "source_id": source_id or key,
+                        "url": url,
+                        "license": _first_string(meta, _LICENSE_COLUMNS),
+                        "owner": _first_string(meta, _OWNER_COLUMNS),
+                        "title": _first_string(meta, _TITLE_COLUMNS),
+                        "label_source": s.label_source,
+                        "split": split,
+                        "source_name": s.spec.name,
+                        "class_name": label_set.names.get(cid, ""),
+                        "caption_field": caption_field,
+                    }
+                    records.append((row, record, meta))
+                    licence_counts[record["license"] or "(unknown)"] += 1
+                    label_source_counts[s.label_source] += 1
+                    by_source_class[s.spec.name][cid] += 1
+                    caption_missing += caption_field is None
+                    if _is_cc_by(record["license"]):
+                        entry = {k: record[k] or "" for k in ATTRIBUTION_COLUMNS}
+                        attribution_out.write("\t".join(tsv_cell(entry[k]) for k in ATTRIBUTION_COLUMNS) + "\n")
+                        attribution_count += 1
+                        if len(attribution) < MAX_ATTRIBUTION_IN_CARD:
+                            attribution.append(entry)
+                if (split_dir / f"{name}_stats.json").is_file():
+                    resumed += 1
+                else:
+                    _write_shard(split_dir, name, records, read_jpeg)
+                    written += len(records)
+                progress.advance(f"write {split}", len(chunk))
+            progress.finish(f"write {split}")
+            result_shards[split] = names
 
     # -- 7. stats, card, plot, manifest -----------------------------------------------------------
     stats = {
@@ -419,11 +433,9 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         "licenses": dict(sorted(licence_counts.items())),
         "label_sources": dict(sorted(label_source_counts.items())),
         "captions_missing": int(caption_missing),
-        "cc_by_samples": len(attribution),
+        "cc_by_samples": attribution_count,
     }
     atomic_write_json(out / STATS_NAME, stats)
-    from janus_build.balance.card import write_card, write_plot
-
     write_plot(out / PLOT_NAME, base_counts, available, selected_counts, config.min_per_class, label_set.name)
     write_card(out, config, stats, label_set, attribution, PLOT_NAME)
     stage.finish(summary={
@@ -459,7 +471,7 @@ def _index_table(path: Path, where: str) -> pa.Table:
     table = pq.read_table(path)
     table = schemas.validate(table, schemas.BALANCE_INDEX, where)
     columns, fields = [], []
-    for schema in (schemas.BALANCE_INDEX, EXTRA_INDEX, IMAGE_INDEX):
+    for schema in (schemas.BALANCE_INDEX, schemas.BALANCE_EXTRA, IMAGE_INDEX):
         for f in schema:
             if f.name in [x.name for x in fields]:
                 continue

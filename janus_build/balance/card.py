@@ -13,6 +13,11 @@ from janus_build.stage import atomic_path, atomic_write_bytes
 
 ATTRIBUTION_TSV = "ATTRIBUTION.tsv"
 MAX_ATTRIBUTION_IN_CARD = 5000
+ATTRIBUTION_COLUMNS = ("key", "title", "owner", "url", "license")
+
+
+def tsv_cell(value: str) -> str:
+    return " ".join(str(value).split())  # no tabs or newlines inside a cell
 
 
 def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.ndarray, min_per_class: int | None,
@@ -57,7 +62,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def write_card(out: Path, config: BalanceConfig, stats: dict[str, Any], label_set: LabelSet,
                attribution: list[dict[str, str]], plot_name: str) -> None:
-    """Write ``README.md`` (the dataset card) and ``ATTRIBUTION.tsv`` into ``out``."""
+    """Write ``README.md`` (the dataset card) into ``out``; ``attribution`` holds the first
+    :data:`MAX_ATTRIBUTION_IN_CARD` CC BY entries (``ATTRIBUTION.tsv`` has them all)."""
     budget = stats["budget"]
     samples = stats["samples"]
     source_names = list(stats["sources"])
@@ -123,9 +129,9 @@ def write_card(out: Path, config: BalanceConfig, stats: dict[str, Any], label_se
     lines += _table(["class id", "name", "available", "selected", *source_names], rows)
     lines += ["", "## Attribution (CC BY licences)", ""]
     if attribution:
-        shown = attribution[:MAX_ATTRIBUTION_IN_CARD]
-        lines.append(f"{len(attribution):,} sample(s) carry a licence that requires attribution; all are listed in "
-                     f"`{ATTRIBUTION_TSV}`" + (f", the first {len(shown):,} here." if len(shown) < len(attribution) else "."))
+        shown, total = attribution[:MAX_ATTRIBUTION_IN_CARD], stats["cc_by_samples"]
+        lines.append(f"{total:,} sample(s) carry a licence that requires attribution; all are listed in "
+                     f"`{ATTRIBUTION_TSV}`" + (f", the first {len(shown):,} here." if len(shown) < total else "."))
         lines.append("")
         lines += [f"- \"{_cell(a['title']) or 'untitled'}\" by {_cell(a['owner']) or 'unknown'}, {_cell(a['url'])}, "
                   f"{_cell(a['license'])} (`{a['key']}`)" for a in shown]
@@ -136,7 +142,3 @@ def write_card(out: Path, config: BalanceConfig, stats: dict[str, Any], label_se
               ".decode(\"pil\").to_tuple(\"jpg\", \"cls\", \"txt\")",
               "```", ""]
     atomic_write_bytes(out / "README.md", "\n".join(lines).encode("utf-8"))
-    tsv = ["key\ttitle\towner\turl\tlicense"] + [
-        "\t".join(_cell(a[k]).replace("\t", " ") for k in ("key", "title", "owner", "url", "license")) for a in attribution
-    ]
-    atomic_write_bytes(out / ATTRIBUTION_TSV, ("\n".join(tsv) + "\n").encode("utf-8"))

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -40,17 +41,43 @@ def _h64(text: str, salt: bytes = b"") -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=salt).digest(), "little")
 
 
-def seeded_uniform(keys: list[str], seed: int, salt: str) -> np.ndarray:
-    """A uniform number in (0, 1) per key, a pure function of (key, seed, salt)."""
-    key = f"{salt}:{seed}".encode()[:64]
-    out = np.fromiter(((_h64(k, key) & _MASK53) for k in keys), dtype=np.float64, count=len(keys))
-    return (out + 0.5) / float(1 << 53)
+CHUNK = 65_536
 
 
-def stable_fraction(keys: list[str]) -> np.ndarray:
+def _strings(values: Any) -> Iterator[list[Any]]:
+    """Yield Python lists of a list or (chunked) Arrow string array, a chunk at a time."""
+    if isinstance(values, list):
+        for start in range(0, len(values), CHUNK):
+            yield values[start : start + CHUNK]
+        return
+    for start in range(0, len(values), CHUNK):
+        yield values.slice(start, CHUNK).to_pylist()
+
+
+def hash_strings(values: Any, salt: bytes = b"", transform: Callable[[str], str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of strings (list or Arrow array) and a mask of the non-empty ones."""
+    hashes = np.zeros(len(values), dtype=np.uint64)
+    present = np.zeros(len(values), dtype=bool)
+    start = 0
+    for chunk in _strings(values):
+        for i, v in enumerate(chunk, start):
+            if v is not None and v.strip():
+                hashes[i] = _h64(transform(v) if transform else v, salt)
+                present[i] = True
+        start += len(chunk)
+    return hashes, present
+
+
+def seeded_uniform(keys: Any, seed: int, salt: str) -> np.ndarray:
+    """A uniform number in (0, 1) per key (list or Arrow array), a pure function of (key, seed, salt)."""
+    hashes, _ = hash_strings(keys, f"{salt}:{seed}".encode()[:64])
+    return ((hashes & np.uint64(_MASK53)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def stable_fraction(keys: Any) -> np.ndarray:
     """A number in [0, 1) per key, independent of any seed (for the train/val split)."""
-    out = np.fromiter(((_h64(k, b"janus-val-split") & _MASK53) for k in keys), dtype=np.float64, count=len(keys))
-    return out / float(1 << 53)
+    hashes, _ = hash_strings(keys, b"janus-val-split")
+    return (hashes & np.uint64(_MASK53)).astype(np.float64) / float(1 << 53)
 
 
 def normalise_url(url: str) -> str:
@@ -90,10 +117,10 @@ class Dedup:
 
 
 def deduplicate(
-    keys: list[str],
-    id_values: list[str | None],
-    id_namespaces: list[str],
-    urls: list[str | None],
+    keys: Any,
+    id_values: Any,
+    id_namespaces: np.ndarray,
+    urls: Any,
     sizes: np.ndarray,
     labels: np.ndarray,
     checks: tuple[str, ...],
@@ -101,14 +128,19 @@ def deduplicate(
 ) -> tuple[np.ndarray, Dedup]:
     """Return a keep-mask over rows already in preference order, and what was removed.
 
-    ``image_hash(rows)`` returns the digest of each row's image bytes; it is only asked for rows
-    whose image size equals another surviving row's (exact duplicates have equal sizes).
+    ``keys``, ``id_values`` and ``urls`` are lists or Arrow string arrays; ``id_namespaces`` is
+    a small integer per row (photo ids are compared within a namespace). ``image_hash(rows)``
+    returns the digest of each row's image bytes; it is only asked for rows whose image size
+    equals another surviving row's (exact duplicates have equal sizes).
     """
-    n = len(keys)
+    n = len(labels)
     keep = np.ones(n, dtype=bool)
     removed: dict[str, int] = {}
     examples: dict[str, list[tuple[str, str]]] = {}
     conflicts = 0
+
+    def key_at(i: int) -> str:
+        return keys[i] if isinstance(keys, list) else keys[i].as_py()
 
     def apply(check: str, hashed: np.ndarray, present: np.ndarray) -> None:
         nonlocal conflicts
@@ -123,20 +155,20 @@ def deduplicate(
             first_pos = np.searchsorted(sorted_vals, hashed[dropped])
             keeper = idx[order][first_pos]
             conflicts += int((labels[keeper] != labels[dropped]).sum())
-            examples[check] = [(keys[int(k)], keys[int(d)]) for k, d in zip(keeper[:5], dropped[:5])]
+            examples[check] = [(key_at(int(k)), key_at(int(d))) for k, d in zip(keeper[:5], dropped[:5])]
         removed[check] = int(len(dropped))
         keep[:] = keep & mask
 
     if "key" in checks:
-        apply("key", np.fromiter((_h64(k) for k in keys), dtype=np.uint64, count=n), np.ones(n, dtype=bool))
+        apply("key", *hash_strings(keys))
     if "id" in checks:
-        present = np.fromiter((v is not None and v != "" for v in id_values), dtype=bool, count=n)
-        hashed = np.fromiter((_h64(f"{ns}:{v}") if v else 0 for ns, v in zip(id_namespaces, id_values)), dtype=np.uint64, count=n)
+        hashed, present = hash_strings(id_values)
+        # mix the namespace in so equal ids from unrelated sources do not collide
+        hashed = hashed ^ (id_namespaces.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
         apply("id", hashed, present)
     if "url" in checks:
-        present = np.fromiter((bool(u and u.strip()) for u in urls), dtype=bool, count=n)
-        hashed = np.fromiter((_h64(normalise_url(u)) if u else 0 for u in urls), dtype=np.uint64, count=n)
-        apply("url", hashed, present)
+        apply("url", *hash_strings(urls, transform=normalise_url))
+    hashed_rows = 0
     if "hash" in checks:
         alive = np.flatnonzero(keep)
         values, counts = np.unique(sizes[alive], return_counts=True)
@@ -146,9 +178,8 @@ def deduplicate(
         if len(rows):
             digests = image_hash(rows)
             hashed[rows] = np.fromiter((int.from_bytes(d[:8], "little") for d in digests), dtype=np.uint64, count=len(rows))
-        removed["hash_checked"] = int(len(rows))
+        hashed_rows = int(len(rows))
         apply("hash", hashed, shared)
-    hashed_rows = removed.pop("hash_checked", 0)
     return keep, Dedup(removed=removed, examples=examples, label_conflicts=conflicts, images_hashed=hashed_rows)
 
 
