@@ -218,3 +218,30 @@ def test_audit_sample_and_precision(tmp_path):
     again.close()
     with pytest.raises(ConfigError, match="other options"):
         build_audit_queue(AuditConfig(match_dir=match, per_class=6))
+
+
+def test_progress_counters_stay_equal_to_a_recount(stage):
+    import random
+
+    from janus_build.tag.db import _recount
+
+    rng = random.Random(0)
+    with open_queue(stage, overlap=0.3) as queue:
+        for step in range(150):
+            who = rng.choice(["a", "b"])
+            class_id = rng.choice([1, 291])
+            r = rng.random()
+            if r < 0.6:
+                items = queue.next_items(class_id, "t" + who, who, 3)
+                picks = [Decision(i.key, rng.choice(["in", "out", "unsure"])) for i in items[: rng.randint(1, 3)]]
+                queue.decide_many(picks, who, "t" + who)
+            elif r < 0.8:
+                queue.undo("t" + who, who)
+            elif recent := queue.recent(who, class_id, 5):
+                queue.decide(rng.choice(recent)["key"], rng.choice(["in", "out", "unsure"]), who, "t" + who)
+            if step % 25 == 24:
+                kept = [queue.progress(c) for c in (1, 291)]
+                with queue._write() as cur:
+                    _recount(cur)
+                assert kept == [queue.progress(c) for c in (1, 291)], step
+                assert 0 < kept[0]["done"] + kept[1]["done"]

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS leases (
     class_id INTEGER NOT NULL, expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leases_client ON leases(client, class_id);
+-- per-class counters kept in step with items/decisions in the same transactions (O(1) progress)
+CREATE TABLE IF NOT EXISTS class_counts (
+    class_id INTEGER PRIMARY KEY, items INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 0,
+    n_in INTEGER NOT NULL DEFAULT 0, n_out INTEGER NOT NULL DEFAULT 0, n_unsure INTEGER NOT NULL DEFAULT 0
+);
 """
 
 _ITEM_COLUMNS = "id, key, class_id, shard, image_ext, image_offset, image_size, url, title, tags, info, need, ndecided"
@@ -157,6 +162,21 @@ def _row_item(row: Sequence[Any]) -> Item:
     )
 
 
+def _recount(cur: sqlite3.Cursor) -> None:
+    """Recompute ``class_counts`` from ``items`` and ``decisions`` (on open and after loading)."""
+    cur.execute("DELETE FROM class_counts")
+    cur.execute("INSERT INTO class_counts (class_id, items, open) SELECT class_id, COUNT(*), SUM(open) FROM items GROUP BY class_id")
+    for class_id, decision, n in cur.execute("SELECT class_id, decision, COUNT(*) FROM decisions GROUP BY class_id, decision").fetchall():
+        cur.execute(f"UPDATE class_counts SET n_{decision}=? WHERE class_id=?", (n, class_id))
+
+
+def _count(cur: sqlite3.Cursor, class_id: int, decision: str | None, delta: int, open_delta: int = 0) -> None:
+    if decision is not None:
+        cur.execute(f"UPDATE class_counts SET n_{_check_decision(decision)}=n_{decision}+? WHERE class_id=?", (delta, class_id))
+    if open_delta:
+        cur.execute("UPDATE class_counts SET open=open+? WHERE class_id=?", (open_delta, class_id))
+
+
 def _check_decision(decision: str) -> str:
     if decision not in DECISIONS:
         raise InputError(f"decision {decision!r}: expected one of {', '.join(DECISIONS)}")
@@ -203,6 +223,7 @@ class TagQueue:
         with self._write() as cur:
             cur.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             cur.execute("INSERT OR IGNORE INTO meta VALUES ('overlap', ?)", (repr(DEFAULT_OVERLAP if overlap is None else overlap),))
+            _recount(cur)
         if overlap is not None:
             self.set_overlap(overlap)
 
@@ -261,6 +282,7 @@ class TagQueue:
                 "open = (ndecided < CASE WHEN overlap_rank < ? THEN 2 ELSE 1 END)",
                 (overlap, overlap),
             )
+            _recount(cur)
 
     @property
     def overlap(self) -> float:
@@ -294,6 +316,8 @@ class TagQueue:
                 batch,
             )
             added = cur.execute("SELECT COUNT(*) FROM items").fetchone()[0] - before
+            if added:
+                _recount(cur)
             if shard_name is not None:
                 cur.execute("INSERT OR REPLACE INTO shards VALUES (?, ?)", (shard_name, len(batch)))
         return added
@@ -385,9 +409,12 @@ class TagQueue:
                     cur.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", (d.key, annotator, class_id, d.decision, t, t))
                     ndecided += 1
                     cur.execute("UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided, int(ndecided < need), d.key))
+                    _count(cur, class_id, d.decision, 1, -1 if ndecided == need else 0)
                     action = "decide"
                 else:
                     cur.execute("UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?", (d.decision, t, d.key, annotator))
+                    _count(cur, class_id, prev[0], -1)
+                    _count(cur, class_id, d.decision, 1)
                     action = "edit"
                 cur.execute(
                     "INSERT INTO history (batch, key, class_id, annotator, client, action, decision, previous, time_ms) "
@@ -420,12 +447,17 @@ class TagQueue:
             keys = []
             for seq, key, class_id, action, previous in rows:
                 current = cur.execute("SELECT decision FROM decisions WHERE key=? AND annotator=?", (key, annotator)).fetchone()
-                if previous is None:
+                if current is None:
+                    pass  # already gone (undone elsewhere): nothing to revert
+                elif previous is None:
+                    need, ndecided = cur.execute("SELECT need, ndecided FROM items WHERE key=?", (key,)).fetchone()
                     cur.execute("DELETE FROM decisions WHERE key=? AND annotator=?", (key, annotator))
-                    if current is not None:
-                        cur.execute("UPDATE items SET ndecided=ndecided-1, open=(ndecided-1 < need) WHERE key=?", (key,))
+                    cur.execute("UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided - 1, int(ndecided - 1 < need), key))
+                    _count(cur, class_id, current[0], -1, 1 if ndecided == need else 0)
                 else:
                     cur.execute("UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?", (previous, t, key, annotator))
+                    _count(cur, class_id, current[0], -1)
+                    _count(cur, class_id, previous, 1)
                 cur.execute("UPDATE history SET undone=1 WHERE seq=?", (seq,))
                 cur.execute(
                     "INSERT INTO history (batch, key, class_id, annotator, client, action, decision, previous, time_ms, undone) "
@@ -468,11 +500,11 @@ class TagQueue:
 
     def progress(self, class_id: int, annotator: str | None = None, window_s: float = 300.0) -> dict[str, Any]:
         """Per-class progress: items, done, remaining, in-class rate, this annotator's decisions/minute."""
-        total, done = self._read(
-            "SELECT COUNT(*), COALESCE(SUM(open=0), 0) FROM items WHERE class_id=?", (class_id,)
-        )[0]
-        counts = dict(self._read("SELECT decision, COUNT(*) FROM decisions WHERE class_id=? GROUP BY decision", (class_id,)))
-        decided = sum(counts.values())
+        row = self._read("SELECT items, open, n_in, n_out, n_unsure FROM class_counts WHERE class_id=?", (class_id,))
+        total, remaining, n_in, n_out, n_unsure = row[0] if row else (0, 0, 0, 0, 0)
+        done = total - remaining
+        counts = {"in": n_in, "out": n_out, "unsure": n_unsure}
+        decided = n_in + n_out + n_unsure
         rate = None
         if annotator:
             t = now_ms()
