@@ -38,7 +38,7 @@ def make_stage(root: Path, classes: dict[int, int], *, shards: int = 2, size: in
                 writer.write(f"flickr-failed{s}x{f}", None, {"class_id": plan[0][0], "title": "broken"},
                              status="failed_to_download", error_message="404")
     if report and fetch_layout:
-        (root / "report.json").write_text(json.dumps({"per_class": {str(c): {"available": 10 * n + 7, "fetched": n,
+        (root / "report.json").write_text(json.dumps({"classes": {str(c): {"available": 10 * n + 7, "fetched": n,
                                                                             "downloaded": n} for c, n in classes.items()}}))
     return root
 

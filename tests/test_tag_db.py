@@ -245,3 +245,14 @@ def test_progress_counters_stay_equal_to_a_recount(stage):
                     _recount(cur)
                 assert kept == [queue.progress(c) for c in (1, 291)], step
                 assert 0 < kept[0]["done"] + kept[1]["done"]
+
+
+def test_available_counts_from_either_report_layout(tmp_path):
+    from janus_build.tag.stats import read_available
+
+    (tmp_path / "report.json").write_text('{"per_class": {"7": {"available": 12}}, "totals": {}}')
+    assert read_available(tmp_path) == {7: 12}
+    (tmp_path / "report.json").write_text('{"classes": [{"class_id": 3, "available": 5}, {"class_id": "x"}]}')
+    assert read_available(tmp_path) == {3: 5}
+    (tmp_path / "report.json").write_text("not json")
+    assert read_available(tmp_path) == {} and read_available(tmp_path / "missing") == {}
