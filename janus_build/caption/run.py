@@ -140,7 +140,7 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
             finish_ready(w)
 
     if batches:
-        loader = _make_loader(flat, batches, captioner, config)
+        loader = make_loader(flat, batches, captioner.image_processor, config, pin_memory=captioner.device == "cuda")
         for batch_number, batch in enumerate(loader):
             w, b = batch_owner[batch_number]
             work = works[w]
@@ -166,20 +166,21 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     return summary
 
 
-def _make_loader(flat: list[Sample], batches: list[list[int]], captioner: Any, config: CaptionConfig) -> Any:
+def make_loader(flat: list[Sample], batches: list[list[int]], image_processor: Any, config: CaptionConfig, pin_memory: bool = False) -> Any:
+    """A DataLoader decoding and preprocessing ``batches`` (lists of indices into ``flat``) in workers."""
     import torch
     from torch.utils.data import DataLoader
 
     from janus_build.caption.decode import CaptionDataset, collate
 
-    dataset = CaptionDataset(flat, captioner.image_processor, config.max_image_pixels)
+    dataset = CaptionDataset(flat, image_processor, config.max_image_pixels)
     workers = min(config.num_workers, len(batches))
     return DataLoader(
         dataset,
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=collate,
-        pin_memory=captioner.device == "cuda" and torch.cuda.is_available(),
+        pin_memory=pin_memory and torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
