@@ -65,7 +65,7 @@ def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
     out = tmp_path / "fetch"
     start = len(fake.calls)
     config = FetchConfig(out=out, queries=queries_file, per_class=300, api_url=fake.api_url, calls_per_hour=10**6,
-                         threads=8, shard_size=250)
+                         threads=8, shard_size=250, workers=2)
     result = run_fetch(config, credentials=fake.credentials)
     metadata = _read_metadata(out)
     assert sorted(metadata) == [2, 291]

@@ -61,13 +61,18 @@ def download_images(out: Path, metadata: Mapping[int, list[dict[str, Any]]], con
         table = pa.table({"url": [r["url"] for r in with_url], "janus_key": [r["key"] for r in with_url]})
         write_parquet_atomic(input_path, table)
     progress.start(DOWNLOAD_TASK, total=len(with_url), unit="images")
-    if with_url:
+    import math
+
+    import pyarrow.parquet as pq
+
+    expected = math.ceil(pq.read_metadata(input_path).num_rows / config.shard_size)
+    done = sum(1 for i in range(expected) if (i2d_dir / f"{i:05d}{STATS_SUFFIX}").is_file())
+    if done < expected:  # img2dataset skips the finished shards itself; starting it costs seconds
         _run_img2dataset(input_path, i2d_dir, config)
     statuses: dict[str, str] = {}
     for name in sorted(p.name[: -len(STATS_SUFFIX)] for p in i2d_dir.glob(f"*{STATS_SUFFIX}")):
         if not (images_dir / f"{name}{STATS_SUFFIX}").is_file():
             _rekey_shard(i2d_dir, name, images_dir, by_key)
-    import pyarrow.parquet as pq
 
     for name in shard_names(images_dir) if images_dir.is_dir() else []:
         index = pq.read_table(images_dir / f"{name}.parquet", columns=["key", "status"])
