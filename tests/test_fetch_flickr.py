@@ -104,3 +104,24 @@ def test_credentials_from_env_then_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("FLICKR_API_KEY", "env-key-5678")
     monkeypatch.setenv("FLICKR_API_SECRET", "env-secret")
     assert Credentials.load().api_key == "env-key-5678"
+
+
+def test_fake_server_filters_dates_licences_safety_and_caps_at_4000():
+    with FakeFlickr({7: "cock"}, photos_per_class=7000) as big:
+        client = _client(big)
+        everything = client.search("cock", licenses=tuple(range(17)))
+        cc = client.search("cock")
+        assert everything.total > cc.total > 4000
+        only_arr = client.search("cock", licenses=(0,))
+        assert only_arr.total and all(p["license"] == "0" for p in only_arr.photos)
+        lo, hi = 1300000000, 1400000000
+        window = client.search("cock", min_upload_date=lo, max_upload_date=hi)
+        assert 0 < window.total < cc.total
+        assert all(lo <= int(p["dateupload"]) <= hi for p in window.photos)
+        unsafe = [p for p in big.photos if p.safety != 1]
+        assert unsafe and {str(p.photo_id) for p in unsafe}.isdisjoint({p["id"] for p in cc.photos})
+        # Beyond the cap Flickr repeats results: page 9 (results 4,001+) equals page 8.
+        page8, page9 = client.search("cock", page=8), client.search("cock", page=9)
+        assert [p["id"] for p in page9.photos] == [p["id"] for p in page8.photos]
+        scores = [big._by_id[int(p["id"])].interestingness for p in cc.photos]
+        assert scores == sorted(scores, reverse=True)
