@@ -99,3 +99,18 @@ def test_dataset_reads_by_offset_and_reports_each_failure(tmp_path):
     assert batch["indices"] == [0] and tuple(batch["pixel_values"].shape) == (1, 3, 32, 32)
     assert {i: s for i, s, _ in batch["failures"]} == {1: "decode_error", 2: "empty_image", 3: "read_error"}
     assert all(message for _, _, message in batch["failures"])
+
+
+def test_workers_ship_uint8_and_normalising_matches_the_processor():
+    import torch
+    from transformers import BlipImageProcessor
+
+    from janus_build.caption.decode import normalize_pixels
+
+    processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    image = decode_image(class_image(5, 1, 48), 32, 10**9)
+    shipped = CaptionDataset([], processor, 10**9)._pixels([image])
+    assert shipped.dtype == torch.uint8 and tuple(shipped.shape) == (1, 3, 32, 32)
+    expected = processor(images=[image], return_tensors="pt")["pixel_values"]
+    assert torch.allclose(normalize_pixels(shipped, processor, "cpu", torch.float32), expected, atol=1e-5)
+    assert normalize_pixels(expected, processor, "cpu", torch.bfloat16).dtype == torch.bfloat16

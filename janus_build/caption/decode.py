@@ -145,13 +145,23 @@ class CaptionDataset:
         self.max_image_pixels = max_image_pixels
         self.target_size = model_input_size(image_processor)
 
+    def _pixels(self, images: list[Any]) -> Any:
+        """Resized uint8 ``[N, 3, H, W]``: rescaling and normalising happen on the device
+        (:func:`normalize_pixels`), so workers ship a quarter of the bytes through shared memory."""
+        import torch
+
+        pixels = self.image_processor(images=images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
+        if pixels.dtype != torch.uint8:
+            pixels = pixels.round().clamp(0, 255).to(torch.uint8)
+        return pixels
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[int, Any, str, str | None]:
         try:
             image = decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels)
-            pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+            pixels = self._pixels([image])[0]
         except ImageError as exc:
             return index, None, exc.status, str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the run
@@ -169,11 +179,27 @@ class CaptionDataset:
                 out.append((index, None, exc.status, str(exc)))
         if good:
             try:
-                pixels = self.image_processor(images=[image for _, image in good], return_tensors="pt")["pixel_values"]
+                pixels = self._pixels([image for _, image in good])
                 out.extend((index, pixels[i], "success", None) for i, (index, _) in enumerate(good))
             except Exception:  # noqa: BLE001 - find the one image the processor refuses
                 out.extend(self[index] for index, _ in good)
         return out
+
+
+def normalize_pixels(pixels: Any, image_processor: Any, device: str, dtype: Any) -> Any:
+    """Finish preprocessing on ``device``: uint8 -> rescaled, normalised ``dtype`` (as the processor would)."""
+    import torch
+
+    if pixels.dtype != torch.uint8:  # already preprocessed
+        return pixels.to(device, dtype=dtype, non_blocking=True)
+    x = pixels.to(device, non_blocking=True).float()
+    if getattr(image_processor, "do_rescale", True):
+        x = x * float(image_processor.rescale_factor)
+    if getattr(image_processor, "do_normalize", True):
+        mean = torch.tensor(image_processor.image_mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(image_processor.image_std, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+    return x.to(dtype)
 
 
 def collate(items: list[tuple[int, Any, str, str | None]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from janus_build.caption.config import CaptionConfig
+from janus_build.caption.decode import normalize_pixels
 from janus_build.errors import ConfigError, MissingResourceError
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,12 @@ class Captioner:
         self._torch = torch
 
     def generate(self, pixel_values: Any, seed: int | None = None) -> list[str]:
-        """Captions for a batch of preprocessed images (``[B, 3, H, W]``), prompt removed."""
+        """Captions for a batch of images (``[B, 3, H, W]``: resized uint8 from the loader, or
+        already normalised floats), prompt removed."""
         torch = self._torch
         if seed is not None:
             torch.manual_seed(seed)  # seeds the CPU and every CUDA generator
-        pixel_values = pixel_values.to(self.device, dtype=self.dtype, non_blocking=True)
+        pixel_values = normalize_pixels(pixel_values, self.image_processor, self.device, self.dtype)
         kwargs = dict(self.generate_kwargs)
         if self._prompt_ids is not None:
             kwargs["input_ids"] = self._prompt_ids.repeat(pixel_values.shape[0], 1)

@@ -69,6 +69,10 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
         InputError: no usable input shards. ConfigError: a bad option or column.
         MissingResourceError: the model cannot be loaded. OutputError: ``--out`` unusable.
     """
+    if captioner is None:
+        from janus_build.caption.model import resolve_device, resolve_dtype
+
+        resolve_dtype(config.precision, resolve_device(config.device))  # a bad --device fails before any work
     shards = find_shards(config.stage_dir)
     columns = MetadataColumns(config.title_col, config.human_caption_col, HUMAN_CAPTION_COLUMNS)
     # Resolve the metadata columns before any work, so a wrong --human-caption-col fails fast.
@@ -181,7 +185,7 @@ def make_loader(flat: list[Sample], batches: list[list[int]], image_processor: A
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory and torch.cuda.is_available(),
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=2 if workers else None,
         persistent_workers=False,
     )
 
