@@ -8,9 +8,25 @@ builds ``caption_blip_title`` and ``prose_caption``, and :mod:`.run` drives the 
 (one caption shard per input shard, resumable). Columns: :data:`janus_build.schemas.CAPTIONS`.
 """
 
-from janus_build.caption.config import DEFAULT_MODEL, CaptionConfig
-from janus_build.caption.merge import merge_title, prose_caption
-from janus_build.caption.run import run_caption
-from janus_build.caption.spelling import SpellFixer
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MODEL", "CaptionConfig", "SpellFixer", "merge_title", "prose_caption", "run_caption"]
+import importlib
+from typing import Any
+
+# Lazy attributes (PEP 562): the CLI imports the config module without pulling in pyarrow/torch.
+_EXPORTS = {
+    "DEFAULT_MODEL": "config",
+    "CaptionConfig": "config",
+    "merge_title": "merge",
+    "prose_caption": "merge",
+    "run_caption": "run",
+    "SpellFixer": "spelling",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
