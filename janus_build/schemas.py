@@ -176,3 +176,18 @@ FETCH_EXTRA_COLUMNS = (
 )
 CLASS_IDS = "class_ids"  # list<int32> in the image index: every class that kept the photo
 DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. exclude:jet, require:lion
+
+
+# --- janus train / janus eval (docs/contract-train.md) --------------------------------------
+# Webdataset members janus train reads from balance shards: an image, the label (ASCII int), the caption.
+TRAIN_IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
+TRAIN_LABEL_MEMBER = "cls"
+TRAIN_CAPTION_MEMBER = "txt"
+# Evaluation sets, as keys of the metrics JSON's "shifts"; the last four make average robustness.
+EVAL_SHIFTS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
+ROBUSTNESS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
+EVAL_METRICS_KEYS = (
+    "format", "shifts", "val_top1", "average_robustness", "average_robustness_shifts",
+    "average_robustness_complete", "effective_robustness_ratio",
+)
+EVAL_SHIFT_KEYS = ("top1", "correct", "images", "classes", "classes_present", "path")

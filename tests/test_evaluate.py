@@ -130,6 +130,9 @@ def test_metrics_arithmetic() -> None:
     assert round(metrics["average_robustness"], 3) == 0.424
     assert metrics["effective_robustness_ratio"] == pytest.approx(metrics["average_robustness"] / 0.870)
     assert metrics["average_robustness_complete"] and metrics["val_top1"] == 0.870
+    from janus_build.schemas import EVAL_METRICS_KEYS
+
+    assert set(EVAL_METRICS_KEYS) <= set(metrics)
     partial = summarize({"imagenet_r": {"top1": 0.5}, "imagenet_a": {"top1": 0.25}})
     assert partial["average_robustness"] == 0.375 and partial["effective_robustness_ratio"] is None
     assert not partial["average_robustness_complete"] and partial["average_robustness_shifts"] == ["imagenet_r", "imagenet_a"]

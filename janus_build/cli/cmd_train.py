@@ -58,6 +58,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default 1e-3 (adamw) or 0.1 x batch/256 (sgd)."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd (Nesterov momentum)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Default 0.05 (adamw) or 1e-4 (sgd)."),
+    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum (Nesterov)."),
     warmup_epochs: float = typer.Option(5.0, "--warmup-epochs", help="Linear warm-up before the cosine schedule."),
     image_size: int = typer.Option(224, "--image-size"),
     workers: int = typer.Option(4, "--workers", help="Data-loader processes per training process."),
@@ -89,7 +90,7 @@ def train(
 
     config = TrainConfig(
         shards=tuple(shards), out=str(out), arch=arch, loss=loss, augment=augment, labels=labels, epochs=epochs,
-        batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+        batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum, warmup_epochs=warmup_epochs,
         image_size=image_size, workers=workers, shuffle_buffer=shuffle_buffer, decode=decode, steps_per_epoch=steps_per_epoch,
         precision=precision, compile=compile, channels_last=channels_last, grad_clip=grad_clip,
         label_smoothing=label_smoothing, eval_every=eval_every, eval_batch_size=eval_batch_size,

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from janus_build import schemas
 from janus_build.errors import ConfigError, InputError
 from janus_build.images import IMAGE_EXTENSIONS, open_image
 
@@ -282,7 +283,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         if image_ext is None:
             return None
         if self.lookup is not None:
-            raw = sample.get("cls")
+            raw = sample.get(schemas.TRAIN_LABEL_MEMBER)
             if raw is None:
                 return None
             label = self.lookup.get(int(raw.decode() if isinstance(raw, bytes) else raw))
@@ -290,7 +291,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                 return None
             target: Any = label
         else:
-            raw = sample.get("txt")
+            raw = sample.get(schemas.TRAIN_CAPTION_MEMBER)
             if raw is None:
                 return None
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

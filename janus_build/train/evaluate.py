@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from janus_build import schemas
 from janus_build.errors import ConfigError, InputError, MissingResourceError
 from janus_build.labels import load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
@@ -30,8 +31,8 @@ from janus_build.resources import package_data
 
 log = logging.getLogger(__name__)
 
-SHIFTS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
-ROBUSTNESS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
+SHIFTS = schemas.EVAL_SHIFTS
+ROBUSTNESS_SHIFTS = schemas.ROBUSTNESS_SHIFTS
 SHIFT_TITLES = {
     "imagenet_val": "ImageNet-val",
     "imagenet_v2": "ImageNet-V2",
