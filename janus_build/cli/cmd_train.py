@@ -98,6 +98,10 @@ def train(
         imagenet_a=imagenet_a, seed=seed, device=device, resume=resume, overwrite=overwrite,
     )
     main = dist_from_env().is_main
+    if not main:  # under torchrun only rank 0 reports; the others speak up for errors only
+        import logging
+
+        logging.getLogger("janus_build").setLevel(logging.ERROR)
     if main:
         with RichProgress(unit_rate="images") as progress:
             summary = run_training(config, progress)

@@ -33,7 +33,24 @@ def decode_jpegs(jpegs: Sequence[Any], device: Any) -> list[Any]:
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        return list(decode_jpeg(list(jpegs), mode=ImageReadMode.RGB, device=device))
+        try:
+            return list(decode_jpeg(list(jpegs), mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:  # one odd JPEG (CMYK, progressive corner cases) fails the batch: go one by one
+            return [_decode_one(j, device) for j in jpegs]
+
+
+def _decode_one(jpeg: Any, device: Any) -> Any:
+    """Decode one JPEG on ``device``, falling back to PIL on the CPU for what nvJPEG rejects."""
+    import numpy as np
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from janus_build.images import open_image
+
+    try:
+        return decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        array = np.asarray(open_image(jpeg.numpy().tobytes()))
+        return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous().to(device)
 
 
 def _gray(x: Any) -> Any:
