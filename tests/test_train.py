@@ -41,6 +41,7 @@ def _config(shards: Path, out: Path, **changes) -> TrainConfig:
 
 
 def test_resolve_shards_accepts_dirs_globs_files_and_reads_manifest(shards: Path) -> None:
+    write_synthetic_shards(shards, per_class=2, size=SIZE, shards=1, split="val")  # balance's val/ is not trained on
     from_dir = resolve_shards([shards])
     assert len(from_dir.shards) == 3 and from_dir.samples == 32 * len(DEMO_CLASSES)
     assert from_dir.labels == "in100"  # from the balance manifest
@@ -152,6 +153,15 @@ def test_device_augment_output() -> None:
     out = DeviceAugment("simclr", 24, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), torch.device("cpu"))(jpegs)
     assert out.shape == (4, 3, 24, 24) and out.dtype == torch.float32
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0  # mean 0 / std 1: values stay in [0, 1]
+
+
+def test_custom_label_set_sizes_the_head_and_skips_other_classes(shards: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "three.tsv"
+    labels.write_text("class_id\tname\n13\tjunco\n6\tstingray\n99\tgoose\n")
+    summary = train(_config(shards, tmp_path / "custom", labels=str(labels), epochs=1, steps_per_epoch=2, batch_size=8))
+    state = torch.load(Path(summary["checkpoint"]), weights_only=False)
+    assert state["model_spec"]["head_ids"] == [13, 6, 99]
+    assert state["model"]["fc.weight"].shape[0] == 3
 
 
 def test_bad_options_fail_before_training(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
