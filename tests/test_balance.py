@@ -315,7 +315,7 @@ def test_cli_end_to_end(data, tmp_path):
 
     out = tmp_path / "o"
     args = ["balance", f"name=in100,images={data['gt']},labels=ground_truth",
-            f"name=flickr,images={data['flickr']},tags={data['tags']},role=fill,priority=2",
+            f"name=flickr,images={data['flickr'].parent},tags={data['tags']},role=fill,priority=2",  # a fetch DIR
             "--labels", str(data["labels"]), "--out", str(out), "--min-per-class", "6", "--val-fraction", "0"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -224,6 +224,8 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     # the candidate index stays in Arrow (compact); Python objects only for a shard's rows at a time
     ordered = cands.take(pa.array(order)).combine_chunks()
     del cands, order
+    for s in sources:  # only meta_row is needed from here on (to read the selected rows' metadata)
+        s.candidates = s.candidates.select(["meta_row"])
     labels = ordered.column("label").to_numpy().astype(np.int64)
     sizes = np.asarray(pc.fill_null(ordered.column("image_size"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     offsets = np.asarray(pc.fill_null(ordered.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -235,7 +237,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     reader = _TarReader()
 
     def image_path(row: int) -> Path:
-        return Path(sources[src[row]].spec.images) / Path(shard_names[shard_codes[row]]).name
+        return sources[src[row]].images_dir / Path(shard_names[shard_codes[row]]).name
 
     def read_jpeg(row: int) -> bytes:
         return _to_jpeg(reader.read(image_path(row), int(offsets[row]), int(sizes[row])), ext_names[ext_codes[row]])
@@ -276,6 +278,8 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         unit = int(config.budget_unit) if config.budget_unit.isdigit() else int(
             dedup_by_source[[s.spec.name for s in sources].index(config.budget_unit)])
         budget_samples = sel.budget_to_samples(budget[0], budget[1], unit)
+        if budget_samples < 1:
+            raise sel.BudgetError(f"--budget {config.budget} with --budget-unit {config.budget_unit} ({unit:,} samples) is less than one sample")
 
     def describe_pool() -> str:
         pooled = Counter(src[pool].tolist())

@@ -56,6 +56,7 @@ class LoadedSource:
     label_source: str
     candidates: pa.Table
     meta_files: list[tuple[Path, int]]  # metadata parquet files in row order, with row counts
+    images_dir: Path  # the image stage holding the tars (``images=``, or its ``images/`` folder)
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -105,18 +106,21 @@ def _string_column(table: pa.Table, candidates: tuple[str, ...]) -> pa.Array:
     return pa.nulls(table.num_rows, pa.string())
 
 
-def _image_index(spec: SourceSpec) -> tuple[pa.Table, list[tuple[Path, int]]]:
+def _image_index(spec: SourceSpec) -> tuple[pa.Table, list[tuple[Path, int]], Path]:
     directory = Path(spec.images)
     where = f"source {spec.name!r} images={directory}"
     if not directory.is_dir():
         raise InputError(f"{where}: no such directory")
     files = _shard_files(directory)
+    if not files and _shard_files(directory / "images"):  # a janus fetch output: its images/ stage
+        directory = directory / "images"
+        files = _shard_files(directory)
     if not files:
         raise InputError(f"{where}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)")
     wanted = (*_SLIM_INDEX, "label", "class_id", *(c for c in (spec.label_col,) if c), *_ID_COLUMNS, *_URL_COLUMNS)
     table, counts = _read_files(files, tuple(dict.fromkeys(wanted)), where)
     schemas.require_columns(table.column_names, ("key", "shard", "image_offset", "image_size", "status"), where)
-    return table, counts
+    return table, counts, directory
 
 
 def _has_image(table: pa.Table) -> np.ndarray:
@@ -211,7 +215,7 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
             (unless ``unknown_labels='drop'``), missing image bytes (``missing_images='error'``).
     """
     where = f"source {spec.name!r}"
-    index, index_files = _image_index(spec)
+    index, index_files, images_dir = _image_index(spec)
     has_image = _has_image(index)
     keys = index.column("key").combine_chunks()
     counts: Counter = Counter()
@@ -290,7 +294,7 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
     cand = cand.filter(pa.array(keep))
     counts["candidates"] += cand.num_rows
     loaded = LoadedSource(spec=spec, position=position, label_source=label_source, candidates=cand, meta_files=meta_files,
-                          counts=counts, examples=examples)
+                          images_dir=images_dir, counts=counts, examples=examples)
     log.info("%s: %d candidate(s) of %d row(s) (label source %s)", where, cand.num_rows, len(labels), label_source)
     return loaded
 
