@@ -174,6 +174,8 @@ def test_cli_eval_prints_the_table_and_writes_json(checkpoint: Path, shift_dirs:
 
 
 def test_checkpoint_of_another_architecture_is_a_clear_error(checkpoint: Path, shift_dirs: dict[str, str], tmp_path: Path) -> None:
+    run_dir = checkpoint.parent.parent  # a run directory means its best (here: last) checkpoint
+    assert evaluate(EvalConfig(checkpoint=str(run_dir), imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))["model"]["checkpoint"] == str(checkpoint)
     with pytest.raises(InputError, match="trained with --arch tiny, not --arch resnet26"):
         evaluate(EvalConfig(checkpoint=str(checkpoint), arch="resnet26", imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))
     bare = tmp_path / "vit.pt"

@@ -317,6 +317,9 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, image
     from janus_build.train.models import ModelSpec, build_model, load_weights
 
     file = Path(path)
+    if file.is_dir():  # a janus train run directory: its best checkpoint, else its last
+        run = file
+        file = next((c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()), run / "checkpoints" / "last.pt")
     if not file.is_file():
         raise InputError(f"CHECKPOINT {file}: no such file")
     try:
