@@ -84,18 +84,31 @@ def test_cap_and_seeded_sampling(data, tmp_path):
     assert a.stats["per_class_target"] == 5
 
 
-@pytest.mark.parametrize("budget,total", [("1x", 10), ("2x", 20), ("4x", 40)])
-def test_budgets_cap_water_fills_to_the_exact_size(data, tmp_path, budget, total):
-    result = run(data, tmp_path / "o", in100(data), laion(data), balance="cap", budget=budget, budget_unit="10")
+@pytest.mark.parametrize("budget,total,with_laion", [("1x", 10, False), ("2x", 20, True), ("4x", 40, True)])
+def test_paper_budgets_from_ground_truth_tagged_flickr_and_matched_laion(data, tmp_path, budget, total, with_laion):
+    sources = [in100(data), flickr(data)] + ([laion(data)] if with_laion else [])
+    result = run(data, tmp_path / "o", *sources, balance="cap", budget=budget, budget_unit="10", min_per_class=2)
     rows = index(tmp_path / "o")
     assert len(rows) == total == result.stats["budget"]["samples"]
     counts = per_class(rows)
-    available = {int(c): v["available"] for c, v in result.stats["per_class"].items()}
-    assert available == {2: 13, 6: 8, 8: 12, 13: 7}
-    for a in CLASSES:  # water-filling: no class exceeds a class that was cut by more than one sample
-        assert counts[a] <= available[a]
-        if counts[a] < available[a]:
+    pool = {int(c): v["pool"] for c, v in result.stats["per_class"].items()}
+    for a in CLASSES:  # water-filling: every class >= the minimum; none exceeds a class that was cut by > 1
+        assert 2 <= counts[a] <= pool[a]
+        if counts[a] < pool[a]:
             assert all(counts[b] <= counts[a] + 1 for b in CLASSES)
+    sources_used = Counter(r["source_name"] for r in rows)
+    if not with_laion:  # IN100 has one junco: tagged Flickr fills the class to the minimum
+        assert sources_used["flickr"] == 1 and counts[13] == 2
+    else:
+        assert sources_used["laion100"] > 0
+    assert result.short_classes == []
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert f"- Budget: {budget} = {total:,} samples (1x = 10)" in card
+    table = [line.split(" | ") for line in card.splitlines() if line.startswith("| ") and line.split(" | ")[0][2:].isdigit()]
+    assert sum(int(cells[3]) for cells in table) == total  # the per-class table adds up to the budget
+    assert "Classes short of their minimum: 0" in card
+    with pytest.raises(BudgetError, match=r"asks for 10 samples but --min-per-class 6 needs 2\d"):
+        run(data, tmp_path / "p", *sources, balance="cap", budget="10", min_per_class=6)
 
 
 def test_budget_relative_to_a_source_and_proportional_none(data, tmp_path):

@@ -273,6 +273,11 @@ def quotas(
             f"--budget asks for {budget_samples:,} samples but the sources hold only {int(upper.sum()):,} eligible samples{capped} "
             f"after labels and de-duplication ({describe_pool()}); lower --budget or --budget-unit, or add sources"
         )
+    if budget_samples is not None and budget_samples < lower.sum():
+        raise BudgetError(
+            f"--budget asks for {budget_samples:,} samples but --min-per-class {min_per_class} needs {int(lower.sum()):,} "
+            f"({len(lower)} classes); raise --budget or lower --min-per-class"
+        )
     target = None
     if balance == "none":
         quota = upper if budget_samples is None else proportional(lower, upper, budget_samples)
