@@ -14,7 +14,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from balance_fixtures import CLASSES, GT_COUNTS, make_all, make_ground_truth, make_laion
+from balance_fixtures import CLASSES, GT_COUNTS, make_all
 from janus_build.balance import BalanceConfig, BudgetError, SourceSpec, balance, load_sources_file, parse_budget
 from janus_build.balance.select import proportional, stable_fraction, water_fill
 from janus_build.errors import ConfigError, InputError, OutputError, SchemaError

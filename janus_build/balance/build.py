@@ -27,7 +27,7 @@ from janus_build.balance.sources import LoadedSource, load_source
 from janus_build.balance.spec import BalanceConfig, parse_budget
 from janus_build.errors import InputError
 from janus_build.images import IMAGE_INDEX, ImageShardWriter
-from janus_build.labels import LabelSet, load_label_set
+from janus_build.labels import load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
 from janus_build.stage import StageDir, atomic_path, atomic_write_json, write_parquet_atomic
 
@@ -150,7 +150,7 @@ def _read_captions(source: LoadedSource, keys: pa.Array) -> pa.Table | None:
 class _SourceRows:
     """The selected rows of one source with full metadata, captions and provenance, by meta_row."""
 
-    def __init__(self, source: LoadedSource, meta_rows: np.ndarray, label_set: LabelSet) -> None:
+    def __init__(self, source: LoadedSource, meta_rows: np.ndarray) -> None:
         self.source = source
         rows = np.unique(meta_rows)
         self.meta = source.read_metadata(rows)
@@ -161,7 +161,6 @@ class _SourceRows:
         if captions is not None:
             pos = pc.index_in(keys, value_set=captions.column("key"))
             self.captions = captions.take(pos)  # null rows where a key has no caption
-        self.label_set = label_set
 
     def records(self, meta_rows: np.ndarray) -> list[dict[str, Any]]:
         """Full metadata (captions merged in) of ``meta_rows``, as dicts, in the given order."""
@@ -252,7 +251,8 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         return [digests[int(r)] for r in rows]
 
     keep, dedup = sel.deduplicate(
-        ordered.column("key"), ordered.column("id_value"), namespaces, ordered.column("url"), sizes, labels, config.dedup,
+        ordered.column("key"), ordered.column("id_value"), namespaces, ordered.column("url"), sizes, labels,
+        tuple(dict.fromkeys(("key", *config.dedup))),  # keys are always unique: they are the webdataset __key__
         image_hash,
     )
     lookup = np.full(max(max(label_set.ids), int(labels.max(initial=0))) + 1, -1, dtype=np.int64)
@@ -324,7 +324,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     for s in sources:
         mine = rows[src[rows] == s.position]
         if len(mine):
-            per_source[s.position] = _SourceRows(s, meta_rows_col[s.position][local[mine]], label_set)
+            per_source[s.position] = _SourceRows(s, meta_rows_col[s.position][local[mine]])
 
     result_shards: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
