@@ -191,6 +191,8 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
         assert s["cls"] == row["label"] and s["txt"] == row["caption"]
         assert s["jpg"].size == (24, 24) and s["json"]["source_name"] == row["source_name"]
         assert s["json"]["source_metadata"]  # the source's full metadata travels along
+    for s in wds.WebDataset(urls, shardshuffle=False).decode():  # default decoders: cls -> int, txt -> str
+        assert s["cls"] == by_key[s["__key__"]]["label"] and isinstance(s["txt"], str)
     raw = {s["__key__"]: s for s in wds.WebDataset(urls, shardshuffle=False)}
     for key, s in raw.items():
         assert Image.open(io.BytesIO(s["jpg"])).format == "JPEG"  # a PNG source image is re-encoded
@@ -208,6 +210,7 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     summary = manifest["summary"]
     assert summary["label_set"] == "four" and summary["classes"] == list(CLASSES) and summary["label_space_size"] == 14
     assert summary["samples"] == result.counts
+    assert manifest["config"]["labels"] == str(data["labels"].resolve())  # janus train loads the label set from here
 
     card = (out / "README.md").read_text()
     cc_by = [r for r in train + val if r["license"] in ("Attribution License", "Attribution-NonCommercial License")]

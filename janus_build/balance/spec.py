@@ -166,6 +166,11 @@ class SourceSpec:
             values[key] = value.strip()
         return cls.from_mapping(values, f"SOURCE {text!r}")
 
+    def resolved(self) -> "SourceSpec":
+        """The spec with absolute paths (as recorded in the manifest)."""
+        paths = {k: str(Path(v).resolve()) for k in ("images", "tags", "match", "captions") if (v := getattr(self, k))}
+        return dataclasses.replace(self, **paths)
+
     def to_text(self) -> str:
         """The spec back as ``key=value`` pairs (defaults left out), as recorded in the manifest."""
         parts = []
@@ -302,6 +307,8 @@ class BalanceConfig:
     def manifest_config(self) -> dict[str, Any]:
         """The config as recorded in the manifest (sources as their spec strings)."""
         raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overwrite"}
-        raw["sources"] = [s.to_text() for s in self.sources]
+        raw["sources"] = [s.resolved().to_text() for s in self.sources]
+        if self.labels not in ("in100", "in1k") and Path(self.labels).is_file():
+            raw["labels"] = str(Path(self.labels).resolve())  # janus train loads the label set from here
         raw["dedup"] = list(self.dedup)
         return raw
