@@ -126,7 +126,7 @@ def eval_command(
     imagenet_sketch: Optional[str] = typer.Option(None, "--imagenet-sketch", help=_SHIFT_HELP["imagenet_sketch"]),
     imagenet_r: Optional[str] = typer.Option(None, "--imagenet-r", help=_SHIFT_HELP["imagenet_r"]),
     imagenet_a: Optional[str] = typer.Option(None, "--imagenet-a", help=_SHIFT_HELP["imagenet_a"]),
-    labels: str = typer.Option("in100", "--labels", help="in100, in1k or a TSV file: predictions are restricted to these classes."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="in100, in1k or a TSV file: predictions are restricted to these classes (default: the checkpoint's label set, else in100)."),
     batch_size: int = typer.Option(256, "--batch-size"),
     workers: int = typer.Option(4, "--workers"),
     device: str = typer.Option("auto", "--device"),

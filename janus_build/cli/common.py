@@ -64,8 +64,8 @@ class RichProgress(Progress):
 
     def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
         self._units[task] = unit
-        if task in self._tasks:
-            self._bars.update(self._tasks[task], total=total)
+        if task in self._tasks:  # a task started again (e.g. a second training run) counts afresh
+            self._bars.reset(self._tasks[task], total=total)
         else:
             self._tasks[task] = self._bars.add_task(task, total=total, rate="")
 
@@ -74,16 +74,16 @@ class RichProgress(Progress):
             self.start(task)
         task_id = self._tasks[task]
         self._bars.advance(task_id, amount)
-        speed = self._bars.tasks[task_id].speed if task_id < len(self._bars.tasks) else None
+        speed = self._bars._tasks[task_id].speed
         rate = f"{speed:,.0f} {self._units[task]}/s" if speed else ""
         self._bars.update(task_id, rate=rate)
 
     def finish(self, task: str) -> None:
         if task in self._tasks:
             task_id = self._tasks[task]
-            total = self._bars.tasks[task_id].total
-            if total is None:
-                self._bars.update(task_id, total=self._bars.tasks[task_id].completed)
+            state = self._bars._tasks[task_id]
+            if state.total is None:
+                self._bars.update(task_id, total=state.completed)
 
 
 def parse_int_list(value: str | None, flag: str) -> list[int] | None:

@@ -65,6 +65,7 @@ class FakePhoto:
     safety: int
     date_upload: int
     interestingness: float
+    true_class: int | None = None  # what the image shows: class_id, or a confuser (None = class_id)
     tokens_all: frozenset[str] = frozenset()
     tokens_title_tags: frozenset[str] = frozenset()
 
@@ -86,6 +87,8 @@ class FakeFlickr:
         image_size: the original photos' longer side in pixels.
         api_key / api_secret: the credentials it accepts.
         seed: corpus seed.
+        confuser_fraction: share of each class's photos whose text names the class but whose image
+            shows another (a "confuser"); :meth:`truth` says which, for automatic tagging.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class FakeFlickr:
         api_secret: str = "fake-flickr-secret-0123",
         seed: int = 0,
         share_fraction: float = 0.02,
+        confuser_fraction: float = 0.0,
     ) -> None:
         self.classes = dict(classes)
         self.queries = {c: (queries or {}).get(c, name) for c, name in self.classes.items()}
@@ -111,6 +115,7 @@ class FakeFlickr:
         self.image_size = image_size
         self.api_key, self.api_secret = api_key, api_secret
         self.seed, self.share_fraction = seed, share_fraction
+        self.confuser_fraction = confuser_fraction
         self.calls: list[dict[str, Any]] = []
         self.image_requests = 0
         self._faults: collections.deque[str] = collections.deque()
@@ -171,6 +176,9 @@ class FakeFlickr:
                     date_upload=rng.randrange(DATE_MIN, DATE_MAX),
                     interestingness=rng.random(),
                 )
+                if self.confuser_fraction and rng.random() < self.confuser_fraction:
+                    # the text says the class, the picture shows something else: what tagging removes
+                    photo.true_class = 1000 + class_id
                 photo.tokens_all = _tokens(title, tags, description)
                 photo.tokens_title_tags = _tokens(title, tags)
                 photos.append(photo)
@@ -270,6 +278,10 @@ class FakeFlickr:
             for c in list(self.calls)
             if c["fault"] is None and c["status"] == 200 and c["method"] == "flickr.photos.search"
         ]
+
+    def truth(self) -> dict[str, bool]:
+        """Ground truth for tagging: ``flickr-<photo_id>`` -> True when the image shows its class."""
+        return {f"flickr-{p.photo_id}": p.true_class is None for p in self.photos}
 
     def repeated_pages(self) -> list[tuple[Any, ...]]:
         """Pages answered more than once."""
@@ -374,7 +386,8 @@ class FakeFlickr:
                 return Response("not found", status_code=404)
             with self._lock:
                 self.image_requests += 1
-            data = await asyncio.to_thread(class_image, photo.class_id, photo.index, side)
+            shown = photo.class_id if photo.true_class is None else photo.true_class
+            data = await asyncio.to_thread(class_image, shown, photo.index, side)
             return Response(data, media_type="image/jpeg")
 
         return Starlette(

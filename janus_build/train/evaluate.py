@@ -293,7 +293,7 @@ class EvalConfig:
     imagenet_sketch: str | None = None
     imagenet_r: str | None = None
     imagenet_a: str | None = None
-    labels: str = "in100"
+    labels: str | None = None  # default: the label set the checkpoint was trained on, else in100
     batch_size: int = 256
     workers: int = 4
     device: str = "auto"
@@ -331,7 +331,8 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, image
         if arch and arch != spec.arch:
             raise InputError(f"CHECKPOINT {file}: was trained with --arch {spec.arch}, not --arch {arch}")
         state = data["model"]
-        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": spec.loss, "epoch": data.get("epoch"), "step": data.get("step")}
+        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": spec.loss, "epoch": data.get("epoch"), "step": data.get("step"),
+                "labels": data.get("labels")}
     elif isinstance(data, dict):
         if not arch:
             raise InputError(f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch")
@@ -429,8 +430,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
     folders = config.shift_folders()
     if not folders:
         raise ConfigError("janus eval: give at least one of --imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a")
-    label_set = load_label_set(config.labels)
-    listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}  # fail before loading a model
+    if config.labels is not None:
+        label_set = load_label_set(config.labels)
+        listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}  # fail before loading a model
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     transform = None
@@ -438,6 +440,9 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
         model, spec, info, transform = load_timm_model(config.timm_model, config.timm_weights)
     else:
         model, spec, info = load_checkpoint(config.checkpoint, config.arch)  # type: ignore[arg-type]
+    if config.labels is None:  # the checkpoint's own label set
+        label_set = load_label_set(info.get("labels") or "in100")
+        listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}
     model = model.to(device)
     if device.type == "cuda" and spec.loss == "ce":
         model = model.to(memory_format=torch.channels_last)

@@ -363,6 +363,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         if dist.is_main:
             payload = {
                 "format": CHECKPOINT_FORMAT, "model_spec": spec.to_dict(), "config": stage.config if stage else None,
+                "labels": labels_name,
                 "model": core.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "rng": _rng_state(), "best": best,
                 "history": history,
