@@ -35,7 +35,7 @@ class DemoConfig:
     out: Path = Path("demo-out")
     classes: tuple[int, ...] = DEMO_CLASSES
     per_class: int = 60  # Flickr photos kept per class
-    ground_truth_per_class: int = 40  # the IN100-like ground-truth source
+    ground_truth_per_class: int | None = None  # the IN100-like ground-truth source (1x); None: per_class // 2
     image_size: int = 48
     epochs: int = 6
     batch_size: int = 32
@@ -121,11 +121,8 @@ def _write_label_file(path: Path, classes: tuple[int, ...]) -> Path:
 
 
 def _fetch_and_tag(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate, progress: Progress) -> None:
-    from janus_build.fakes import FakeFlickr
     from janus_build.fetch import FetchConfig, run_fetch
-    from janus_build.fetch.queries import load_queries
 
-    queries = load_queries(None, list(config.classes))
     narrate(
         "1. fetch",
         "Starting a fake Flickr API on 127.0.0.1 with generated photos, then searching it with the real "
@@ -133,9 +130,7 @@ def _fetch_and_tag(config: DemoConfig, out: Path, result: DemoResult, narrate: N
         "exclusion terms applied again locally. img2dataset downloads the chosen images into shards.",
     )
     flickr = out / "flickr"
-    with FakeFlickr({c.class_id: c.name for c in queries}, queries={c.class_id: c.queries[0].text() for c in queries},
-                    photos_per_class=max(200, config.per_class * 3), confuser_fraction=config.confuser_fraction,
-                    seed=config.seed, image_size=96) as fake:
+    with make_fake_flickr(config) as fake:
         fetched = run_fetch(
             FetchConfig(out=flickr, classes=tuple(config.classes), per_class=config.per_class, api_url=fake.api_url,
                         calls_per_hour=10**6, processes=1, threads=8, max_size=240),
@@ -145,6 +140,17 @@ def _fetch_and_tag(config: DemoConfig, out: Path, result: DemoResult, narrate: N
     result.fetch_report = fetched.report
     result.paths["fetch"] = flickr
     _tag(config, flickr, truth, result, narrate)
+
+
+def make_fake_flickr(config: DemoConfig) -> Any:
+    """The demo's fake Flickr (not started): its corpus, and so :meth:`truth`, depend only on ``config``."""
+    from janus_build.fakes import FakeFlickr
+    from janus_build.fetch.queries import load_queries
+
+    queries = load_queries(None, list(config.classes))
+    return FakeFlickr({c.class_id: c.name for c in queries}, queries={c.class_id: c.queries[0].text() for c in queries},
+                      photos_per_class=max(200, config.per_class * 3), confuser_fraction=config.confuser_fraction,
+                      seed=config.seed, image_size=96)
 
 
 def _tag(config: DemoConfig, flickr: Path, truth: dict[str, bool], result: DemoResult, narrate: Narrate) -> None:
@@ -233,7 +239,7 @@ def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Na
     images = out / "imagenet-like"
     with ImageShardWriter(images, "00000") as writer:
         for class_id in config.classes:
-            for index in range(config.ground_truth_per_class):
+            for index in range(config.ground_truth_per_class or config.per_class // 2):
                 key = f"imagenet-{class_id}-{index:04d}"
                 writer.write(key, class_image(class_id, 20_000 + index, size=96),
                              {"label": class_id, "title": "", "license": "ImageNet terms of access", "source_id": key})
