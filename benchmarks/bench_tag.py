@@ -27,7 +27,6 @@ import platform
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import httpx
 
 from janus_build.images import ImageShardWriter
 from janus_build.synthetic import class_image
-from janus_build.tag.db import Decision, TagQueue, default_db_path, open_queue, record_decisions
+from janus_build.tag.db import default_db_path, open_queue, record_decisions
 
 BIG_CLASS = 1
 SMALL_CLASSES = list(range(100, 110))

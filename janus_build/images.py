@@ -52,7 +52,22 @@ class ImageShardWriter:
             writer.write("flickr-1", jpg_bytes, {"class_id": 291, "title": "lion"})
     """
 
-    def __init__(self, directory: str | os.PathLike[str], name: str) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        name: str,
+        *,
+        mtime: float | None = None,
+        index_schema: pa.Schema | None = None,
+    ) -> None:
+        """Args:
+        directory: the image stage directory.
+        name: the shard stem (``NNNNN``).
+        mtime: a fixed modification time for the tar members (e.g. 0 for byte-identical
+            re-runs); None stamps them with the current time.
+        index_schema: a stage's own index columns, validated and placed first in the index
+            (before :data:`IMAGE_INDEX` and any other metadata columns).
+        """
         import webdataset as wds
 
         self.directory = Path(directory)
@@ -62,7 +77,10 @@ class ImageShardWriter:
         self._atomic = atomic_path(self.directory / self.tar_name)
         self._tmp = self._atomic.__enter__()
         self._stream = open(self._tmp, "wb")
-        self._tar = wds.TarWriter(self._stream)
+        self._tar = wds.TarWriter(self._stream, mtime=mtime)
+        self._index_schema = pa.schema(
+            [*(index_schema or []), *(f for f in IMAGE_INDEX if index_schema is None or f.name not in index_schema.names)]
+        )
         self._rows: list[dict[str, Any]] = []
         self._keys: set[str] = set()
 
@@ -104,7 +122,7 @@ class ImageShardWriter:
             member = offsets.get((row["key"], row["image_ext"])) if row["image_ext"] else None
             row["image_offset"], row["image_size"] = member if member else (None, None)
         table = _rows_to_table(self._rows)
-        table = schemas.validate(table, IMAGE_INDEX, f"image shard {self.directory / self.name}")
+        table = schemas.validate(table, self._index_schema, f"image shard {self.directory / self.name}")
         write_parquet_atomic(self.directory / f"{self.name}.parquet", table)
         ok = sum(1 for r in self._rows if r["status"] == "success")
         result = {"count": len(self._rows), "successes": ok, "failed": len(self._rows) - ok, **dict(stats or {})}

@@ -7,9 +7,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import shutil
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +24,10 @@ from janus_build.balance.card import ATTRIBUTION_COLUMNS, ATTRIBUTION_TSV, MAX_A
 from janus_build.balance.sources import LoadedSource, load_source
 from janus_build.balance.spec import BalanceConfig, parse_budget
 from janus_build.errors import InputError
-from janus_build.images import IMAGE_INDEX, ImageShardWriter
+from janus_build.images import ImageShardWriter
 from janus_build.labels import load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import StageDir, atomic_path, atomic_write_json, write_parquet_atomic
+from janus_build.stage import StageDir, atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -470,28 +468,10 @@ def _is_cc_by(licence: str | None) -> bool:
     return "by" in tokens and ("cc" in tokens or "creativecommons" in text)
 
 
-def _index_table(path: Path, where: str) -> pa.Table:
-    """Re-type the index ImageShardWriter wrote to the contract: BALANCE_INDEX, IMAGE_INDEX, extras."""
-    table = pq.read_table(path)
-    table = schemas.validate(table, schemas.BALANCE_INDEX, where)
-    columns, fields = [], []
-    for schema in (schemas.BALANCE_INDEX, schemas.BALANCE_EXTRA, IMAGE_INDEX):
-        for f in schema:
-            if f.name in [x.name for x in fields]:
-                continue
-            columns.append(table.column(f.name).cast(f.type))
-            fields.append(f)
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
-
-
 def _write_shard(split_dir: Path, name: str, records: list[tuple[int, dict[str, Any], dict[str, Any]]], image_of) -> None:
-    """Write one output shard via ImageShardWriter in a scratch folder, re-type its index, then
-    move tar, index and (last) the stats marker into place."""
-    scratch = split_dir / f".partial-{name}"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    writer = ImageShardWriter(scratch, name)
-    writer._tar.mtime = 0  # reproducible tars; ImageShardWriter has no mtime option (yet)
+    """Write one output shard: tar and index (typed to the contract) atomically, the stats marker last."""
+    index_schema = pa.schema([*schemas.BALANCE_INDEX, *schemas.BALANCE_EXTRA])
+    writer = ImageShardWriter(split_dir, name, mtime=0, index_schema=index_schema)  # mtime 0: byte-identical tars
     try:
         for row, record, meta in records:
             full = dict(record)
@@ -500,14 +480,7 @@ def _write_shard(split_dir: Path, name: str, records: list[tuple[int, dict[str, 
             writer.write(record["key"], image_of(row), record, image_ext="jpg",
                          # "json" replaces the writer's own json member with the full metadata
                          extra={"cls": str(record["label"]), "txt": record["caption"], "json": full_json})
-        stats = writer.close({"split": split_dir.name})
     except BaseException:
         writer.abort()
-        shutil.rmtree(scratch, ignore_errors=True)
         raise
-    index = _index_table(scratch / f"{name}.parquet", f"balance shard {split_dir.name}/{name}")
-    write_parquet_atomic(scratch / f"{name}.parquet", index)
-    os.replace(scratch / f"{name}.tar", split_dir / f"{name}.tar")
-    os.replace(scratch / f"{name}.parquet", split_dir / f"{name}.parquet")
-    atomic_write_json(split_dir / f"{name}_stats.json", stats)
-    shutil.rmtree(scratch, ignore_errors=True)
+    writer.close({"split": split_dir.name})

@@ -38,7 +38,7 @@ def demo_command(
         result = run_demo(config, narrate, progress)
     con = console()
     report = result.fetch_report.get("classes", {})
-    con.print(f"[bold]fetch[/]: " + ", ".join(f"class {c}: {v.get('available')} available, {v.get('fetched')} fetched, "
+    con.print("[bold]fetch[/]: " + ", ".join(f"class {c}: {v.get('available')} available, {v.get('fetched')} fetched, "
                                               f"{v.get('downloaded')} downloaded" for c, v in report.items()))
     con.print("[bold]tag[/] (Table 8 columns): " + ", ".join(
         f"{row['name']}: {row['good']} good of {row['total']} ({row['pct_good']:.0f}%), {row['available']} available"

@@ -29,7 +29,7 @@ def match_command(
     sample: bool = typer.Option(False, "--sample", help="Match the caption sample shipped with janus-build (ground truth in class_id)."),
 ) -> None:
     """Label captions with classes by n-gram subset matching (strict / sc / mc)."""
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress
     from janus_build.errors import ConfigError
     from janus_build.match import MatchConfig, run_match
     from janus_build.resources import package_data

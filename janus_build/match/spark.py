@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
