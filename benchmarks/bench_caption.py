@@ -49,7 +49,6 @@ def build_stage(directory: Path, images: int, side: int, per_shard: int = 256) -
 def build_captioner(full_size: bool, device: str, precision: str, config, workdir: Path):
     """A randomly initialised BLIP (tiny, or the BLIP-base architecture) with a processor."""
     import torch
-    from spellchecker import SpellChecker
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     from janus_build.caption.model import Captioner, resolve_dtype
@@ -71,7 +70,16 @@ def build_captioner(full_size: bool, device: str, precision: str, config, workdi
     # A BERT-layout vocabulary of real English words, so random captions cost the spell checker
     # what real ones do (mostly known words).
     prompt_words = ["a", "picture", "of"]  # the prompt must tokenize to whole words
-    ranked = (w for w, _ in SpellChecker().word_frequency.dictionary.most_common() if w.isalpha() and w not in prompt_words)
+    try:
+        from spellchecker import SpellChecker  # janus_build's own dependency
+
+        common = (w for w, _ in SpellChecker().word_frequency.dictionary.most_common())
+    except ImportError:
+        import itertools
+        import string
+
+        common = ("".join(t) for n in (3, 4) for t in itertools.product(string.ascii_lowercase, repeat=n))
+    ranked = (w for w in common if w.isalpha() and w not in prompt_words)
     words = iter(prompt_words + [w for w, _ in zip(ranked, range(vocab_size))])
     special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", vocab_size - 2: "[DEC]", vocab_size - 1: "[ENC]"}
     vocab = [special.get(i) or next(words) for i in range(vocab_size)]
