@@ -129,7 +129,6 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
 
     def finish_ready(upto: int) -> None:
         """Write every shard up to work index ``upto`` whose images are all captioned."""
-        nonlocal captioned
         for work in works[: upto + 1]:
             if work.pending == 0 and not out.is_done(work.shard.name):
                 stats = _write_shard(out, work, spell, config)
