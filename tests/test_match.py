@@ -306,3 +306,18 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
         assert pq.read_table(tmp_path / "o" / f"0000{i}.parquet").equals(pq.read_table(clean / f"0000{i}.parquet"))
     resumed = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert resumed["rows"] == 180_000 == json.loads((clean / "stats.json").read_text())["rows"]
+
+
+def test_arrow_token_lookup_equals_the_python_lemmatiser(in1k):
+    """The candidate-set lookup must give every token the id the lemmatiser gives it."""
+    import random
+
+    table = in1k.table
+    tokens = table.candidate_tokens.to_pylist()
+    rng = random.Random(0)
+    tokens += [w + suffix for w in list(table.word_ids)[:300] for suffix in ("s", "es", "ses", "ss", "ies", "men")]
+    tokens += ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(1, 9))) for _ in range(3000)]
+    tokens += ["shortses", "geese", "mice", "oxen", "sunglasses", "trunks", "lionesses", ""]
+    expected = [table.word_id(t) for t in tokens]
+    assert table.token_ids(pa.array(tokens, pa.string())).tolist() == expected
+    assert sum(1 for e in expected if e) > 1000

@@ -110,9 +110,44 @@ class TermTable:
             items = sorted((self._key(tuple(self.word_ids[t] for t in toks)), idx) for toks, idx in by_tokens.items() if len(toks) == n)
             self._keys.append(np.array([k for k, _ in items], dtype=np.int64))
             self._key_terms.append(np.array([i for _, i in items], dtype=np.int64))
+        self._token_cache: dict[str, int] = {}
+        self._build_candidates()
         self._term_class_offsets = np.cumsum([0] + [len(c) for c in self.term_classes]).astype(np.int64)
         self._term_class_values = np.array([c for cs in self.term_classes for c in cs], dtype=np.int64)
-        self._token_cache: dict[str, int] = {}
+
+    def _build_candidates(self) -> None:
+        """Every caption token that can map to a term word, with its word id.
+
+        A token's lemma is itself, one of its WordNet exception bases, or one suffix rule away
+        (janus_build.text), so inverting those rules on the term words gives a finite superset of
+        the tokens that can match; each candidate's id is then computed exactly by
+        :meth:`word_id`. Tokens outside the set are no term word: the vectorised path looks
+        them up in Arrow (``index_in``) and never lemmatises them in Python.
+        """
+        from janus_build.text import _NOUN_SUBSTITUTIONS, _noun_exceptions
+
+        inverse_exceptions: dict[str, list[str]] = {}
+        for form, bases in _noun_exceptions().items():
+            for base in bases:
+                inverse_exceptions.setdefault(base, []).append(form)
+        candidates: set[str] = set()
+        for word in self.word_ids:
+            candidates.add(word)
+            candidates.update(inverse_exceptions.get(word, ()))
+            for old, new in _NOUN_SUBSTITUTIONS:
+                if word.endswith(new):
+                    candidates.add(word[: len(word) - len(new)] + old)
+        ordered = sorted(candidates)
+        ids = [self.word_id(token) for token in ordered]
+        keep = [i for i, word_id in enumerate(ids) if word_id]
+        self.candidate_tokens = pa.array([ordered[i] for i in keep], pa.string())
+        # index -1 (not a candidate) maps to 0 through the extra last slot
+        self.candidate_ids = np.array([ids[i] for i in keep] + [0], dtype=np.int64)
+
+    def token_ids(self, tokens: pa.Array) -> np.ndarray:
+        """Term-word id of every token of a flat string array (0: no term word)."""
+        index = pc.fill_null(pc.index_in(tokens, value_set=self.candidate_tokens), -1)
+        return self.candidate_ids[index.to_numpy(zero_copy_only=False)]
 
     def _term_word(self, token: str) -> str:
         lemma = self.lemmatizer(token)
@@ -166,12 +201,19 @@ def expand_term(raw_terms: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_MARKUP_PATTERN = f"{HTML_TAG_PATTERN}|{HTML_ENTITY_PATTERN}|{URL_PATTERN}"
+_MARKUP_HINT = r"[<&]|://|www\."  # a row without these holds no tag, entity or URL
+
+
 def normalize_column(texts: pa.Array) -> pa.ListArray:
     """Arrow-compute form of :func:`janus_build.text.normalize` over a string column."""
     texts = pc.utf8_lower(texts)
-    texts = pc.replace_substring_regex(texts, HTML_TAG_PATTERN, " ")
-    texts = pc.replace_substring_regex(texts, HTML_ENTITY_PATTERN, " ")
-    texts = pc.replace_substring_regex(texts, URL_PATTERN, " ")
+    # HTML and URLs are rare (a few % of LAION rows): run their regex on those rows only
+    markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), False)
+    if pc.any(markup).as_py():
+        rows = pc.indices_nonzero(markup)
+        cleaned = pc.replace_substring_regex(pc.take(texts, rows), _MARKUP_PATTERN, " ")
+        texts = pc.replace_with_mask(texts, markup, cleaned)
     texts = pc.replace_substring_regex(texts, APOSTROPHE_PATTERN, "")
     texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
     return pc.utf8_split_whitespace(texts)
@@ -192,13 +234,7 @@ class Matcher:
         tokens = normalize_column(texts)
         flat = pc.list_flatten(tokens)
         parents = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(flat):
-            encoded = pc.dictionary_encode(flat)
-            uniques = encoded.dictionary.to_pylist()
-            word_of_unique = np.fromiter((self.table.word_id(t) for t in uniques), dtype=np.int64, count=len(uniques))
-            ids = word_of_unique[encoded.indices.to_numpy(zero_copy_only=False)]
-        else:
-            ids = np.zeros(0, dtype=np.int64)
+        ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
         return self._resolve(n_rows, ids, parents)
 
     def _resolve(self, n_rows: int, ids: np.ndarray, parents: np.ndarray) -> MatchResult:
