@@ -88,7 +88,8 @@ elif case == "authors":
     rows = len(texts)
     json.dump(labels, open(args["labels_out"], "w"))
 elapsed = time.perf_counter() - t0
-print(json.dumps({"rows": rows, "seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"rows": rows, "seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -158,7 +159,7 @@ def main() -> None:
         f"| janus match, 1 worker (whole stage: all columns + key/label/labels/matched_terms + stats) | {match['per_second']:,.0f} | {match['seconds']:.2f} | {match['peak_rss_mb']:.0f} | {floor['per_second'] / match['per_second']:.2f}x slower |",
     ]
     for workers, r in scaling.items():
-        lines.append(f"| janus match, 8 shards, --workers {workers} | {r['per_second']:,.0f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} (driver) | {floor['per_second'] / r['per_second']:.2f}x |")
+        lines.append(f"| janus match, 8 shards, --workers {workers} | {r['per_second']:,.0f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} (driver), {r['peak_rss_workers_mb']:.0f} (largest worker) | {floor['per_second'] / r['per_second']:.2f}x |")
     lines.append(f"| authors' algorithm (per caption, NLTK WordNet), {authors['rows']:,} real captions | {authors['per_second']:,.0f} | {authors['seconds']:.2f} | {authors['peak_rss_mb']:.0f} | {floor['per_second'] / authors['per_second']:,.0f}x slower |")
     lines += [
         "",
