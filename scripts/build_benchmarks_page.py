@@ -1,0 +1,65 @@
+"""Assemble docs/benchmarks.md from benchmarks/results/<stage>.md (each written by its benchmark).
+
+    python scripts/build_benchmarks_page.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = [("fetch", "janus fetch"), ("tag", "janus tag"), ("caption", "janus caption"), ("match", "janus match"),
+         ("balance", "janus balance"), ("train", "janus train")]
+
+INTRO = """# Benchmarks
+
+Every figure comes from a script in `benchmarks/` run on the machine named in its section, and
+is given where possible as a ratio against a baseline measured in the same run (an I/O floor,
+the authors' algorithm, a bare library call, or the model alone). None of them is asserted in
+the test suite. Re-run one with `python -m benchmarks.bench_<stage>` (see each script's
+docstring); `python scripts/build_benchmarks_page.py` rebuilds this page from
+`benchmarks/results/`.
+
+The development machine has 2 x86-64 cores and 24 GB and no GPU; it was shared with other jobs
+while most figures were taken, so absolute speeds are noisy and the same-run ratios are the
+figures to trust. **GPU figures** (BLIP captioning at bf16, ResNet-50 training from shards) are
+not yet measured: no GPU was lent to the session that wrote these benchmarks. The exact
+commands are in the caption and train sections.
+
+Summary:
+
+| stage | headline |
+| --- | --- |
+| match | 1M real-LAION-style captions against 1000 classes: ~355k captions/s on one core, 1.8x the I/O floor; ~800x the authors' algorithm |
+| fetch | 2.2-3.0 API calls per 1,000 photos (ideal 2.0 at 500 per page); downloads 3.7x a sequential loop |
+| tag | 100,000-item queue: p95 9.5 ms per decision, 2.8 ms per next-items request; key press to next image p50 16 ms |
+| balance | ~2,700-3,000 samples/s written, the same as a bare webdataset write; memory grows with the index, not with image bytes |
+| caption / train | CPU harness figures only (model-bound); GPU runs pending |
+"""
+
+
+def demote(text: str) -> str:
+    lines, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        lines.append("#" + line if line.startswith("#") and not in_code else line)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parts = [INTRO]
+    for stage, title in ORDER:
+        path = ROOT / "benchmarks" / "results" / f"{stage}.md"
+        if not path.is_file():
+            continue
+        body = path.read_text().strip().splitlines()
+        if body and body[0].startswith("# "):
+            body = body[1:]
+        parts.append(f"## {title}\n\nFrom `benchmarks/results/{stage}.md` (`benchmarks/bench_{stage}.py`).\n\n" + demote("\n".join(body)).strip() + "\n")
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
+    print("wrote docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
