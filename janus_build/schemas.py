@@ -158,7 +158,7 @@ BALANCE_EXTRA = pa.schema(
     ]
 )
 
-# --- janus fetch: columns added beside FETCH_METADATA (see docs/contract-fetch.md) -----------
+# --- janus fetch: columns added beside FETCH_METADATA (see docs/data-contract.md) -----------
 # metadata/NNNNN.parquet carries FETCH_METADATA plus these; images/NNNNN.parquet carries the
 # image index (janus_build.images.IMAGE_INDEX) plus the same metadata, with CLASS_IDS instead of
 # ALSO_IN_CLASSES/rank/query_index (an image is stored once even when several classes kept it).
@@ -178,7 +178,7 @@ CLASS_IDS = "class_ids"  # list<int32> in the image index: every class that kept
 DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. exclude:jet, require:lion
 
 
-# --- janus train / janus eval (docs/contract-train.md) --------------------------------------
+# --- janus train / janus eval (docs/data-contract.md) --------------------------------------
 # Webdataset members janus train reads from balance shards: an image, the label (ASCII int), the caption.
 TRAIN_IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
 TRAIN_LABEL_MEMBER = "cls"

@@ -38,3 +38,18 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
     assert local == spark
     assert spark["unlabelled_reasons"] == {"empty": 2, "non_text": 0, "too_long": 1}
     assert json.loads((tmp_path / "s2" / "00000_stats.json").read_text())["engine"] == "spark"
+
+
+def test_missing_java_is_a_one_line_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"TEXT": ["a goose"]}), data)
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = os.path.dirname(sys.executable)  # python, but no java
+    done = subprocess.run([sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o"),
+                           "--engine", "spark"], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert "needs Java 17+" in done.stderr and "Traceback" not in done.stderr

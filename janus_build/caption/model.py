@@ -94,7 +94,7 @@ class Captioner:
 def _missing_weights_message(name: str, exc: BaseException) -> str:
     return (
         f"--model {name}: cannot load the BLIP model or its processor ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-        f"Without network access, download it once elsewhere with `huggingface-cli download {name}` "
+        f"Without network access, download it once elsewhere with `hf download {name}` (huggingface_hub's CLI; older releases: `huggingface-cli download`) "
         "(it lands in the Hugging Face cache, ~/.cache/huggingface; copy that over or set HF_HOME), "
         "or save it to a folder and pass --model LOCAL_DIR"
         if not Path(name).exists()

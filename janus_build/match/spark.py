@@ -49,7 +49,15 @@ def spark_session(workers: int):
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false"))
-    session = builder.getOrCreate()
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise MissingResourceError("--engine spark needs Java 17+ (none on PATH and JAVA_HOME unset): "
+                                   "install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use --engine local")
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
+        raise MissingResourceError(f"--engine spark: Spark could not start ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}); check Java 17+ and JAVA_HOME, "
+                                   "or use --engine local") from None
     session.sparkContext.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
     return session
 
