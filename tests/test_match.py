@@ -321,3 +321,12 @@ def test_arrow_token_lookup_equals_the_python_lemmatiser(in1k):
     expected = [table.word_id(t) for t in tokens]
     assert table.token_ids(pa.array(tokens, pa.string())).tolist() == expected
     assert sum(1 for e in expected if e) > 1000
+
+
+def test_reasons_with_several_text_columns(tmp_path):
+    data = write(tmp_path / "mix.parquet", title=["a goose", None, None, "x" * 200_001, None],
+                 views=pa.array([None, 5, None, None, 7], pa.int64()), tags=["", "", None, "lion", "  "])
+    stats = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), text_cols=("title", "views", "tags")))
+    # row 0 labelled; row 1 only a number; row 2 nothing; row 3 too long; row 4 a number and blanks
+    assert stats["labelled"] == 1
+    assert stats["unlabelled_reasons"] == {"empty": 1, "non_text": 2, "too_long": 1}

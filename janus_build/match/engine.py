@@ -178,10 +178,20 @@ def build_matcher(config: MatchConfig) -> Matcher:
     return matcher
 
 
-def _text_array(batch: pa.RecordBatch, cols: tuple[str, ...], stats: ShardStats, max_chars: int) -> pa.Array:
-    """The caption of each row: text columns joined by a space; non-text and huge values -> null."""
+# Why a row cannot be labelled, per row (stats.json "unlabelled_reasons").
+REASON_OK, REASON_EMPTY, REASON_NON_TEXT, REASON_TOO_LONG = 0, 1, 2, 3
+
+
+def caption_text(batch: pa.RecordBatch, cols: tuple[str, ...], max_chars: int) -> tuple[pa.Array, np.ndarray]:
+    """The caption of each row (text columns joined by a space) and why a row has none.
+
+    Returns the caption column (null where unusable) and an int8 reason per row:
+    ``REASON_TOO_LONG`` (over ``max_chars``; nulled), ``REASON_NON_TEXT`` (no text, and a
+    caption column held a value that is not text: a number, invalid UTF-8), ``REASON_EMPTY``
+    (null, empty or blank), else ``REASON_OK``.
+    """
     parts = []
-    non_text = None
+    non_text = np.zeros(batch.num_rows, dtype=bool)
     for col in cols:
         arr = batch.column(col)
         if pa.types.is_dictionary(arr.type):
@@ -189,14 +199,14 @@ def _text_array(batch: pa.RecordBatch, cols: tuple[str, ...], stats: ShardStats,
         if pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
             arr = arr.cast(pa.string())
         elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
-            arr = _decode_binary(arr)
-        elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-            # YFCC-style tag lists: join the elements
-            flat = arr.cast(pa.list_(pa.string())) if pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type) else None
-            arr = pc.binary_join(flat, " ") if flat is not None else pa.nulls(len(arr), pa.string())
+            decoded = _decode_binary(arr)
+            non_text |= (pc.is_valid(arr).to_numpy(zero_copy_only=False) & pc.is_null(decoded).to_numpy(zero_copy_only=False))
+            arr = decoded
+        elif (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and (
+                pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type)):
+            arr = pc.binary_join(arr.cast(pa.list_(pa.string())), " ")  # YFCC-style tag lists
         elif not pa.types.is_string(arr.type):
-            bad = pc.is_valid(arr)
-            non_text = bad if non_text is None else pc.or_(non_text, bad)
+            non_text |= pc.is_valid(arr).to_numpy(zero_copy_only=False)
             arr = pa.nulls(len(arr), pa.string())
         parts.append(arr)
     if len(parts) == 1:
@@ -205,17 +215,14 @@ def _text_array(batch: pa.RecordBatch, cols: tuple[str, ...], stats: ShardStats,
         text = pc.binary_join_element_wise(*parts, " ", null_handling="replace", null_replacement="")
         all_null = functools.reduce(pc.and_, [pc.is_null(p) for p in parts])
         text = pc.if_else(all_null, pa.nulls(len(text), pa.string()), text)
-    if non_text is not None:
-        stats.non_text += int(pc.sum(non_text).as_py() or 0)
-    lengths = pc.utf8_length(text)
-    too_long = pc.fill_null(pc.greater(lengths, max_chars), False)
-    n_long = int(pc.sum(too_long).as_py() or 0)
-    if n_long:
-        stats.too_long += n_long
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(text), max_chars), False)
+    too_long_np = too_long.to_numpy(zero_copy_only=False)
+    if too_long_np.any():
         text = pc.if_else(too_long, pa.nulls(len(text), pa.string()), text)
-    blank = pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), True)
-    stats.empty += int(pc.sum(blank).as_py() or 0) - n_long - (int(pc.sum(non_text).as_py() or 0) if non_text is not None else 0)
-    return text
+    blank = pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), True).to_numpy(zero_copy_only=False)
+    reasons = np.where(too_long_np, REASON_TOO_LONG,
+                       np.where(blank & non_text, REASON_NON_TEXT, np.where(blank, REASON_EMPTY, REASON_OK))).astype(np.int8)
+    return text, reasons
 
 
 def _decode_binary(arr: pa.Array) -> pa.Array:
@@ -276,9 +283,13 @@ def check_columns(path: Path, schema: pa.Schema, config: MatchConfig) -> tuple[s
 def match_table_batch(
     batch: pa.RecordBatch, matcher: Matcher, config: MatchConfig, text_cols: tuple[str, ...], stats: ShardStats,
     keys: pa.Array | None, renames: dict[str, str], out_schema: pa.Schema,
-) -> pa.RecordBatch:
-    """Label one record batch; returns the output batch (input columns + added columns)."""
-    text = _text_array(batch, text_cols, stats, config.max_caption_chars)
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Label one record batch; returns the output batch and each row's reason code (see :func:`caption_text`)."""
+    text, reasons = caption_text(batch, text_cols, config.max_caption_chars)
+    counts = np.bincount(reasons, minlength=4)
+    stats.empty += int(counts[REASON_EMPTY])
+    stats.non_text += int(counts[REASON_NON_TEXT])
+    stats.too_long += int(counts[REASON_TOO_LONG])
     result = matcher.match(text)
     label = matcher.choose(result, config.strategy)
     stats.rows += batch.num_rows
@@ -295,7 +306,7 @@ def match_table_batch(
         names.append(schemas.KEY)
     columns += [label, result.labels, result.matched_terms]
     names += list(ADDED_COLUMNS)
-    return pa.RecordBatch.from_arrays(columns, schema=out_schema)
+    return pa.RecordBatch.from_arrays(columns, schema=out_schema), reasons
 
 
 def _truth_stats(truth: pa.Array, label_np: np.ndarray, stats: ShardStats) -> None:
@@ -339,7 +350,7 @@ def match_shard(task: ShardTask, progress_queue: Any = None) -> dict[str, Any]:
                 if not has_key:
                     numbers = pa.array(range(row, row + batch.num_rows), pa.int64()).cast(pa.string())
                     keys = pc.binary_join_element_wise(pa.scalar(stem), numbers, "-")
-                out = match_table_batch(batch, matcher, config, text_cols, stats, keys, renames, out_schema)
+                out, _ = match_table_batch(batch, matcher, config, text_cols, stats, keys, renames, out_schema)
                 if row == 0:
                     schemas.validate(pa.Table.from_batches([out]), schemas.MATCH_ADDED, f"match output of {path}")
                 writer.write_batch(out)

@@ -95,38 +95,14 @@ def _mapper(config: Any, stems: dict[int, str]):
                     sub_keys = keys.slice(0, n) if keys is not None else None
                     if keys is not None:
                         keys = keys.slice(n)
-                    stats = ShardStats()
-                    reasons = _reasons(sub, text_cols, config)
-                    out = match_table_batch(sub, matcher, config, text_cols, stats, sub_keys, renames, out_schema)
+                    out, reasons = match_table_batch(sub, matcher, config, text_cols, ShardStats(), sub_keys, renames, out_schema)
                     truth = (pc.fill_null(out.column(config.truth_col).cast(pa.int64()), -1) if config.truth_col
                              else pa.nulls(n, pa.int64()))
-                    extra = [pa.array([shard] * n, pa.int32()), part_rows.slice(0, n), reasons, truth]
+                    extra = [pa.array([shard] * n, pa.int32()), part_rows.slice(0, n), pa.array(reasons, pa.int8()), truth]
                     part_rows = part_rows.slice(n)
                     yield pa.RecordBatch.from_arrays(list(out.columns) + extra, names=out.schema.names + [_SHARD, _ROW, _REASON, _TRUTH])
 
     return run
-
-
-def _reasons(batch: pa.RecordBatch, text_cols: tuple[str, ...], config: Any) -> pa.Array:
-    """Why each row is unmatchable (0 ok, 1 empty, 2 non-text, 3 too long), as the local engine counts."""
-    import numpy as np
-
-    from janus_build.match.engine import ShardStats, _text_array
-
-    # _text_array counts into a ShardStats; recover per-row reasons by evaluating it row-wise cheaply
-    stats = ShardStats()
-    text = _text_array(batch, text_cols, stats, config.max_caption_chars)
-    reason = np.zeros(batch.num_rows, dtype=np.int8)
-    import pyarrow.compute as pc
-
-    blank = pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), True).to_numpy(zero_copy_only=False)
-    reason[blank] = 1
-    if stats.non_text or stats.too_long:
-        for i in np.flatnonzero(blank):  # rare: classify the null rows precisely
-            single = ShardStats()
-            _text_array(batch.slice(int(i), 1), text_cols, single, config.max_caption_chars)
-            reason[i] = 2 if single.non_text else 3 if single.too_long else 1
-    return pa.array(reason, pa.int8())
 
 
 def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress, bad: list[dict[str, str]]) -> None:
@@ -136,7 +112,8 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from janus_build.match.engine import (ShardStats, _output_schema, _renamed_collisions, check_columns, open_parquet)
+    from janus_build.match.engine import (REASON_EMPTY, REASON_NON_TEXT, REASON_TOO_LONG, ShardStats, _output_schema,
+                                          _renamed_collisions, check_columns, open_parquet)
 
     spark = spark_session(config.workers)
     groups: dict[str, list[Any]] = {}
@@ -187,9 +164,9 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
             if label >= 0:
                 stats.labelled += n
                 stats.per_class[label] += n
-            stats.empty += n if reason == 1 else 0
-            stats.non_text += n if reason == 2 else 0
-            stats.too_long += n if reason == 3 else 0
+            stats.empty += n if reason == REASON_EMPTY else 0
+            stats.non_text += n if reason == REASON_NON_TEXT else 0
+            stats.too_long += n if reason == REASON_TOO_LONG else 0
             if config.truth_col:
                 if truth is None or truth < 0:
                     stats.truth_missing += n
