@@ -77,8 +77,9 @@ def make_flickr(root: Path, *, duplicate_of_gt: bool = True) -> tuple[Path, Path
 
 
 def make_laion(root: Path, *, missing: int = 1, strategy: str = "sc") -> tuple[Path, Path]:
-    """A match output (URL, TEXT, key, label, labels, matched_terms) and an image stage with the
-    downloaded images; ``missing`` matched rows have no image bytes, one row is unlabelled."""
+    """A match output (URL, TEXT, LICENSE "?", key, label, labels, matched_terms) and an image stage
+    with the downloaded images (odd rows with license/title/owner columns); ``missing`` matched
+    rows have no image bytes, one row is unlabelled."""
     match_dir = root / "laion_match"
     match_dir.mkdir(parents=True)
     images = root / "laion_images"
@@ -102,8 +103,10 @@ def make_laion(root: Path, *, missing: int = 1, strategy: str = "sc") -> tuple[P
             if j < missing:
                 writer.write(row["key"], None, {"url": row["URL"]}, status="failed_to_download", error_message="404")
             else:
+                # the download recorded a licence and title for odd rows; the match output has neither
+                extra = {"license": "CC BY 4.0", "title": f"laion title {j}", "owner": f"site{j}"} if j % 2 else {}
                 writer.write(row["key"], class_image(row["label"], 900 + j, SIZE, fmt="PNG" if j == 3 else "JPEG"),
-                             {"url": row["URL"]}, image_ext="png" if j == 3 else "jpg")
+                             {"url": row["URL"], **extra}, image_ext="png" if j == 3 else "jpg")
     return match_dir, images
 
 

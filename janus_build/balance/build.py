@@ -37,6 +37,8 @@ STATS_NAME = "stats.json"
 _LICENSE_COLUMNS = ("license", "LICENSE", "licence")
 _OWNER_COLUMNS = ("owner", "ownername", "owner_name", "author")
 _TITLE_COLUMNS = ("title", "TITLE")
+# what a match source's rows may take from its image stage's index when the match output lacks it
+_PROVENANCE_FALLBACK = (*_LICENSE_COLUMNS, *_OWNER_COLUMNS, *_TITLE_COLUMNS)
 @dataclass
 class BalanceResult:
     """What a run produced (also in ``DIR/stats.json`` and the manifest's summary)."""
@@ -159,11 +161,17 @@ class _SourceRows:
         if captions is not None:
             pos = pc.index_in(keys, value_set=captions.column("key"))
             self.captions = captions.take(pos)  # null rows where a key has no caption
+        self.index_meta = source.index_metadata(keys, _PROVENANCE_FALLBACK)
 
     def records(self, meta_rows: np.ndarray) -> list[dict[str, Any]]:
         """Full metadata (captions merged in) of ``meta_rows``, as dicts, in the given order."""
         take = pa.array(np.searchsorted(self._rows, meta_rows), pa.int64())
         records = self.meta.drop_columns(["_meta_row"]).take(take).to_pylist()
+        if self.index_meta:
+            for record in records:
+                for name, value in self.index_meta.get(str(record.get("key")), {}).items():
+                    if value is not None and str(value).strip() and _first_string(record, (name,)) is None:
+                        record[name] = value
         if self.captions is not None:
             for record, caption in zip(records, self.captions.take(take).to_pylist()):
                 for name, value in caption.items():

@@ -78,6 +78,25 @@ class LoadedSource:
             return pa.table({"_meta_row": pa.array([], pa.int64())})
         return pa.concat_tables(pieces, promote_options="permissive")
 
+    def index_metadata(self, keys: pa.Array, columns: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """For a ``match=`` source: the image stage's own ``columns`` (licence, owner, title...)
+        of ``keys``, by key. The match output carries only what the caption table had, while
+        the download that made the image stage often recorded more (img2dataset's
+        ``save_additional_columns``, a LAION ``LICENSE``); balance falls back to it per field."""
+        if not self.spec.match:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for path in _shard_files(self.images_dir):
+            names = pq.read_schema(path).names
+            wanted = [c for c in columns if c in names and c != "key"]
+            if not wanted:
+                continue
+            table = pq.read_table(path, columns=["key", *wanted])
+            table = table.filter(pc.is_in(table.column("key"), value_set=keys))
+            for row in table.to_pylist():
+                found.setdefault(str(row.pop("key")), row)
+        return found
+
 
 def _shard_files(directory: Path) -> list[Path]:
     return [directory / f"{n}.parquet" for n in images.shard_names(directory)]
@@ -319,11 +338,10 @@ def _assemble(keys: pa.Array, labels: np.ndarray, index: pa.Table, loc: np.ndarr
     take = pa.array(loc, pa.int64())
     ext = index.column("image_ext") if "image_ext" in index.column_names else pa.chunked_array([pa.nulls(index.num_rows, pa.string())])
     id_value = _string_column(meta, _ID_COLUMNS)
-    if id_value.null_count == len(id_value) and meta is not index:
-        id_value = _string_column(index, _ID_COLUMNS).take(take)
     url = _string_column(meta, _URL_COLUMNS)
-    if url.null_count == len(url) and meta is not index:
-        url = _string_column(index, _URL_COLUMNS).take(take)
+    if meta is not index:  # a match source: per row, what the match output lacks comes from the image stage
+        id_value = pc.coalesce(id_value, _string_column(index, _ID_COLUMNS).take(take))
+        url = pc.coalesce(url, _string_column(index, _URL_COLUMNS).take(take))
     return pa.table(
         {
             "key": keys,
