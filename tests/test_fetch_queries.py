@@ -131,3 +131,14 @@ def test_generator_reproduces_the_committed_file(janus_facts, tmp_path):
         check=True, capture_output=True,
     )
     assert out.read_text() == IN100.read_text()
+
+
+def test_malformed_files_are_input_errors_not_tracebacks(tmp_path):
+    with pytest.raises(InputError, match="cannot read"):
+        read_queries_file(tmp_path)  # a directory
+    not_tables = tmp_path / "ints.toml"
+    not_tables.write_text("class = [1, 2]\n")
+    assert [p.problem.message for p in check_file(not_tables)] == ["expected a [[class]] table"] * 2
+    bad_paper = tmp_path / "paper.toml"
+    bad_paper.write_text('[[class]]\nid = 3\nname = "x"\nqueries = ["x"]\npaper = 5\n')
+    assert [p.problem.message for p in check_file(bad_paper)] == ["'paper' must be a table"]

@@ -235,6 +235,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise InputError(f"{path}: no such queries file") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise InputError(f"{path}: cannot read the queries file ({exc.strerror or exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not a valid queries file: not TOML ({exc})") from None
 
@@ -280,6 +282,9 @@ def read_queries_file(path: str | Path) -> tuple[list[ClassQueries], list[FilePr
     seen: set[int] = set()
     for number, entry in enumerate(entries, 1):
         where = f"{path} [[class]] #{number}"
+        if not isinstance(entry, dict):
+            problems.append(FileProblem(None, where, None, None, Problem("expected a [[class]] table", 0)))
+            continue
         class_id, name = entry.get("id"), entry.get("name")
         if not isinstance(class_id, int) or isinstance(class_id, bool):
             problems.append(FileProblem(None, where, None, None, Problem("'id' must be an integer", 0)))
@@ -305,7 +310,11 @@ def read_queries_file(path: str | Path) -> tuple[list[ClassQueries], list[FilePr
         if target is not None and (not isinstance(target, int) or target <= 0):
             problems.append(FileProblem(class_id, name, None, None, Problem("'target' must be a positive integer", 0)))
             target = None
-        classes.append(ClassQueries(class_id, name, tuple(parsed), target, dict(entry.get("paper", {}))))
+        paper = entry.get("paper", {})
+        if not isinstance(paper, dict):
+            problems.append(FileProblem(class_id, name, None, None, Problem("'paper' must be a table", 0)))
+            paper = {}
+        classes.append(ClassQueries(class_id, name, tuple(parsed), target, dict(paper)))
     return classes, problems
 
 
