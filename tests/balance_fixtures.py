@@ -54,7 +54,8 @@ def make_flickr(root: Path, *, duplicate_of_gt: bool = True) -> tuple[Path, Path
                     licence = "Public Domain Mark"
                 writer.write(key, image, {
                     "class_id": c, "photo_id": str(pid), "title": f"my {c} photo {i}", "description": "", "tags": "x",
-                    "owner": f"owner{i}", "license": licence, "url": f"https://live.staticflickr.com/1/{pid}_b.jpg",
+                    "owner": f"owner{i}", "owner_name": f"Owner Name {i}", "page_url": f"https://www.flickr.com/photos/owner{i}/{pid}",
+                    "license": licence, "url": f"https://live.staticflickr.com/1/{pid}_b.jpg",
                 })
                 # annotator a says in for i < 4; i == 3: annotator b says out (disagreement -> dropped); i == 4: unsure
                 decision = "in" if i < 4 else ("unsure" if i == 4 else "out")

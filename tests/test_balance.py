@@ -222,8 +222,12 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     cc_by = [r for r in train + val if r["license"] in ("Attribution License", "Attribution-NonCommercial License", "CC BY 4.0")]
     assert {r["source_name"] for r in cc_by} == {"flickr", "laion100"}
     assert cc_by and f"{len(cc_by)} sample(s) carry a licence that requires attribution" in card
-    for r in cc_by:
-        assert f"\"{r['title']}\" by {r['owner']}, {r['url']}, {r['license']}" in card
+    for r in cc_by:  # credited by name, linked to the photo page where the source has them (Flickr)
+        if r["source_name"] == "flickr":
+            owner, page = f"Owner Name {r['owner'][5:]}", f"https://www.flickr.com/photos/{r['owner']}/{r['source_id']}"
+        else:
+            owner, page = r["owner"], r["url"]
+        assert f"\"{r['title']}\" by {owner}, {page}, {r['license']}" in card
     for label_source in ("ground_truth", "tagged", "sc"):
         assert f"| {label_source} |" in card
     assert "| laion100 | laion | sc |" in card and "missing_image: `laion-00000-0`" in card

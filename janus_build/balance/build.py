@@ -37,6 +37,8 @@ STATS_NAME = "stats.json"
 _LICENSE_COLUMNS = ("license", "LICENSE", "licence")
 _OWNER_COLUMNS = ("owner", "ownername", "owner_name", "author")
 _TITLE_COLUMNS = ("title", "TITLE")
+_OWNER_NAME_COLUMNS = ("owner_name", "ownername")  # attribution prefers these to an owner id
+_PAGE_URL_COLUMNS = ("page_url",)
 # what a match source's rows may take from its image stage's index when the match output lacks it
 _PROVENANCE_FALLBACK = (*_LICENSE_COLUMNS, *_OWNER_COLUMNS, *_TITLE_COLUMNS)
 @dataclass
@@ -395,6 +397,10 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
                     caption_missing += caption_field is None
                     if _is_cc_by(record["license"]):
                         entry = {k: record[k] or "" for k in ATTRIBUTION_COLUMNS}
+                        # credit the author by name and link the photo's page when the source has them
+                        # (Flickr: owner is the NSID, owner_name the name; url the file, page_url the page)
+                        entry["owner"] = _first_string(meta, _OWNER_NAME_COLUMNS) or entry["owner"]
+                        entry["url"] = _first_string(meta, _PAGE_URL_COLUMNS) or entry["url"]
                         attribution_out.write("\t".join(tsv_cell(entry[k]) for k in ATTRIBUTION_COLUMNS) + "\n")
                         attribution_count += 1
                         if len(attribution) < MAX_ATTRIBUTION_IN_CARD:

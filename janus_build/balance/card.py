@@ -29,6 +29,7 @@ def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     x = np.arange(1, len(before) + 1)
@@ -43,7 +44,8 @@ def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.
     ax.set_ylabel("samples per class (log scale)")
     ax.set_title("Per-class sample counts before and after balancing")
     ax.grid(True, which="both", axis="y", alpha=0.3)
-    ax.legend(loc="lower left")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # class ranks are whole numbers
+    ax.legend(loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
