@@ -240,3 +240,41 @@ def test_two_tabs_never_get_the_same_image(browser, served):
     assert all(decided[k] == "in" for k in seen["a"]) and all(decided[k] == "out" for k in seen["b"])
     tab_a.close()
     tab_b.close()
+
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A second, untouched queue (the module's other tests use up theirs)."""
+    stage = make_stage(tmp_path_factory.mktemp("tagfresh") / "fetch", {FRESH_CLASS: 20}, size=12)
+    server = Server(stage, _free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+FRESH_CLASS = 7
+
+
+def test_a_duplicated_tab_gets_its_own_images(browser, fresh):
+    # Chrome's "Duplicate tab" (and window.open) copies sessionStorage, where the tab id lives.
+    tab, page_a, _ = _open(browser, fresh.url, FRESH_CLASS)
+    client = page_a.evaluate("window.__janus.client")
+    page_b = tab.new_page()
+    page_b.add_init_script(f"sessionStorage.setItem('janus-client', {json.dumps(client)})")
+    page_b.goto(fresh.url)
+    page_b.wait_for_selector("body[data-state=ready]")
+    assert page_b.evaluate("window.__janus.client") != client
+    held_a = set(page_a.evaluate("window.__janus.queue.map(i => i.key)")) | {_current(page_a)}
+    assert _current(page_b) not in held_a
+    tab.close()
+
+
+def test_reference_strip_fills_with_the_first_in_class_images(browser, fresh):
+    tab, page, _ = _open(browser, fresh.url, FRESH_CLASS)
+    assert page.evaluate("window.__janus.refSource") == "first-in-class"
+    assert page.locator("#ref-images img").count() == 0
+    _decide(page, "out")
+    _decide(page, "in")
+    page.wait_for_function("() => document.querySelectorAll('#ref-images img').length === 1", timeout=5000)
+    tab.close()

@@ -176,6 +176,7 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
             "annotator": config.annotator,
             "prefetch": config.prefetch,
             "grid_size": config.grid_size,
+            "references_per_class": config.references_per_class,
             "classes": [{"class_id": c, "name": names.get(c, "")} for c in class_ids],
         })
 

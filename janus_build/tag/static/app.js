@@ -352,12 +352,16 @@ async function refreshProgress(force) {
     $("progress").textContent = `done ${p.done} / ${p.items} · remaining ${p.remaining} · in-class ${rate} · ${dpm} decisions/min`;
     $("progress").dataset.done = p.done;
     $("progress").dataset.remaining = p.remaining;
+    // Without --references the reference strip is the first in-class images: fill it as they come.
+    const shown = $("ref-images").children.length;
+    if (S.refSource !== "references" && shown < S.config.references_per_class && p.in > shown) loadReferences();
   } catch (e) { /* shown by the next failing action */ }
 }
 
 async function loadReferences() {
   try {
     const data = await api(`/api/references?class_id=${encodeURIComponent(S.classId)}`);
+    S.refSource = data.source;
     const box = $("ref-images");
     box.replaceChildren();
     for (const src of data.images) {
@@ -423,7 +427,12 @@ function onKey(event) {
 }
 
 async function main() {
-  S.client = sessionStorage.getItem("janus-client") || newClientId();
+  // A reload keeps the tab's id (and so the images leased to it); any other navigation gets a new
+  // one, because a duplicated tab (or one opened from this page) inherits sessionStorage and two
+  // tabs sharing an id would be handed the same images.
+  const nav = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  const kept = nav && nav.type === "reload" ? sessionStorage.getItem("janus-client") : null;
+  S.client = kept || newClientId();
   sessionStorage.setItem("janus-client", S.client);
   S.config = await api("/api/config");
   S.annotator = localStorage.getItem("janus-annotator") || S.config.annotator;
