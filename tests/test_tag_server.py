@@ -124,3 +124,23 @@ def test_cli_stats_export_audit_and_remote_refusal(stage, tmp_path):
     assert result.exit_code == 0 and "3 row(s) in 1 class(es)" in result.output
     result = runner.invoke(app, ["tag", "stats", str(match)])
     assert result.exit_code == 0 and "label precision" in result.output
+
+
+def test_malformed_numbers_busy_port_and_directory_export_are_one_line_errors(client, stage, tmp_path):
+    import socket
+
+    from janus_build.errors import OutputError
+    from janus_build.tag.server import check_port
+    from janus_build.tag.stats import export_tags
+
+    for path, params in (("/api/next", {"class_id": 1, "n": "many", **WHO}), ("/api/recent", {"class_id": "x"}),
+                         ("/api/recent", {"n": "all"})):
+        response = client.get(path, params=params)
+        assert response.status_code == 400 and "expected an integer" in response.json()["error"], (path, params)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ConfigError, match="cannot listen"):
+            check_port("127.0.0.1", busy.getsockname()[1])
+    with open_queue(stage) as queue, pytest.raises(OutputError, match="is a directory"):
+        export_tags(queue, tmp_path)

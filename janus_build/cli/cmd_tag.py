@@ -23,6 +23,7 @@ def _serve(queue, config) -> None:  # noqa: ANN001 - library types imported lazi
     from janus_build.tag import server
 
     server.check_host(config.host, config.allow_remote)
+    server.check_port(config.host, config.port)
     if config.host not in server.LOOPBACK:
         console_err().print(
             f"[bold yellow]warning:[/] serving on {config.host}: anyone who can reach this port can read the "

@@ -59,6 +59,19 @@ def check_host(host: str, allow_remote: bool) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be listened on (a port in use, a foreign address)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+
+
 def scan_references(directory: Path | None) -> dict[int, list[Path]]:
     """``DIR/<class_id>/*.{jpg,png,webp,...}`` sorted by name -> {class_id: [files]}."""
     if directory is None:
@@ -161,11 +174,13 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
             raise InputError("missing 'client' (the tab id)")
         return annotator, client
 
-    def class_param(value: Any) -> int:
+    def int_param(value: Any, name: str = "class_id") -> int:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise InputError(f"class_id {value!r}: expected an integer") from None
+            raise InputError(f"{name} {value!r}: expected an integer") from None
+
+    class_param = int_param
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -183,7 +198,7 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
     def api_next(request: Request) -> Response:
         p = request.query_params
         annotator, client = who(p)
-        items = queue.next_items(class_param(p.get("class_id")), client, annotator, int(p.get("n", config.prefetch)))
+        items = queue.next_items(class_param(p.get("class_id")), client, annotator, int_param(p.get("n", config.prefetch), "n"))
         return JSONResponse({"items": [item_json(i) for i in items]})
 
     async def api_decide(request: Request) -> Response:
@@ -220,7 +235,7 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
         p = request.query_params
         annotator = p.get("annotator") or config.annotator
         class_id = class_param(p["class_id"]) if p.get("class_id") else None
-        rows = queue.recent(annotator, class_id, min(int(p.get("n", 12)), 100))
+        rows = queue.recent(annotator, class_id, min(int_param(p.get("n", 12), "n"), 100))
         for r in rows:
             item = queue.item(r["key"])
             r["image"] = image_url(item) if item else None
@@ -340,5 +355,6 @@ def run(queue: TagQueue, config: ServeConfig) -> None:
     import uvicorn
 
     check_host(config.host, config.allow_remote)
+    check_port(config.host, config.port)
     app = create_app(queue, config)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)

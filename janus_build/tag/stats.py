@@ -230,8 +230,11 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str]) -> dict[str, Any]:
     import pyarrow as pa
 
     from janus_build import schemas
+    from janus_build.errors import OutputError
     from janus_build.stage import write_parquet_atomic
 
+    if Path(out).is_dir():
+        raise OutputError(f"--out {out}: is a directory; name the parquet file to write (e.g. {Path(out) / 'tags.parquet'})")
     rows = queue.decisions()
     table = pa.table(
         {
