@@ -71,12 +71,42 @@ def test_consumers_split_shards_or_samples_disjointly(shards: Path) -> None:
 
 
 def test_simclr_augmentation_is_the_papers() -> None:
-    text = repr(train_transform("simclr", 64))
-    for part in ("scale=(0.08, 1.0)", "RandomHorizontalFlip", "brightness=(0.6, 1.4)", "hue=(-0.1, 0.1)", "p=0.8",
-                 "RandomGrayscale(p=0.2)", "PILGaussianBlur(sigma=(0.1, 2.0))", "p=0.5"):
-        assert part in text, part
+    from torchvision import transforms as T
+
+    from janus_build.train.data import PILGaussianBlur
+
+    steps = train_transform("simclr", 64).transforms
+    assert [type(s) for s in steps] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.RandomApply, T.RandomGrayscale, T.RandomApply, T.PILToTensor]
+    crop, flip, jitter, grey, blur = steps[:5]
+    assert crop.size == (64, 64) and tuple(crop.scale) == (0.08, 1.0) and flip.p == 0.5
+    colour = jitter.transforms[0]
+    assert jitter.p == 0.8 and isinstance(colour, T.ColorJitter)
+    ranges = [*colour.brightness, *colour.contrast, *colour.saturation, *colour.hue]
+    assert ranges == pytest.approx([0.6, 1.4, 0.6, 1.4, 0.6, 1.4, -0.1, 0.1])  # ColorJitter(0.4, 0.4, 0.4, 0.1)
+    assert grey.p == 0.2
+    assert blur.p == 0.5 and isinstance(blur.transforms[0], PILGaussianBlur) and blur.transforms[0].sigma == (0.1, 2.0)
+    assert [type(s) for s in train_transform("standard", 64).transforms] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.PILToTensor]
     with pytest.raises(ConfigError, match="--augment"):
         train_transform("autoaugment", 64)
+
+
+def test_precision_auto_is_native_bf16_else_fp16_on_gpus_and_fp32_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from janus_build.train.runtime import resolve_precision
+
+    def gpu(native_bf16: bool):
+        # torch's check answers True for GPUs that merely emulate bf16 (V100, T4) unless including_emulation=False
+        return lambda including_emulation=True: native_bf16 or including_emulation
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", gpu(True))
+    assert resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", gpu(False))
+    assert resolve_precision("auto", cuda) == "fp16"
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ConfigError, match="--precision"):
+        resolve_precision("fp8", cuda)
 
 
 def test_cosine_schedule_with_warmup() -> None:

@@ -55,7 +55,12 @@ def resolve_device(value: str, dist: Dist = Dist()) -> Any:
 
 
 def resolve_precision(value: str, device: Any) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 (with a gradient scaler) on older GPUs, fp32 on the CPU."""
+    """``auto``: bf16 on GPUs that support it, fp16 (with a gradient scaler) on older GPUs, fp32 on the CPU.
+
+    "Support" means native bf16 (compute capability 8.0+, or ROCm): torch's default check also
+    accepts GPUs that only emulate bf16 (V100, T4), where bf16 autocast is many times slower
+    than fp16.
+    """
     import torch
 
     if value not in PRECISIONS:
@@ -65,7 +70,7 @@ def resolve_precision(value: str, device: Any) -> str:
             raise ConfigError("--precision fp16 needs a GPU (use bf16 or fp32 on the CPU)")
         return value
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return "fp32"
 
 
