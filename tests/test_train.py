@@ -157,6 +157,30 @@ def test_resume_reproduces_the_uninterrupted_run(shards: Path, tmp_path: Path) -
         assert torch.equal(tensor, b["model"][name]), name
     assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
     assert a["scheduler"] == b["scheduler"] and a["history"][0]["loss"] == b["history"][0]["loss"]
+    again = train(_config(shards, tmp_path / "crashed", epochs=2, workers=1, augment="simclr", resume=True))  # a finished run
+    assert again["steps"] == summary["steps"] and again["last_loss"] == summary["last_loss"] is not None
+
+
+def test_best_checkpoint_is_the_best_average_robustness_and_gradients_are_not_clipped(
+        shards: Path, folders: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from janus_build.train import evaluate as ev
+
+    scripted = iter([  # epoch 1 has the best val, epoch 3 the best V2; epoch 2 the best average robustness
+        {"imagenet_val": 0.90, "imagenet_v2": 0.3, "imagenet_sketch": 0.3, "imagenet_r": 0.3, "imagenet_a": 0.3},
+        {"imagenet_val": 0.50, "imagenet_v2": 0.5, "imagenet_sketch": 0.5, "imagenet_r": 0.4, "imagenet_a": 0.4},
+        {"imagenet_val": 0.95, "imagenet_v2": 0.7, "imagenet_sketch": 0.4, "imagenet_r": 0.3, "imagenet_a": 0.2},
+    ])
+    monkeypatch.setattr(ev, "evaluate_model", lambda *a, **k: ev.summarize({s: {"top1": t} for s, t in next(scripted).items()}))
+    clipped = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: clipped.append(a))
+    summary = train(_config(shards, tmp_path / "best", epochs=3, eval_every=1, steps_per_epoch=1, batch_size=8, **folders))
+    assert [h["metrics"]["average_robustness"] for h in summary["history"]] == pytest.approx([0.3, 0.45, 0.4])
+    assert summary["best"]["model"]["epoch"] == 2 and clipped == []  # the paper clips nothing
+    best = torch.load(tmp_path / "best" / "checkpoints" / "best.pt", weights_only=False)
+    last = torch.load(tmp_path / "best" / "checkpoints" / "last.pt", weights_only=False)
+    assert (best["epoch"], last["epoch"]) == (2, 3) and not torch.equal(best["model"]["fc.weight"], last["model"]["fc.weight"])
+    train(_config(shards, tmp_path / "clip", epochs=1, steps_per_epoch=1, batch_size=8, grad_clip=1.0))
+    assert len(clipped) == 1
 
 
 def test_vl_loss_runs_with_a_tiny_open_clip(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,7 +292,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
                  config.arch, config.loss, precision, shard_set.samples, len(shard_set.shards), config.epochs, steps_per_epoch,
                  config.batch_size, dist.world_size)
 
-    last_loss = None
+    last_loss = history[-1]["loss"] if history else None  # resuming a finished run trains nothing more
+    if start_epoch >= config.epochs and dist.is_main:
+        log.info("%s: all %d epochs are done; nothing to train", out, config.epochs)
     for epoch in range(start_epoch, config.epochs):
         _seed_epoch(config.seed, epoch, dist.rank)
         loader = make_loader(stream, batch_per_rank, config.workers, seed=config.seed, epoch=epoch, pin_memory=device.type == "cuda")
@@ -368,11 +369,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "rng": _rng_state(), "best": best,
                 "history": history,
             }
+            if is_best:  # best first: a crash between the two writes redoes this epoch, which rewrites both
+                _save(best_path, payload)
             _save(last_path, payload)
-            if is_best:
-                with_path = best_path.with_name(".best.pt.tmp")
-                shutil.copyfile(last_path, with_path)
-                os.replace(with_path, best_path)
             atomic_write_json(out / "history.json", history)
         runtime.barrier(dist)
 
