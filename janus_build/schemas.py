@@ -191,3 +191,34 @@ EVAL_METRICS_KEYS = (
     "average_robustness_complete", "effective_robustness_ratio",
 )
 EVAL_SHIFT_KEYS = ("top1", "correct", "images", "classes", "classes_present", "path")
+
+
+# --- janus import (janus_build/imports.py; docs/import.md) ----------------------------------
+# The index of an imported image stage: these columns first, then IMAGE_INDEX's image columns,
+# then (img2dataset imports) every column img2dataset wrote, its own `key` kept as `i2d_key`.
+IMPORT_FOLDERS_INDEX = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),  # <prefix>-<relative path, '/' -> '-'>
+        pa.field(LABEL, pa.int32(), nullable=False),  # class id in the label set
+        pa.field(LABEL_SOURCE, pa.string(), nullable=False),  # ground_truth
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(SOURCE_ID, pa.string(), nullable=False),  # path relative to ROOT (POSIX)
+        pa.field(URL, pa.string()),  # null
+        pa.field(LICENSE, pa.string()),
+        pa.field(OWNER, pa.string()),  # null
+        pa.field(TITLE, pa.string()),  # ''
+        pa.field("width", pa.int32()),  # from the image header; null when not an image
+        pa.field("height", pa.int32()),
+    ]
+)
+IMPORT_IMG2DATASET_INDEX = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),  # --key-prefix + the --key-col value
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(SOURCE_ID, pa.string(), nullable=False),  # the --key-col value
+        pa.field(URL, pa.string()),
+        pa.field(LICENSE, pa.string()),
+        pa.field(TITLE, pa.string()),  # img2dataset's caption, '' when none
+        pa.field("i2d_key", pa.string()),  # img2dataset's own running key
+    ]
+)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from janus_build.images import ImageShardWriter, shard_names
+from janus_build.images import shard_names
 from janus_build.progress import Progress
 from janus_build.stage import STATS_SUFFIX, write_parquet_atomic
 
@@ -118,35 +117,10 @@ def _run_img2dataset(input_path: Path, i2d_dir: Path, config: Any) -> None:
 
 
 def _rekey_shard(i2d_dir: Path, name: str, images_dir: Path, by_key: Mapping[str, dict[str, Any]]) -> None:
-    import pyarrow.parquet as pq
+    from janus_build.imports import rekey_img2dataset_shard
 
-    meta = pq.read_table(i2d_dir / f"{name}.parquet").to_pylist()
-    images: dict[str, bytes] = {}
-    tar_path = i2d_dir / f"{name}.tar"
-    if tar_path.is_file():
-        with tarfile.open(tar_path, "r:") as tar:
-            for info in tar:
-                stem, _, ext = info.name.partition(".")
-                if info.isfile() and ext == "jpg":
-                    images[stem] = tar.extractfile(info).read()  # type: ignore[union-attr]
-    writer = ImageShardWriter(images_dir, name)
-    try:
-        for sample in meta:
-            key = sample.get("janus_key")
-            if key is None or key not in by_key:
-                continue
-            data = images.get(sample["key"]) if sample.get("status") == "success" else None
-            status = "success" if data is not None else (sample.get("status") or "failed_to_download")
-            if status == "success" and data is None:
-                status = "missing_image"
-            writer.write(
-                key,
-                data,
-                by_key[key],
-                status=status,
-                error_message=None if data is not None else (sample.get("error_message") or status),
-            )
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close({"img2dataset_shard": name})
+    def row_for(sample: dict[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+        key = sample.get("janus_key")
+        return None if key is None or key not in by_key else (key, by_key[key])
+
+    rekey_img2dataset_shard(i2d_dir, name, images_dir, row_for)
