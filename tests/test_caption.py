@@ -271,7 +271,7 @@ def encoded_png(i: int) -> bytes:
     return encoded(Image.open(io.BytesIO(class_image(i, 1, 40))), "PNG")
 
 
-def test_missing_weights_give_one_clear_message(tmp_path, monkeypatch):
+def test_missing_weights_give_one_clear_message(tmp_path, monkeypatch, tiny_model):
     import huggingface_hub.constants
 
     # As on a machine without network: nothing cached, the hub unreachable (read at import, so patched).
@@ -279,7 +279,7 @@ def test_missing_weights_give_one_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     stage = write_stage(tmp_path / "stage", shards=1, per_shard=1)
-    with pytest.raises(MissingResourceError, match="huggingface-cli download Salesforce/blip-image-captioning-base"):
+    with pytest.raises(MissingResourceError, match="`hf download Salesforce/blip-image-captioning-base`"):
         run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out", device="cpu"))
     with pytest.raises(MissingResourceError, match="no such directory"):
         run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out2", model=str(tmp_path / "nowhere")))
@@ -287,6 +287,10 @@ def test_missing_weights_give_one_clear_message(tmp_path, monkeypatch):
     empty.mkdir()
     with pytest.raises(MissingResourceError, match="save_pretrained"):
         run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out3", model=str(empty)))
+    with pytest.raises(ConfigError, match="classnames"):
+        run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out3", model=str(tiny_model), classnames=str(tmp_path / "nope.tsv")))
+    # the failed runs recorded nothing: the corrected command runs in the same --out, no --overwrite needed
+    assert run_caption(config(stage, tmp_path / "out3", tiny_model))["successes"] == 1
 
 
 def test_cli(tmp_path, tiny_model):

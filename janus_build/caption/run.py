@@ -15,7 +15,7 @@ from janus_build.caption.inputs import InputShard, MetadataColumns, Sample, find
 from janus_build.caption.merge import merge_title, prose_caption
 from janus_build.caption.spelling import SpellFixer, words_of
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import StageDir
+from janus_build.stage import STATS_SUFFIX, StageDir
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     # Resolve the metadata columns before any work, so a wrong --human-caption-col fails fast.
     first_samples = load_samples(shards[0], columns)
 
+    # Load the term set and the model before --out is opened (which records the options): a typo
+    # in --model or --classnames must not leave a manifest that refuses the corrected command.
+    spell = None
+    if config.overwrite or not all((config.out / f"{s.name}{STATS_SUFFIX}").is_file() for s in shards):
+        spell = SpellFixer(protected_words(config.classnames)) if config.spellcheck else None
+        if captioner is None:
+            from janus_build.caption.model import load_captioner
+
+            captioner = load_captioner(config)
+
     out = StageDir(
         config.out,
         STAGE,
@@ -95,12 +105,6 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     if not todo:
         out.finish(summary | {"failures": {}})
         return summary | {"failures": {}}
-
-    spell = SpellFixer(protected_words(config.classnames)) if config.spellcheck else None
-    if captioner is None:
-        from janus_build.caption.model import load_captioner
-
-        captioner = load_captioner(config)
 
     works: list[_ShardWork] = []
     flat: list[Sample] = []
