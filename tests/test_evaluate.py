@@ -117,6 +117,19 @@ def test_folder_errors_name_the_flag(tmp_path: Path) -> None:
         list_folder("imagenet_val", tmp_path / "val", IN100)
 
 
+def test_an_unreadable_image_is_a_one_line_error_from_a_loader_worker(tmp_path: Path) -> None:
+    from janus_build.train.data import eval_transform
+
+    _images(tmp_path / "val" / WNID[IN100[0]], 3, class_id=IN100[0])
+    (tmp_path / "val" / WNID[IN100[0]] / "1.jpg").write_bytes(b"not a jpeg")
+    folder = list_folder("imagenet_val", tmp_path / "val", IN100)
+    with pytest.raises(InputError) as caught:
+        score_folder(lambda images: torch.zeros(len(images), 1000), folder, range(1000), eval_transform(32),
+                     device=torch.device("cpu"), batch_size=2, workers=1)
+    assert str(caught.value).startswith(f"{tmp_path / 'val' / WNID[IN100[0]] / '1.jpg'}: unreadable image")
+    assert "Traceback" not in str(caught.value)
+
+
 def test_val_accepts_the_imagenet_root_with_a_val_folder(tmp_path: Path) -> None:
     _images(tmp_path / "imagenet" / "val" / WNID[IN100[0]], 2)
     folder = list_folder("imagenet_val", tmp_path / "imagenet", IN100)

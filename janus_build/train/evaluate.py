@@ -176,7 +176,10 @@ class _Images:
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def __getitem__(self, index: int) -> tuple[Any, int, str]:
+        """``(image, class id, error)``: an unreadable file comes back as a blank image and its error
+        message, raised by :func:`score_folder` in the main process (an exception raised in a loader
+        worker reaches the user wrapped in the worker's traceback)."""
         from PIL import Image
 
         path, class_id = self.files[index]
@@ -184,8 +187,8 @@ class _Images:
             with Image.open(path) as image:
                 image = image.convert("RGB")
         except OSError as exc:
-            raise InputError(f"{path}: unreadable image ({exc})") from None
-        return self.transform(image), class_id
+            return self.transform(Image.new("RGB", (64, 64))), class_id, f"{path}: unreadable image ({exc})"
+        return self.transform(image), class_id, ""
 
 
 def score_folder(
@@ -208,7 +211,9 @@ def score_folder(
     progress.start(task, total=len(folder.files), unit="images")
     correct = 0
     with torch.inference_mode():
-        for images, targets in loader:
+        for images, targets, errors in loader:
+            if any(errors):
+                raise InputError(next(e for e in errors if e))
             logits = forward(images.to(device, non_blocking=True))
             predicted = masked_predictions(logits.float(), head_ids, folder.classes)
             correct += int((predicted.cpu() == targets).sum())
