@@ -327,6 +327,10 @@ def test_bad_sources_and_options_name_the_source_and_key(data, tmp_path):
     with pytest.raises(BudgetError, match=r"asks for 80 samples .* only 40 eligible .*in100: 24, laion100: 16"):
         run(data, tmp_path / "b", in100(data), laion(data), budget="2x", budget_unit="40")
     assert not (tmp_path / "b").exists()  # nothing written before the selection succeeded
+    with pytest.raises(InputError, match="source 'flickr' captions=.*: no caption parquet files"):
+        run(data, tmp_path / "c", in100(data), SourceSpec.parse(
+            f"name=flickr,images={data['flickr']},tags={data['tags']},captions={tmp_path / 'nocaptions'}"))
+    assert not (tmp_path / "c").exists()  # refused before --out recorded options the corrected command would not match
     with pytest.raises(InputError, match="source 'gone' images=.*: no such directory"):
         run(data, tmp_path / "o", SourceSpec.parse(f"name=gone,images={tmp_path / 'nope'},labels=ground_truth"))
     with pytest.raises(SchemaError, match="missing column"):

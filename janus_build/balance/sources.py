@@ -234,6 +234,10 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
             (unless ``unknown_labels='drop'``), missing image bytes (``missing_images='error'``).
     """
     where = f"source {spec.name!r}"
+    if spec.captions:  # checked now: the captions are read only after --out has recorded the options
+        captions = Path(spec.captions)
+        if not (captions.is_file() or (captions.is_dir() and any(captions.glob("*.parquet")))):
+            raise InputError(f"{where} captions={captions}: no caption parquet files (expected janus caption output)")
     index, index_files, images_dir = _image_index(spec)
     has_image = _has_image(index)
     keys = index.column("key").combine_chunks()
