@@ -22,31 +22,13 @@ from janus_build.images import ImageShardWriter, read_index
 from janus_build.progress import Progress
 from janus_build.synthetic import class_image
 
-WORDS = "a picture of dog cat bird sitting on the grass with man holding tench goldfinch red blue green in and".split()
-
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    import torch
-    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    """BlipConfig + a tiny BertTokenizer vocabulary + BlipImageProcessor, saved with save_pretrained."""
+    from janus_build.caption.tiny import build_tiny_blip
 
-    directory = tmp_path_factory.mktemp("tiny-blip")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *WORDS, *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(str(directory / "vocab.txt"), bos_token="[DEC]")
-    torch.manual_seed(0)
-    config = BlipConfig(
-        text_config=dict(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            max_position_embeddings=64, encoder_hidden_size=32, bos_token_id=vocab.index("[DEC]"),
-            pad_token_id=0, sep_token_id=3, eos_token_id=3,
-        ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=16),
-        projection_dim=32,
-    )
-    BlipForConditionalGeneration(config).save_pretrained(directory)
-    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(directory)
-    return directory
+    return build_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
 def write_stage(directory: Path, shards: int = 2, per_shard: int = 5, human: dict[str, str] | None = None) -> Path:
