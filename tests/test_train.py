@@ -218,6 +218,30 @@ def test_custom_label_set_sizes_the_head_and_skips_other_classes(shards: Path, t
     assert state["model"]["fc.weight"].shape[0] == 3
 
 
+def test_samples_training_cannot_use_are_counted_up_front(shards: Path, tmp_path: Path) -> None:
+    from janus_build.images import ImageShardWriter
+    from janus_build.synthetic import class_image
+    from janus_build.train.data import usable_samples
+
+    shard_set = resolve_shards([shards])
+    assert usable_samples(shard_set.shards, range(1000)) == usable_samples(shard_set.shards) == shard_set.samples
+    assert usable_samples(shard_set.shards, [DEMO_CLASSES[0], 500]) == shard_set.samples // len(DEMO_CLASSES)
+    with ImageShardWriter(tmp_path / "half", "00000") as writer:  # e.g. ImageNet images balanced in without captions
+        for i, caption in enumerate(["a photo of a junco", "", "  ", "a goose"]):
+            writer.write(f"k{i}", class_image(13, i, size=SIZE), {"label": 13, "caption": caption, "source": "custom",
+                         "label_source": "ground_truth", "split": "train"}, extra={"cls": "13", "txt": caption})
+    half = resolve_shards([tmp_path / "half"])
+    assert usable_samples(half.shards) == 2 and usable_samples(half.shards, [13]) == 4
+    stream = ShardStream(half.shards, train_transform("standard", SIZE), tokenizer=lambda texts: texts, shuffle_buffer=0)
+    it = iter(stream)
+    assert [next(it)[1] for _ in range(4)] == ["a photo of a junco", "a goose"] * 2  # blank captions are skipped
+    labels = tmp_path / "elsewhere.tsv"
+    labels.write_text("class_id\tname\n500\tcliff\n501\tcloak\n")
+    with pytest.raises(InputError, match="none of the .* training samples has a class of the label set"):
+        train(_config(shards, tmp_path / "no-class", labels=str(labels)))
+    assert not (tmp_path / "no-class").exists()  # refused before anything is written
+
+
 def test_bad_options_fail_before_training(shards: Path, folders: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--optimizer"):
         train(_config(shards, tmp_path / "a", optimizer="lamb"))

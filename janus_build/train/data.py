@@ -142,6 +142,36 @@ def resolve_shards(inputs: Sequence[str | os.PathLike[str]]) -> ShardSet:
     return ShardSet(shards=shards, manifest=manifest)
 
 
+def usable_samples(shards: Sequence[Shard], head_ids: Sequence[int] | None = None) -> int | None:
+    """Samples training can use, counted in the shards' parquet indexes: those whose ``label`` is
+    one of ``head_ids`` (``--loss ce``) or, without ``head_ids``, whose ``caption`` is not blank
+    (``--loss vl``). None when a shard has no index with those columns (bare tar files).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    column = schemas.LABEL if head_ids is not None else "caption"
+    total = 0
+    for shard in shards:
+        index = Path(shard.path).with_suffix(".parquet")
+        if not index.is_file():
+            return None
+        names = set(pq.read_schema(index).names)
+        if column not in names:
+            return None
+        table = pq.read_table(index, columns=[column] + (["image_ext"] if "image_ext" in names else []))
+        values = table.column(column)
+        if head_ids is not None:
+            keep = pc.is_in(values, value_set=pa.array(sorted(set(head_ids)), pa.int64()).cast(values.type))
+        else:
+            keep = pc.not_equal(pc.utf8_trim_whitespace(values), "")
+        if "image_ext" in names:
+            keep = pc.and_(keep, pc.is_valid(table.column("image_ext")))
+        total += int(pc.sum(pc.fill_null(keep, False).cast(pa.int64())).as_py() or 0)
+    return total
+
+
 # --- augmentation --------------------------------------------------------------------------
 class PILGaussianBlur:
     """Gaussian blur with sigma drawn uniformly from ``sigma`` (as MoCo v2 / SimCLR), done by PIL.
@@ -295,6 +325,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             if raw is None:
                 return None
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            if not text.strip():  # an uncaptioned sample teaches a CLIP model nothing
+                return None
             target = self.tokenizer([text])[0]  # type: ignore[misc]
         if not self.decode:
             data = sample[image_ext]

@@ -195,7 +195,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
 
     from janus_build.stage import StageDir, atomic_write_json, fingerprint_file
     from janus_build.train import runtime
-    from janus_build.train.data import Normalize, ShardStream, make_loader, resolve_shards, train_transform
+    from janus_build.train.data import Normalize, ShardStream, make_loader, resolve_shards, train_transform, usable_samples
     from janus_build.train.evaluate import evaluate_model, list_folder
     from janus_build.train.models import ModelSpec, build_model, normalization, tokenizer_for
 
@@ -208,6 +208,14 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     if config.labels and shard_set.labels and config.labels != shard_set.labels:
         log.warning("--labels %s differs from the shards' label set %s", config.labels, shard_set.labels)
     label_set = load_label_set(labels_name)
+    head_ids = head_ids_for(label_set)
+    usable = usable_samples(shard_set.shards, head_ids if config.loss == "ce" else None)
+    if usable is not None and usable < shard_set.samples:
+        what = f"a class of the label set {label_set.name}" if config.loss == "ce" else "a caption (--loss vl trains on captions)"
+        if usable == 0:
+            raise InputError(f"{', '.join(config.shards)}: none of the {shard_set.samples} training samples has {what}")
+        log.warning("%d of the %d training samples lack %s; they are skipped", shard_set.samples - usable, shard_set.samples, what)
+    samples = shard_set.samples if usable is None else usable
     # listed once, up front: a bad evaluation folder fails now, not after an epoch
     folders = {shift: list_folder(shift, root, label_set.ids) for shift, root in config.eval_folders().items()}
 
@@ -224,7 +232,6 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
                          overwrite=config.overwrite and not config.resume, volatile_keys=VOLATILE_KEYS)
     runtime.barrier(dist)
 
-    head_ids = head_ids_for(label_set)
     spec = ModelSpec(arch=config.arch, loss=config.loss, head_ids=head_ids, image_size=config.image_size)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build_model(spec).to(device)
@@ -232,9 +239,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         model = model.to(memory_format=torch.channels_last)
 
     batch_per_rank = config.batch_size // dist.world_size
-    steps_per_epoch = config.steps_per_epoch or shard_set.samples // config.batch_size
+    steps_per_epoch = config.steps_per_epoch or samples // config.batch_size
     if steps_per_epoch < 1:
-        raise ConfigError(f"--batch-size {config.batch_size}: larger than the {shard_set.samples} training samples")
+        raise ConfigError(f"--batch-size {config.batch_size}: larger than the {samples} training samples")
     total_steps = steps_per_epoch * config.epochs
     lr = config.lr or (1e-3 if config.optimizer == "adamw" else 0.1 * config.batch_size / 256)
     weight_decay = config.weight_decay if config.weight_decay is not None else (0.05 if config.optimizer == "adamw" else 1e-4)
@@ -289,7 +296,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
                          decode=config.decode == "cpu", **stream_kwargs)
     if dist.is_main:
         log.info("training %s (--loss %s, %s) on %d samples in %d shard(s): %d epoch(s) x %d steps of %d images, %d process(es)",
-                 config.arch, config.loss, precision, shard_set.samples, len(shard_set.shards), config.epochs, steps_per_epoch,
+                 config.arch, config.loss, precision, samples, len(shard_set.shards), config.epochs, steps_per_epoch,
                  config.batch_size, dist.world_size)
 
     last_loss = history[-1]["loss"] if history else None  # resuming a finished run trains nothing more
