@@ -251,6 +251,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     else:
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=True)
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if warmup >= total_steps and dist.is_main:
+        log.warning("--warmup-epochs %g covers the whole run of %d epoch(s): the learning rate never reaches --lr "
+                    "and never decays; lower --warmup-epochs", config.warmup_epochs, config.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total_steps, warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
