@@ -181,6 +181,9 @@ class StageDir:
                 )
             old = manifest.get("config", {})
             differing = sorted(k for k in compare_keys if old.get(k) != self.config.get(k))
+            if differing and not self._holds_work():
+                log.info("%s: an earlier run with other options finished nothing; starting with the new options", self.path)
+                differing = []
             if differing:
                 detail = "; ".join(f"{k}: was {old.get(k)!r}, now {self.config.get(k)!r}" for k in differing)
                 raise OutputError(
@@ -191,6 +194,10 @@ class StageDir:
             log.info("resuming %s in %s (%d shard(s) done)", self.stage, self.path, len(self.done_shards()))
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_manifest(completed=False)
+
+    def _holds_work(self) -> bool:
+        """True when anything besides the manifest (and hidden temporary files) is in the directory."""
+        return any(child.name != MANIFEST and not child.name.startswith(".") for child in self.path.iterdir())
 
     def _clear(self) -> None:
         """Remove a previous output. Only files and folders we would write are expected here."""

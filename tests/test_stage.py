@@ -47,9 +47,18 @@ def test_resume_keeps_done_shards_and_ignores_volatile_keys(tmp_path):
 
 
 def test_resume_with_other_options_is_refused(tmp_path):
-    StageDir(tmp_path, "match", Cfg(strategy="sc"))
+    first = StageDir(tmp_path, "match", Cfg(strategy="sc"))
+    first.mark_done("00000", {"rows": 1})
     with pytest.raises(OutputError, match="strategy: was 'sc', now 'mc'"):
         StageDir(tmp_path, "match", Cfg(strategy="mc"))
+
+
+def test_a_run_that_finished_nothing_takes_new_options(tmp_path):
+    StageDir(tmp_path, "match", Cfg(strategy="sc"))  # e.g. failed on a mistyped option right after starting
+    (tmp_path / ".00000.parquet.abc.tmp").write_text("a killed write")
+    again = StageDir(tmp_path, "match", Cfg(strategy="mc"))
+    assert again.config["strategy"] == "mc"
+    assert json.loads((tmp_path / "manifest.json").read_text())["config"]["strategy"] == "mc"
 
 
 def test_foreign_directory_refused_unless_overwrite(tmp_path):
