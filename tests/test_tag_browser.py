@@ -272,7 +272,8 @@ def test_a_duplicated_tab_gets_its_own_images(browser, fresh):
 
 def test_reference_strip_fills_with_the_first_in_class_images(browser, fresh):
     tab, page, _ = _open(browser, fresh.url, FRESH_CLASS)
-    assert page.evaluate("window.__janus.refSource") == "first-in-class"
+    # the reference strip is fetched after the first image is shown: wait for it
+    page.wait_for_function("() => window.__janus.refSource === 'first-in-class'", timeout=10000)
     assert page.locator("#ref-images img").count() == 0
     _decide(page, "out")
     _decide(page, "in")
