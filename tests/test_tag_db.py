@@ -256,3 +256,11 @@ def test_available_counts_from_either_report_layout(tmp_path):
     assert read_available(tmp_path) == {3: 5}
     (tmp_path / "report.json").write_text("not json")
     assert read_available(tmp_path) == {} and read_available(tmp_path / "missing") == {}
+
+
+def test_class_names_come_from_the_fetch_report_before_imagenet(tmp_path):
+    from janus_build.tag.stats import class_names
+
+    (tmp_path / "report.json").write_text('{"classes": {"0": {"name": "corvid", "available": 3}, "291": {"available": 1}}}')
+    assert class_names([0, 291, 5000], tmp_path) == {0: "corvid", 291: "lion", 5000: ""}
+    assert class_names([0, 291]) == {0: "tench", 291: "lion"}

@@ -120,7 +120,7 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
     images_dir = Path(meta["images_dir"]) if meta.get("images_dir") else None
     references = scan_references(config.references)
     class_ids = queue.classes()
-    names = class_names(class_ids)
+    names = class_names(class_ids, config.stage_dir)
 
     def image_url(item: Item) -> str | None:
         if item.image_offset is not None and images_dir is not None:

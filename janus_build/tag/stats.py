@@ -52,11 +52,11 @@ def cohen_kappa(pairs: list[tuple[str, str]], categories: tuple[str, ...] = DECI
     return (observed - expected) / (1 - expected)
 
 
-def read_available(stage_dir: str | os.PathLike[str] | None) -> dict[int, int]:
-    """Per-class ``available`` counts from ``STAGE_DIR/report.json`` (``janus fetch``), if present.
+def _report_classes(stage_dir: str | os.PathLike[str] | None) -> dict[int, dict[str, Any]]:
+    """Per-class entries of ``STAGE_DIR/report.json`` (``janus fetch``), if present.
 
-    Accepts ``{"per_class": {"291": {"available": N, ...}}}`` (also under ``classes``, or a list
-    of objects with ``class_id``); anything else yields an empty mapping.
+    Accepts ``{"per_class": {"291": {...}}}`` (also under ``classes``, or a list of objects with
+    ``class_id``); anything else yields an empty mapping.
     """
     if stage_dir is None:
         return {}
@@ -69,29 +69,41 @@ def read_available(stage_dir: str | os.PathLike[str] | None) -> dict[int, int]:
         log.warning("%s: unreadable (%s); 'available' left empty", path, exc)
         return {}
     per_class = report.get("per_class", report.get("classes")) if isinstance(report, dict) else None
-    out: dict[int, int] = {}
     entries = per_class.items() if isinstance(per_class, dict) else (
         ((e.get("class_id"), e) for e in per_class if isinstance(e, dict)) if isinstance(per_class, list) else ()
     )
+    out: dict[int, dict[str, Any]] = {}
     for class_id, entry in entries:
         try:
-            value = entry.get("available") if isinstance(entry, dict) else None
-            if value is not None:
-                out[int(class_id)] = int(value)
+            if isinstance(entry, dict):
+                out[int(class_id)] = entry
         except (TypeError, ValueError):
             continue
     return out
 
 
-def class_names(ids: list[int]) -> dict[int, str]:
-    """ImageNet-1k names for class ids when they are ImageNet indices (empty strings otherwise)."""
+def read_available(stage_dir: str | os.PathLike[str] | None) -> dict[int, int]:
+    """Per-class ``available`` counts (the API's totals) from a ``janus fetch`` report, if present."""
+    out: dict[int, int] = {}
+    for class_id, entry in _report_classes(stage_dir).items():
+        try:
+            if entry.get("available") is not None:
+                out[class_id] = int(entry["available"])
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def class_names(ids: list[int], stage_dir: str | os.PathLike[str] | None = None) -> dict[int, str]:
+    """Class names: the fetch report's (a custom queries file names its classes), else ImageNet-1k's."""
+    reported = {c: str(e["name"]) for c, e in _report_classes(stage_dir).items() if e.get("name")}
     try:
         from janus_build.labels import load_label_set
 
         names = load_label_set("in1k").names
     except Exception:  # the label files are optional for tagging
         names = {}
-    return {i: names.get(i, "") for i in ids}
+    return {i: reported.get(i) or names.get(i, "") for i in ids}
 
 
 def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
     for class_id, decided in votes.values():
         counts[class_id]["out" if "out" in decided else ("in" if "in" in decided else "unsure")] += 1
     ids = sorted(set(queued) | set(counts))
-    names = class_names(ids)
+    names = class_names(ids, stage_dir)
     classes = []
     for class_id in ids:
         c = counts[class_id]
