@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from janus_build.cli import app
-from janus_build.imports import FoldersImportConfig, Img2datasetImportConfig, UrlListConfig
+from janus_build.import_config import FoldersImportConfig, Img2datasetImportConfig, UrlListConfig
 
 import_app = typer.Typer(
     help="Bring existing image collections into the image-stage format (read by balance, tag, caption).",
