@@ -15,7 +15,15 @@ SPACE = ":;-_.,!?\n"
 def clean(text: object) -> str:
     cleaned = str(text).lower()
     cleaned = cleaned.translate({ord(c): None for c in DELETE}).translate({ord(c): " " for c in SPACE})
-    for old, new in ((" www ", " "), (" com ", " "), (" flickr ", " "), (" st ", " street "), (" de ", ""), ("http", " "), ("href", " ")):
+    for old, new in (
+        (" www ", " "),
+        (" com ", " "),
+        (" flickr ", " "),
+        (" st ", " street "),
+        (" de ", ""),
+        ("http", " "),
+        ("href", " "),
+    ):
         cleaned = cleaned.replace(old, new)
     tokens = [t for t in cleaned.strip().split(" ") if len(t) < 30 and not t.isnumeric()]
     return " ".join(tokens)
@@ -34,7 +42,9 @@ def class_variants(names: list[str]) -> dict[int, list[str]]:
     return out
 
 
-def subset_match(caption: str, names: list[str], lemmatize, ngram: int = 3, strict: bool = False, multiclass: bool = False):
+def subset_match(
+    caption: str, names: list[str], lemmatize, ngram: int = 3, strict: bool = False, multiclass: bool = False
+):
     """Label one (cleaned) caption the authors' way: returns a class index, -1, or a set (multiclass)."""
     caption = str(caption)
     if len(caption) < 5:

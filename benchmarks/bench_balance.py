@@ -58,21 +58,23 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
     for s in range(index_shards):
         lo, hi = s * per, min(rows, (s + 1) * per)
         n = np.arange(lo, hi)
-        table = pa.table({
-            "key": pa.array([f"bench-{i:07d}" for i in n]),
-            "shard": pa.array(["00000.tar"] * (hi - lo)),
-            "image_ext": pa.array(["jpg"] * (hi - lo)),
-            "image_offset": pa.array(np.asarray(images["image_offset"])[pick[lo:hi]], pa.int64()),
-            "image_size": pa.array(np.asarray(images["image_size"])[pick[lo:hi]], pa.int64()),
-            "status": pa.array(["success"] * (hi - lo)),
-            "error_message": pa.nulls(hi - lo, pa.string()),
-            "label": pa.array(labels[lo:hi]),
-            "photo_id": pa.array([str(i) for i in n]),
-            "url": pa.array([f"https://example.org/p/{i}.jpg" for i in n]),
-            "title": pa.array([f"photo {i}" for i in n]),
-            "owner": pa.array([f"owner{i % 5000}" for i in n]),
-            "license": pa.array(licences[n % 4]),
-        })
+        table = pa.table(
+            {
+                "key": pa.array([f"bench-{i:07d}" for i in n]),
+                "shard": pa.array(["00000.tar"] * (hi - lo)),
+                "image_ext": pa.array(["jpg"] * (hi - lo)),
+                "image_offset": pa.array(np.asarray(images["image_offset"])[pick[lo:hi]], pa.int64()),
+                "image_size": pa.array(np.asarray(images["image_size"])[pick[lo:hi]], pa.int64()),
+                "status": pa.array(["success"] * (hi - lo)),
+                "error_message": pa.nulls(hi - lo, pa.string()),
+                "label": pa.array(labels[lo:hi]),
+                "photo_id": pa.array([str(i) for i in n]),
+                "url": pa.array([f"https://example.org/p/{i}.jpg" for i in n]),
+                "title": pa.array([f"photo {i}" for i in n]),
+                "owner": pa.array([f"owner{i % 5000}" for i in n]),
+                "license": pa.array(licences[n % 4]),
+            }
+        )
         pq.write_table(table, directory / f"{s:05d}.parquet")
         (directory / f"{s:05d}_stats.json").write_text(json.dumps({"count": hi - lo}))
 
@@ -96,22 +98,36 @@ def child(args: argparse.Namespace) -> None:
 
     import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     config = BalanceConfig(
-        out=args.out, sources=(SourceSpec.parse(f"name=bench,images={args.source},labels=ground_truth,kind=flickr"),),
-        labels="in100", balance=args.balance, budget=args.budget, max_per_class=args.max_per_class,
-        dedup=("key", "id", "url"), shard_size=10_000, val_fraction=0.02,
+        out=args.out,
+        sources=(SourceSpec.parse(f"name=bench,images={args.source},labels=ground_truth,kind=flickr"),),
+        labels="in100",
+        balance=args.balance,
+        budget=args.budget,
+        max_per_class=args.max_per_class,
+        dedup=("key", "id", "url"),
+        shard_size=10_000,
+        val_fraction=0.02,
     )
     t0 = time.perf_counter()
     result = balance(config, clock)
     t1 = time.perf_counter()
     written = sum(result.counts.values())
     write_s = t1 - (clock.write_started or t0)
-    print(json.dumps({
-        "index_rows": args.rows, "written": written, "total_s": round(t1 - t0, 2),
-        "select_s": round((clock.write_started or t1) - t0, 2), "write_s": round(write_s, 2),
-        "samples_per_s": round(written / write_s, 1), "end_to_end_samples_per_s": round(written / (t1 - t0), 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "rss_after_imports_mib": round(import_rss, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "index_rows": args.rows,
+                "written": written,
+                "total_s": round(t1 - t0, 2),
+                "select_s": round((clock.write_started or t1) - t0, 2),
+                "write_s": round(write_s, 2),
+                "samples_per_s": round(written / write_s, 1),
+                "end_to_end_samples_per_s": round(written / (t1 - t0), 1),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "rss_after_imports_mib": round(import_rss, 1),
+            }
+        )
+    )
 
 
 def baseline(samples: int, source: Path, out: Path) -> dict:
@@ -128,8 +144,15 @@ def baseline(samples: int, source: Path, out: Path) -> dict:
     while written < samples:
         with wds.TarWriter(str(out / f"{shard:05d}.tar")) as tar:
             for _ in range(min(10_000, samples - written)):
-                tar.write({"__key__": f"b-{written:07d}", "jpg": blobs[written % len(blobs)], "cls": b"1", "txt": b"photo",
-                           "json": json.dumps({"key": written, "url": "https://example.org"}).encode()})
+                tar.write(
+                    {
+                        "__key__": f"b-{written:07d}",
+                        "jpg": blobs[written % len(blobs)],
+                        "cls": b"1",
+                        "txt": b"photo",
+                        "json": json.dumps({"key": written, "url": "https://example.org"}).encode(),
+                    }
+                )
                 written += 1
         shard += 1
     elapsed = time.perf_counter() - t0
@@ -161,7 +184,18 @@ def main() -> None:
                 runs.append(("budget 100k", ["--budget", "100000", "--balance", "cap"]))
             for label, extra in runs:
                 out = work / f"out_{rows}"
-                cmd = [sys.executable, __file__, "--_child", "--rows", str(rows), "--source", str(source), "--out", str(out), *extra]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--_child",
+                    "--rows",
+                    str(rows),
+                    "--source",
+                    str(source),
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
                 if proc.returncode:
                     sys.exit(proc.stderr)

@@ -43,7 +43,9 @@ def build_stage(directory: Path, images: int, side: int, per_shard: int = 256) -
     for start in range(0, images, per_shard):
         with ImageShardWriter(directory, f"{start // per_shard:05d}") as writer:
             for i in range(start, min(images, start + per_shard)):
-                writer.write(f"bench-{i:06d}", class_image(i % 100, i, side), {"title": f"sample {i % 100} IMG_{i:04d}"})
+                writer.write(
+                    f"bench-{i:06d}", class_image(i % 100, i, side), {"title": f"sample {i % 100} IMG_{i:04d}"}
+                )
 
 
 def build_captioner(full_size: bool, device: str, precision: str, config, workdir: Path):
@@ -60,11 +62,27 @@ def build_captioner(full_size: bool, device: str, precision: str, config, workdi
     else:
         vocab_size, side = 512, 32
         blip_config = BlipConfig(
-            text_config=dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                             num_attention_heads=2, max_position_embeddings=64, encoder_hidden_size=32,
-                             bos_token_id=vocab_size - 2, pad_token_id=0, sep_token_id=102, eos_token_id=2),
-            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                               image_size=side, patch_size=16),
+            text_config=dict(
+                vocab_size=vocab_size,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=64,
+                encoder_hidden_size=32,
+                bos_token_id=vocab_size - 2,
+                pad_token_id=0,
+                sep_token_id=102,
+                eos_token_id=2,
+            ),
+            vision_config=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                image_size=side,
+                patch_size=16,
+            ),
             projection_dim=32,
         )
     # A BERT-layout vocabulary of real English words, so random captions cost the spell checker
@@ -81,11 +99,21 @@ def build_captioner(full_size: bool, device: str, precision: str, config, workdi
         common = ("".join(t) for n in (3, 4) for t in itertools.product(string.ascii_lowercase, repeat=n))
     ranked = (w for w in common if w.isalpha() and w not in prompt_words)
     words = iter(prompt_words + [w for w, _ in zip(ranked, range(vocab_size))])
-    special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", vocab_size - 2: "[DEC]", vocab_size - 1: "[ENC]"}
+    special = {
+        0: "[PAD]",
+        100: "[UNK]",
+        101: "[CLS]",
+        102: "[SEP]",
+        103: "[MASK]",
+        vocab_size - 2: "[DEC]",
+        vocab_size - 1: "[ENC]",
+    }
     vocab = [special.get(i) or next(words) for i in range(vocab_size)]
     (workdir / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizer(str(workdir / "vocab.txt"), bos_token="[DEC]")
-    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": side, "width": side}), tokenizer=tokenizer)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": side, "width": side}), tokenizer=tokenizer
+    )
     model = BlipForConditionalGeneration(blip_config)
     return Captioner(model, processor, config, device, resolve_dtype(precision, device))
 
@@ -102,12 +130,16 @@ class GpuSampler:
 
         try:
             return float(torch.cuda.utilization())
-        except Exception:  # noqa: BLE001 - pynvml missing: ask nvidia-smi
+        except Exception:
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
-                                     capture_output=True, text=True, timeout=5)
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 return float(out.stdout.strip().splitlines()[0])
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return None
 
     def _run(self) -> None:
@@ -117,7 +149,7 @@ class GpuSampler:
                 self.samples.append(value)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         self._thread.start()
         return self
 
@@ -140,14 +172,22 @@ def sync(device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--full-size", action="store_true", help="BLIP-base architecture (random weights) instead of a tiny model")
-    parser.add_argument("--images", type=int, default=None, help="images in the synthetic stage (default 96 cpu / 2048 cuda)")
+    parser.add_argument(
+        "--full-size", action="store_true", help="BLIP-base architecture (random weights) instead of a tiny model"
+    )
+    parser.add_argument(
+        "--images", type=int, default=None, help="images in the synthetic stage (default 96 cpu / 2048 cuda)"
+    )
     parser.add_argument("--image-side", type=int, default=500, help="side of the synthetic JPEGs")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 8,32 cpu / 32,64,128,256 cuda)")
-    parser.add_argument("--precisions", default=None, help="comma-separated (default fp32,bf16 cpu / bf16,fp16,fp32 cuda)")
+    parser.add_argument(
+        "--precisions", default=None, help="comma-separated (default fp32,bf16 cpu / bf16,fp16,fp32 cuda)"
+    )
     parser.add_argument("--num-workers", type=int, default=None, help="loader workers (default 2 cpu / 12 cuda)")
     parser.add_argument("--max-length", type=int, default=40)
-    parser.add_argument("--model-batches", type=int, default=3, help="timed generate() calls per setting (after one warm-up)")
+    parser.add_argument(
+        "--model-batches", type=int, default=3, help="timed generate() calls per setting (after one warm-up)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -164,11 +204,24 @@ def main() -> None:
     workers = args.num_workers if args.num_workers is not None else (12 if cuda else 2)
     workdir = Path(tempfile.mkdtemp(prefix="bench-caption-"))
     results: dict = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-                    "gpu": torch.cuda.get_device_name(0) if cuda else None},
-        "settings": {"device": args.device, "full_size": args.full_size, "images": images, "image_side": args.image_side,
-                     "max_length": args.max_length, "min_length": args.max_length, "num_workers": workers},
-        "loader": [], "model": [], "end_to_end": [],
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        },
+        "settings": {
+            "device": args.device,
+            "full_size": args.full_size,
+            "images": images,
+            "image_side": args.image_side,
+            "max_length": args.max_length,
+            "min_length": args.max_length,
+            "num_workers": workers,
+        },
+        "loader": [],
+        "model": [],
+        "end_to_end": [],
     }
     try:
         stage = workdir / "stage"
@@ -177,20 +230,32 @@ def main() -> None:
         print(f"synthetic stage: {images} JPEGs of {args.image_side}px in {time.perf_counter() - t0:.1f}s")
 
         def make_config(batch: int, precision: str, out: str) -> CaptionConfig:
-            return CaptionConfig(stage_dir=stage, out=workdir / out, device=args.device, precision=precision, batch_size=batch,
-                                 num_workers=workers, max_length=args.max_length, min_length=args.max_length)
+            return CaptionConfig(
+                stage_dir=stage,
+                out=workdir / out,
+                device=args.device,
+                precision=precision,
+                batch_size=batch,
+                num_workers=workers,
+                max_length=args.max_length,
+                min_length=args.max_length,
+            )
 
         base = make_config(batch_sizes[0], precisions[0], "unused")
         captioner = build_captioner(args.full_size, args.device, precisions[0], base, workdir)
-        print(f"model: {'BLIP-base architecture' if args.full_size else 'tiny BLIP'}, "
-              f"{sum(p.numel() for p in captioner.model.parameters()) / 1e6:.1f} M parameters, random weights")
+        print(
+            f"model: {'BLIP-base architecture' if args.full_size else 'tiny BLIP'}, "
+            f"{sum(p.numel() for p in captioner.model.parameters()) / 1e6:.1f} M parameters, random weights"
+        )
 
         # 1. The loader alone.
         columns = MetadataColumns("title", None, ())
         samples = [s for shard in find_shards(stage) for s in load_samples(shard, columns)]
         for batch in batch_sizes:
             batches = [list(range(i, min(len(samples), i + batch))) for i in range(0, len(samples), batch)]
-            loader = make_loader(samples, batches, captioner.image_processor, make_config(batch, precisions[0], "x"), pin_memory=cuda)
+            loader = make_loader(
+                samples, batches, captioner.image_processor, make_config(batch, precisions[0], "x"), pin_memory=cuda
+            )
             t0 = time.perf_counter()
             count = sum(len(b["indices"]) for b in loader)
             rate = count / (time.perf_counter() - t0)
@@ -200,7 +265,9 @@ def main() -> None:
         # 2. The model alone, 3. end to end.
         side = captioner.image_processor.size["height"]
         for precision in precisions:
-            captioner = build_captioner(args.full_size, args.device, precision, make_config(batch_sizes[0], precision, "x"), workdir)
+            captioner = build_captioner(
+                args.full_size, args.device, precision, make_config(batch_sizes[0], precision, "x"), workdir
+            )
             for batch in batch_sizes:
                 pixels = torch.randn(batch, 3, side, side)
                 captioner.generate(pixels, seed=0)  # warm-up
@@ -212,8 +279,13 @@ def main() -> None:
                     sync(args.device)
                     seconds = time.perf_counter() - t0
                 rate = batch * args.model_batches / seconds
-                row = {"precision": precision, "batch_size": batch, "images_per_s": round(rate, 1),
-                       "gpu_util_pct": getattr(sampler, "mean", None), "caption_words": len(texts[0].split())}
+                row = {
+                    "precision": precision,
+                    "batch_size": batch,
+                    "images_per_s": round(rate, 1),
+                    "gpu_util_pct": getattr(sampler, "mean", None),
+                    "caption_words": len(texts[0].split()),
+                }
                 results["model"].append(row)
                 print(f"model   {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
 
@@ -223,8 +295,13 @@ def main() -> None:
                     summary = run_caption(config, captioner=captioner)
                     seconds = time.perf_counter() - t0
                 rate = summary["successes"] / seconds
-                row = {"precision": precision, "batch_size": batch, "images_per_s": round(rate, 1),
-                       "gpu_util_pct": getattr(sampler, "mean", None), "captioned": summary["successes"]}
+                row = {
+                    "precision": precision,
+                    "batch_size": batch,
+                    "images_per_s": round(rate, 1),
+                    "gpu_util_pct": getattr(sampler, "mean", None),
+                    "captioned": summary["successes"],
+                }
                 results["end_to_end"].append(row)
                 print(f"e2e     {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
                 shutil.rmtree(config.out, ignore_errors=True)
@@ -241,7 +318,7 @@ def main() -> None:
 class _Null:
     mean = None
 
-    def __enter__(self) -> "_Null":
+    def __enter__(self) -> _Null:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,25 +31,33 @@ def api_calls(photos: int, targets: list[int]) -> list[dict]:
             start = len(fake.calls)
             t0 = time.perf_counter()
             result = run_fetch(
-                FetchConfig(out=Path(tmp) / f"t{target}", queries=queries, per_class=target, api_url=fake.api_url,
-                            calls_per_hour=10**7, metadata_only=True),
+                FetchConfig(
+                    out=Path(tmp) / f"t{target}",
+                    queries=queries,
+                    per_class=target,
+                    api_url=fake.api_url,
+                    calls_per_hour=10**7,
+                    metadata_only=True,
+                ),
                 credentials=fake.credentials,
             )
             seconds = time.perf_counter() - t0
             row = result.report["classes"]["7"]
             calls = len(fake.calls) - start
             fetched = row["fetched"]
-            rows.append({
-                "target": target,
-                "available": row["available"],
-                "fetched": fetched,
-                "api_calls": calls,
-                "calls_per_1000": round(1000 * calls / max(1, fetched), 2),
-                "ideal_calls": math.ceil(fetched / 500),
-                "windows": row["windows"],
-                "dropped_locally": sum(row["dropped"].values()),
-                "seconds": round(seconds, 2),
-            })
+            rows.append(
+                {
+                    "target": target,
+                    "available": row["available"],
+                    "fetched": fetched,
+                    "api_calls": calls,
+                    "calls_per_1000": round(1000 * calls / max(1, fetched), 2),
+                    "ideal_calls": math.ceil(fetched / 500),
+                    "windows": row["windows"],
+                    "dropped_locally": sum(row["dropped"].values()),
+                    "seconds": round(seconds, 2),
+                }
+            )
     return rows
 
 
@@ -60,15 +68,28 @@ def download_rate(count: int, processes: int, threads: int) -> dict:
     from janus_build.fetch import FetchConfig, run_fetch
     from janus_build.images import read_index
 
-    with FakeFlickr({291: "lion"}, photos_per_class=int(count * 1.7), image_size=256) as fake, tempfile.TemporaryDirectory() as tmp:
+    with (
+        FakeFlickr({291: "lion"}, photos_per_class=int(count * 1.7), image_size=256) as fake,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         queries = Path(tmp) / "q.toml"
         queries.write_text('[[class]]\nid = 291\nname = "lion"\nqueries = ["lion"]\n')
-        config = FetchConfig(out=Path(tmp) / "out", queries=queries, per_class=count, api_url=fake.api_url,
-                             calls_per_hour=10**7, metadata_only=True, processes=processes, threads=threads)
+        config = FetchConfig(
+            out=Path(tmp) / "out",
+            queries=queries,
+            per_class=count,
+            api_url=fake.api_url,
+            calls_per_hour=10**7,
+            metadata_only=True,
+            processes=processes,
+            threads=threads,
+        )
         run_fetch(config, credentials=fake.credentials)
         import pyarrow.parquet as pq
 
-        urls = pq.read_table(Path(tmp) / "out" / "metadata" / "00291.parquet", columns=["url"]).column("url").to_pylist()
+        urls = (
+            pq.read_table(Path(tmp) / "out" / "metadata" / "00291.parquet", columns=["url"]).column("url").to_pylist()
+        )
         t0 = time.perf_counter()
         session = requests.Session()
         baseline_bytes = sum(len(session.get(u, timeout=30).content) for u in urls)

@@ -96,7 +96,9 @@ print(json.dumps({"rows": rows, "seconds": elapsed, "peak_rss_mb": hwm_kb / 1024
 
 
 def child(case: str, **args) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, case, json.dumps(args)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, case, json.dumps(args)], capture_output=True, text=True, cwd=ROOT
+    )
     if done.returncode:
         raise SystemExit(f"{case} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -121,16 +123,26 @@ def agreement(labels_path: Path, n: int) -> dict:
     only_ours = sum(1 for a, b in zip(ours, theirs) if a >= 0 > b)
     only_theirs = sum(1 for a, b in zip(ours, theirs) if b >= 0 > a)
     examples = [(t, a, b) for t, a, b in zip(texts, ours, theirs) if a != b][:12]
-    return {"n": len(texts), "same_label": same, "both_labelled": both, "same_when_both": same_when_both,
-            "only_janus": only_ours, "only_authors": only_theirs, "labelled_janus": sum(1 for a in ours if a >= 0),
-            "labelled_authors": sum(1 for b in theirs if b >= 0), "examples": examples}
+    return {
+        "n": len(texts),
+        "same_label": same,
+        "both_labelled": both,
+        "same_when_both": same_when_both,
+        "only_janus": only_ours,
+        "only_authors": only_theirs,
+        "labelled_janus": sum(1 for a in ours if a >= 0),
+        "labelled_authors": sum(1 for b in theirs if b >= 0),
+        "examples": examples,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--scaling-rows", type=int, default=4_000_000, help="rows (in 16 shards) for the --workers runs")
+    parser.add_argument(
+        "--scaling-rows", type=int, default=4_000_000, help="rows (in 16 shards) for the --workers runs"
+    )
     parser.add_argument("--authors-n", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "match.md")
     args = parser.parse_args()
@@ -145,8 +157,12 @@ def main() -> None:
         scaling = {}
         for workers in sorted({1, 2, args.max_workers}):
             if workers <= args.max_workers:
-                scaling[workers] = child("match", inputs=[str(p) for p in many], out=str(tmp / f"w{workers}"), workers=workers)
-        authors = child("authors", input=str(SAMPLE), n=args.authors_n, root=str(ROOT), labels_out=str(tmp / "authors.json"))
+                scaling[workers] = child(
+                    "match", inputs=[str(p) for p in many], out=str(tmp / f"w{workers}"), workers=workers
+                )
+        authors = child(
+            "authors", input=str(SAMPLE), n=args.authors_n, root=str(ROOT), labels_out=str(tmp / "authors.json")
+        )
         agree = agreement(tmp / "authors.json", args.authors_n)
     floor, match = results["floor"], results["match"]
     lines = [
@@ -162,8 +178,12 @@ def main() -> None:
         f"| janus match, 1 worker (whole stage: all columns + key/label/labels/matched_terms + stats) | {match['per_second']:,.0f} | {match['seconds']:.2f} | {match['peak_rss_mb']:.0f} | {floor['per_second'] / match['per_second']:.2f}x slower |",
     ]
     for workers, r in scaling.items():
-        lines.append(f"| janus match, {args.scaling_rows:,} captions in 16 shards, --workers {workers} | {r['per_second']:,.0f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} (driver) | {floor['per_second'] / r['per_second']:.2f}x |")
-    lines.append(f"| authors' algorithm (per caption, NLTK WordNet), {authors['rows']:,} real captions | {authors['per_second']:,.0f} | {authors['seconds']:.2f} | {authors['peak_rss_mb']:.0f} | {floor['per_second'] / authors['per_second']:,.0f}x slower |")
+        lines.append(
+            f"| janus match, {args.scaling_rows:,} captions in 16 shards, --workers {workers} | {r['per_second']:,.0f} | {r['seconds']:.2f} | {r['peak_rss_mb']:.0f} (driver) | {floor['per_second'] / r['per_second']:.2f}x |"
+        )
+    lines.append(
+        f"| authors' algorithm (per caption, NLTK WordNet), {authors['rows']:,} real captions | {authors['per_second']:,.0f} | {authors['seconds']:.2f} | {authors['peak_rss_mb']:.0f} | {floor['per_second'] / authors['per_second']:,.0f}x slower |"
+    )
     lines += [
         "",
         "Peak RSS is each process's own high-water mark (VmHWM). With --workers N each worker runs the",

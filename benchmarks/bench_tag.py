@@ -62,10 +62,19 @@ def build_stage(root: Path, items: int) -> Path:
     for s in range(0, len(plan), per_shard):
         with ImageShardWriter(root / "images", f"{s // per_shard:05d}") as writer:
             for c, j in plan[s : s + per_shard]:
-                writer.write(f"flickr-{c}x{j}", variants[c][j % 40], {
-                    "class_id": c, "title": f"photo {j} <b>of</b> class {c}", "tags": "tree leaf",
-                    "description": "", "owner": "o", "license": "CC BY 2.0", "url": f"https://example.org/{j}.jpg",
-                })
+                writer.write(
+                    f"flickr-{c}x{j}",
+                    variants[c][j % 40],
+                    {
+                        "class_id": c,
+                        "title": f"photo {j} <b>of</b> class {c}",
+                        "tags": "tree leaf",
+                        "description": "",
+                        "owner": "o",
+                        "license": "CC BY 2.0",
+                        "url": f"https://example.org/{j}.jpg",
+                    },
+                )
     return root
 
 
@@ -73,7 +82,9 @@ def bench_library(stage: Path, decisions: int, pre_tagged: int) -> dict[str, lis
     out: dict[str, list[float]] = {"decide": [], "next": [], "baseline": []}
     with open_queue(stage) as queue:
         if pre_tagged:
-            record_decisions(queue, {f"flickr-{BIG_CLASS}x{j}": ("in" if j % 4 else "out") for j in range(pre_tagged)}, "earlier")
+            record_decisions(
+                queue, {f"flickr-{BIG_CLASS}x{j}": ("in" if j % 4 else "out") for j in range(pre_tagged)}, "earlier"
+            )
         for _ in range(decisions):
             t = time.perf_counter()
             items = queue.next_items(BIG_CLASS, "bench-lib", "alice", 8)
@@ -102,8 +113,11 @@ def free_port() -> int:
 
 
 def start_server(stage: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "janus_build", "tag", "serve", str(stage), "--port", str(port),
-                                "--annotator", "alice"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "janus_build", "tag", "serve", str(stage), "--port", str(port), "--annotator", "alice"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/config", timeout=1).status_code == 200:
@@ -119,9 +133,20 @@ def server_ms(response: httpx.Response) -> float:
 
 
 def bench_http(base: str, decisions: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {k: [] for k in (
-        "decide_server", "decide_rtt", "next_server", "next_rtt", "img_server", "img_rtt", "progress_server",
-        "config_server", "config_rtt")}
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "decide_server",
+            "decide_rtt",
+            "next_server",
+            "next_rtt",
+            "img_server",
+            "img_rtt",
+            "progress_server",
+            "config_server",
+            "config_rtt",
+        )
+    }
     who = {"annotator": "bob", "client": "bench-http"}
     with httpx.Client(base_url=base) as client:
         for _ in range(decisions):
@@ -139,7 +164,9 @@ def bench_http(base: str, decisions: int) -> dict[str, list[float]]:
             out["decide_rtt"].append((time.perf_counter() - t) * 1000)
             out["decide_server"].append(server_ms(r))
             if len(out["decide_rtt"]) % 10 == 0:
-                out["progress_server"].append(server_ms(client.get("/api/progress", params={"class_id": BIG_CLASS, "annotator": "bob"})))
+                out["progress_server"].append(
+                    server_ms(client.get("/api/progress", params={"class_id": BIG_CLASS, "annotator": "bob"}))
+                )
             t = time.perf_counter()
             r = client.get("/api/config")
             out["config_rtt"].append((time.perf_counter() - t) * 1000)
@@ -150,8 +177,14 @@ def bench_http(base: str, decisions: int) -> dict[str, list[float]]:
 def bench_browser(base: str, decisions: int, pages: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
@@ -172,7 +205,7 @@ def bench_browser(base: str, decisions: int, pages: int) -> dict[str, list[float
             page.keyboard.press("Enter")
             page.wait_for_function("k => document.body.dataset.pageKeys !== k", arg=before)
             page.wait_for_timeout(150)
-        grid = list(page.evaluate("window.__janus.latencies"))[len(single):]
+        grid = list(page.evaluate("window.__janus.latencies"))[len(single) :]
         browser.close()
     return {"single": single, "grid": grid}
 

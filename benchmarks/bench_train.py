@@ -53,7 +53,12 @@ def write_shards(directory: Path, images: int, side: int, per_shard: int) -> Non
         with ImageShardWriter(directory, f"{shard:05d}") as writer:
             for i in range(shard * per_shard, min(images, (shard + 1) * per_shard)):
                 label = i % 1000
-                writer.write(f"img{i:08d}", pool[i % len(pool)], {"label": label}, extra={"cls": str(label), "txt": f"photo {label}"})
+                writer.write(
+                    f"img{i:08d}",
+                    pool[i % len(pool)],
+                    {"label": label},
+                    extra={"cls": str(label), "txt": f"photo {label}"},
+                )
 
 
 def rate(count: int, seconds: float) -> float:
@@ -112,7 +117,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: model,loader,bytes,device,train_cpu,train_gpu")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: model,loader,bytes,device,train_cpu,train_gpu"
+    )
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -137,15 +144,27 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        write_shards(Path(tmp), args.images, args.source_side, per_shard=max(64, args.images // max(1, 2 * args.workers)))
+        write_shards(
+            Path(tmp), args.images, args.source_side, per_shard=max(64, args.images // max(1, 2 * args.workers))
+        )
         shard_set = resolve_shards([tmp])
-        print(f"wrote {shard_set.samples} JPEGs in {len(shard_set.shards)} shards "
-              f"({sum(os.path.getsize(s.path) for s in shard_set.shards) / shard_set.samples / 1024:.0f} kB each) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote {shard_set.samples} JPEGs in {len(shard_set.shards)} shards "
+            f"({sum(os.path.getsize(s.path) for s in shard_set.shards) / shard_set.samples / 1024:.0f} kB each) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
 
         def loader(decode: bool):
-            stream = ShardStream(shard_set.shards, train_transform("simclr", size), head_ids=range(1000), shuffle_buffer=256, decode=decode)
-            return lambda: iter(make_loader(stream, batch, args.workers, seed=0, epoch=0, pin_memory=device.type == "cuda"))
+            stream = ShardStream(
+                shard_set.shards,
+                train_transform("simclr", size),
+                head_ids=range(1000),
+                shuffle_buffer=256,
+                decode=decode,
+            )
+            return lambda: iter(
+                make_loader(stream, batch, args.workers, seed=0, epoch=0, pin_memory=device.type == "cuda")
+            )
 
         model = build_model(spec).to(device).to(memory_format=torch.channels_last)
         if args.compile:
@@ -158,34 +177,73 @@ def main() -> None:
         if "model" not in skip:
             images = torch.randn(batch, 3, size, size, device=device)
             labels = torch.randint(0, 1000, (batch,), device=device)
-            results["model only (tensors on the device)"] = timed(lambda: iter(lambda: (images, labels), None), args.steps, args.warmup, batch, device, lambda item: step(*item))
+            results["model only (tensors on the device)"] = timed(
+                lambda: iter(lambda: (images, labels), None),
+                args.steps,
+                args.warmup,
+                batch,
+                device,
+                lambda item: step(*item),
+            )
         if "loader" not in skip:
-            results[f"loader alone, cpu decode + SimCLR ({args.workers} workers)"] = timed(loader(True), args.steps * 3, args.warmup, batch, torch.device("cpu"), lambda item: None)
+            results[f"loader alone, cpu decode + SimCLR ({args.workers} workers)"] = timed(
+                loader(True), args.steps * 3, args.warmup, batch, torch.device("cpu"), lambda item: None
+            )
         if "bytes" not in skip:
-            results[f"loader alone, JPEG bytes ({args.workers} workers)"] = timed(loader(False), args.steps * 3, args.warmup, batch, torch.device("cpu"), lambda item: None)
+            results[f"loader alone, JPEG bytes ({args.workers} workers)"] = timed(
+                loader(False), args.steps * 3, args.warmup, batch, torch.device("cpu"), lambda item: None
+            )
         if "device" not in skip:
             batch_bytes = next(loader(False)())[0]
-            results[f"device decode + SimCLR alone ({device.type})"] = timed(lambda: iter(lambda: batch_bytes, None), args.steps, args.warmup, batch, device, augment)
+            results[f"device decode + SimCLR alone ({device.type})"] = timed(
+                lambda: iter(lambda: batch_bytes, None), args.steps, args.warmup, batch, device, augment
+            )
         if "train_cpu" not in skip:
             results["train from shards, decode + SimCLR in CPU workers"] = timed(
-                loader(True), args.steps, args.warmup, batch, device,
-                lambda item: step(normalize(item[0].to(device, non_blocking=True)), item[1].to(device, non_blocking=True)))
+                loader(True),
+                args.steps,
+                args.warmup,
+                batch,
+                device,
+                lambda item: step(
+                    normalize(item[0].to(device, non_blocking=True)), item[1].to(device, non_blocking=True)
+                ),
+            )
         if "train_gpu" not in skip:
             results[f"train from shards, decode + SimCLR on the device ({device.type})"] = timed(
-                loader(False), args.steps, args.warmup, batch, device,
-                lambda item: step(augment(item[0]), item[1].to(device, non_blocking=True)))
+                loader(False),
+                args.steps,
+                args.warmup,
+                batch,
+                device,
+                lambda item: step(augment(item[0]), item[1].to(device, non_blocking=True)),
+            )
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     ceiling = results.get("model only (tensors on the device)")
-    print(f"\n{args.arch} at {size} px, batch {batch}, {precision}, {device.type} ({name}), {os.cpu_count()} CPU cores, "
-          f"{args.workers} loader workers, torch {torch.__version__}\n")
+    print(
+        f"\n{args.arch} at {size} px, batch {batch}, {precision}, {device.type} ({name}), {os.cpu_count()} CPU cores, "
+        f"{args.workers} loader workers, torch {torch.__version__}\n"
+    )
     print("| measurement | images/s | vs. model only |\n| --- | ---: | ---: |")
     for key, value in results.items():
         ratio = f"{value / ceiling:.2f}" if ceiling else "-"
         print(f"| {key} | {value:,.1f} | {ratio} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "precision": precision, "batch": batch, "arch": args.arch,
-                                               "image_size": size, "workers": args.workers, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "device": name,
+                    "precision": precision,
+                    "batch": batch,
+                    "arch": args.arch,
+                    "image_size": size,
+                    "workers": args.workers,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -132,9 +132,18 @@ def _fetch_and_tag(config: DemoConfig, out: Path, result: DemoResult, narrate: N
     flickr = out / "flickr"
     with make_fake_flickr(config) as fake:
         fetched = run_fetch(
-            FetchConfig(out=flickr, classes=tuple(config.classes), per_class=config.per_class, api_url=fake.api_url,
-                        calls_per_hour=10**6, processes=1, threads=8, max_size=240),
-            credentials=fake.credentials, progress=progress,
+            FetchConfig(
+                out=flickr,
+                classes=tuple(config.classes),
+                per_class=config.per_class,
+                api_url=fake.api_url,
+                calls_per_hour=10**6,
+                processes=1,
+                threads=8,
+                max_size=240,
+            ),
+            credentials=fake.credentials,
+            progress=progress,
         )
         truth = fake.truth()
     result.fetch_report = fetched.report
@@ -148,32 +157,48 @@ def make_fake_flickr(config: DemoConfig) -> Any:
     from janus_build.fetch.queries import load_queries
 
     queries = load_queries(None, list(config.classes))
-    return FakeFlickr({c.class_id: c.name for c in queries}, queries={c.class_id: c.queries[0].text() for c in queries},
-                      photos_per_class=max(200, config.per_class * 3), confuser_fraction=config.confuser_fraction,
-                      seed=config.seed, image_size=96)
+    return FakeFlickr(
+        {c.class_id: c.name for c in queries},
+        queries={c.class_id: c.queries[0].text() for c in queries},
+        photos_per_class=max(200, config.per_class * 3),
+        confuser_fraction=config.confuser_fraction,
+        seed=config.seed,
+        image_size=96,
+    )
 
 
 def _tag(config: DemoConfig, flickr: Path, truth: dict[str, bool], result: DemoResult, narrate: Narrate) -> None:
     from janus_build.images import read_index
     from janus_build.tag import compute_stats, export_tags, open_queue, record_decisions
 
-    keys = [k for k, status in zip(*(read_index(flickr / "images", ["key", "status"]).column(c).to_pylist()
-                                      for c in ("key", "status"))) if status == "success"]
+    keys = [
+        k
+        for k, status in zip(
+            *(read_index(flickr / "images", ["key", "status"]).column(c).to_pylist() for c in ("key", "status"))
+        )
+        if status == "success"
+    ]
     queue = open_queue(flickr)
     try:
         if config.interactive:
             from janus_build.tag.server import ServeConfig, run
 
-            narrate("2. tag", f"Tag the photos yourself at http://127.0.0.1:{config.port}/ (i = in, o = out, "
-                              "u = unsure, Backspace = undo, g = grid). Press Ctrl-C here when you are done.")
+            narrate(
+                "2. tag",
+                f"Tag the photos yourself at http://127.0.0.1:{config.port}/ (i = in, o = out, "
+                "u = unsure, Backspace = undo, g = grid). Press Ctrl-C here when you are done.",
+            )
             try:
                 run(queue, ServeConfig(stage_dir=flickr, port=config.port, annotator="you"))
             except KeyboardInterrupt:
                 pass
         else:
-            narrate("2. tag", "Tagging each photo in-class or out-of-class, as a person would on the tagging page "
-                              "(`janus tag serve`); here the answers come from the fake server's ground truth. "
-                              "Every decision goes through the same SQLite queue the page uses.")
+            narrate(
+                "2. tag",
+                "Tagging each photo in-class or out-of-class, as a person would on the tagging page "
+                "(`janus tag serve`); here the answers come from the fake server's ground truth. "
+                "Every decision goes through the same SQLite queue the page uses.",
+            )
             decisions = {key: "in" if truth.get(key, True) else "out" for key in keys}
             record_decisions(queue, decisions, annotator="oracle")
             result.tag_truth = decisions
@@ -189,20 +214,33 @@ def _caption(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate
     from janus_build.caption import CaptionConfig, run_caption
     from janus_build.caption.tiny import build_tiny_blip
 
-    narrate("3. caption", "Captioning every photo with BLIP, spell-checking the caption and merging in the Flickr "
-                          "title. The demo uses a tiny, randomly initialised BLIP (no download), so the words are "
-                          "random; `--model Salesforce/blip-image-captioning-base` gives real captions.")
+    narrate(
+        "3. caption",
+        "Captioning every photo with BLIP, spell-checking the caption and merging in the Flickr "
+        "title. The demo uses a tiny, randomly initialised BLIP (no download), so the words are "
+        "random; `--model Salesforce/blip-image-captioning-base` gives real captions.",
+    )
     model = build_tiny_blip(out / "models" / "tiny-blip")
     captions = out / "flickr-captions"
     result.caption_stats = run_caption(
-        CaptionConfig(stage_dir=result.paths["fetch"], out=captions, model=str(model), device="cpu", batch_size=16,
-                      num_workers=0, max_length=12, seed=config.seed), progress,
+        CaptionConfig(
+            stage_dir=result.paths["fetch"],
+            out=captions,
+            model=str(model),
+            device="cpu",
+            batch_size=16,
+            num_workers=0,
+            max_length=12,
+            seed=config.seed,
+        ),
+        progress,
     )
     result.paths["captions"] = captions
 
 
-def _match_and_download(config: DemoConfig, out: Path, labels_file: Path, result: DemoResult, narrate: Narrate,
-                        progress: Progress) -> None:
+def _match_and_download(
+    config: DemoConfig, out: Path, labels_file: Path, result: DemoResult, narrate: Narrate, progress: Progress
+) -> None:
     import pyarrow.parquet as pq
 
     from janus_build.images import ImageShardWriter
@@ -210,13 +248,23 @@ def _match_and_download(config: DemoConfig, out: Path, labels_file: Path, result
     from janus_build.resources import package_data
     from janus_build.synthetic import class_image
 
-    narrate("4. match", "Labelling web captions by n-gram subset matching (the shipped caption sample stands in for "
-                        "LAION metadata), with ground truth to measure label accuracy. Then the matched rows' "
-                        "images are 'downloaded' (generated here: LAION's URLs are not reachable offline).")
+    narrate(
+        "4. match",
+        "Labelling web captions by n-gram subset matching (the shipped caption sample stands in for "
+        "LAION metadata), with ground truth to measure label accuracy. Then the matched rows' "
+        "images are 'downloaded' (generated here: LAION's URLs are not reachable offline).",
+    )
     match_dir = out / "laion-match"
-    result.match_stats = run_match(MatchConfig(inputs=(str(package_data("sample_captions.parquet")),), out=str(match_dir),
-                                               labels=str(labels_file), classnames=str(labels_file),
-                                               truth_col="class_id"), progress)
+    result.match_stats = run_match(
+        MatchConfig(
+            inputs=(str(package_data("sample_captions.parquet")),),
+            out=str(match_dir),
+            labels=str(labels_file),
+            classnames=str(labels_file),
+            truth_col="class_id",
+        ),
+        progress,
+    )
     result.paths["match"] = match_dir
     images = out / "laion-images"
     table = pq.read_table(match_dir / "00000.parquet", columns=["key", "label", "class_id", "URL", "TEXT"])
@@ -224,9 +272,14 @@ def _match_and_download(config: DemoConfig, out: Path, labels_file: Path, result
         for index, row in enumerate(table.to_pylist()):
             if row["label"] < 0:
                 continue
-            shown = row["class_id"] if row["class_id"] in config.classes else 3000 + index  # wrong matches show something else
-            writer.write(row["key"], class_image(shown, 50_000 + index, size=96),
-                         {"url": row["URL"], "title": row["TEXT"], "license": "unknown (web alt-text)", "source_id": row["key"]})
+            shown = (
+                row["class_id"] if row["class_id"] in config.classes else 3000 + index
+            )  # wrong matches show something else
+            writer.write(
+                row["key"],
+                class_image(shown, 50_000 + index, size=96),
+                {"url": row["URL"], "title": row["TEXT"], "license": "unknown (web alt-text)", "source_id": row["key"]},
+            )
     result.paths["laion_images"] = images
 
 
@@ -234,36 +287,60 @@ def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Na
     from janus_build.images import ImageShardWriter
     from janus_build.synthetic import class_image
 
-    narrate("5. ground truth", "Writing a small IN100-like ground-truth source (generated images with known labels): "
-                               "in the paper, IN100 itself is the 1x budget.")
+    narrate(
+        "5. ground truth",
+        "Writing a small IN100-like ground-truth source (generated images with known labels): "
+        "in the paper, IN100 itself is the 1x budget.",
+    )
     images = out / "imagenet-like"
     with ImageShardWriter(images, "00000") as writer:
         for class_id in config.classes:
             for index in range(config.ground_truth_per_class or config.per_class // 2):
                 key = f"imagenet-{class_id}-{index:04d}"
-                writer.write(key, class_image(class_id, 20_000 + index, size=96),
-                             {"label": class_id, "title": "", "license": "ImageNet terms of access", "source_id": key})
+                writer.write(
+                    key,
+                    class_image(class_id, 20_000 + index, size=96),
+                    {"label": class_id, "title": "", "license": "ImageNet terms of access", "source_id": key},
+                )
     result.paths["ground_truth"] = images
 
 
-def _balance(config: DemoConfig, out: Path, labels_file: Path, result: DemoResult, narrate: Narrate, progress: Progress) -> None:
+def _balance(
+    config: DemoConfig, out: Path, labels_file: Path, result: DemoResult, narrate: Narrate, progress: Progress
+) -> None:
     from janus_build.balance import BalanceConfig, balance
     from janus_build.balance.spec import SourceSpec
 
     p = result.paths
     sources = (
         SourceSpec.parse(f"name=imagenet,images={p['ground_truth']},labels=ground_truth,kind=imagenet"),
-        SourceSpec.parse(f"name=flickr,images={p['fetch'] / 'images'},tags={p['tags']},captions={p['captions']},priority=2"),
+        SourceSpec.parse(
+            f"name=flickr,images={p['fetch'] / 'images'},tags={p['tags']},captions={p['captions']},priority=2"
+        ),
         SourceSpec.parse(f"name=laion,images={p['laion_images']},match={p['match']},kind=laion,priority=2"),
     )
     for budget in BUDGETS:
-        narrate(f"6. balance {budget}", f"Rebalancing the three sources into webdataset shards at a {budget} budget "
-                                        "(1x = the ground-truth source's size), with a dataset card, an attribution "
-                                        "list and per-class counts.")
+        narrate(
+            f"6. balance {budget}",
+            f"Rebalancing the three sources into webdataset shards at a {budget} budget "
+            "(1x = the ground-truth source's size), with a dataset card, an attribution "
+            "list and per-class counts.",
+        )
         target = out / f"janus-{budget}"
-        summary = balance(BalanceConfig(out=str(target), sources=sources, labels=str(labels_file), balance="cap",
-                                        budget=budget, budget_unit="imagenet", seed=config.seed, val_fraction=0.0,
-                                        shard_size=200), progress)
+        summary = balance(
+            BalanceConfig(
+                out=str(target),
+                sources=sources,
+                labels=str(labels_file),
+                balance="cap",
+                budget=budget,
+                budget_unit="imagenet",
+                seed=config.seed,
+                val_fraction=0.0,
+                shard_size=200,
+            ),
+            progress,
+        )
         result.balance[budget] = summary
         p[f"janus_{budget}"] = target
 
@@ -273,18 +350,41 @@ def _train_and_eval(config: DemoConfig, out: Path, result: DemoResult, narrate: 
     from janus_build.train.loop import TrainConfig, train
     from janus_build.train.synthetic import write_synthetic_shift_folders
 
-    folders = write_synthetic_shift_folders(out / "eval", config.classes, per_class=config.eval_per_class,
-                                            size=config.image_size)
+    folders = write_synthetic_shift_folders(
+        out / "eval", config.classes, per_class=config.eval_per_class, size=config.image_size
+    )
     result.paths["eval"] = out / "eval"
     for budget in BUDGETS:
-        narrate(f"7. train + eval {budget}", f"Training a small CNN for {config.epochs} CPU epochs on the {budget} shards, "
-                                             "then evaluating it on generated ImageNet-val, -V2, -Sketch, -R and -A folders "
-                                             "with predictions restricted to the label set.")
+        narrate(
+            f"7. train + eval {budget}",
+            f"Training a small CNN for {config.epochs} CPU epochs on the {budget} shards, "
+            "then evaluating it on generated ImageNet-val, -V2, -Sketch, -R and -A folders "
+            "with predictions restricted to the label set.",
+        )
         run = out / f"train-{budget}"
-        train(TrainConfig(shards=(str(result.paths[f"janus_{budget}"]),), out=str(run), arch="tiny", epochs=config.epochs,
-                          batch_size=config.batch_size, image_size=config.image_size, workers=0, augment="standard",
-                          lr=3e-3, warmup_epochs=0.5, eval_every=config.epochs, device="cpu", seed=config.seed, **folders),
-              progress)
-        result.metrics[budget] = evaluate(EvalConfig(checkpoint=str(run), device="cpu", workers=0,
-                                                     out=str(out / f"metrics-{budget}.json"), **folders), progress)
+        train(
+            TrainConfig(
+                shards=(str(result.paths[f"janus_{budget}"]),),
+                out=str(run),
+                arch="tiny",
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                image_size=config.image_size,
+                workers=0,
+                augment="standard",
+                lr=3e-3,
+                warmup_epochs=0.5,
+                eval_every=config.epochs,
+                device="cpu",
+                seed=config.seed,
+                **folders,
+            ),
+            progress,
+        )
+        result.metrics[budget] = evaluate(
+            EvalConfig(
+                checkpoint=str(run), device="cpu", workers=0, out=str(out / f"metrics-{budget}.json"), **folders
+            ),
+            progress,
+        )
         result.paths[f"train_{budget}"] = run

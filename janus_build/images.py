@@ -79,7 +79,10 @@ class ImageShardWriter:
         self._stream = open(self._tmp, "wb")
         self._tar = wds.TarWriter(self._stream, mtime=mtime)
         self._index_schema = pa.schema(
-            [*(index_schema or []), *(f for f in IMAGE_INDEX if index_schema is None or f.name not in index_schema.names)]
+            [
+                *(index_schema or []),
+                *(f for f in IMAGE_INDEX if index_schema is None or f.name not in index_schema.names),
+            ]
         )
         self._rows: list[dict[str, Any]] = []
         self._keys: set[str] = set()
@@ -99,13 +102,24 @@ class ImageShardWriter:
         if key in self._keys:
             raise InputError(f"shard {self.tar_name}: key {key!r} written twice")
         if "." in key or "/" in key:
-            raise InputError(f"shard {self.tar_name}: key {key!r} must not contain '.' or '/' (webdataset splits on them)")
+            raise InputError(
+                f"shard {self.tar_name}: key {key!r} must not contain '.' or '/' (webdataset splits on them)"
+            )
         self._keys.add(key)
         row = dict(metadata)
-        row.update(key=key, shard=self.tar_name, status=status if image is not None else (status if status != "success" else "missing_image"),
-                   error_message=error_message, image_ext=image_ext if image is not None else None)
+        row.update(
+            key=key,
+            shard=self.tar_name,
+            status=status if image is not None else (status if status != "success" else "missing_image"),
+            error_message=error_message,
+            image_ext=image_ext if image is not None else None,
+        )
         if image is not None:
-            sample: dict[str, Any] = {"__key__": key, image_ext: image, "json": json.dumps(_jsonable(row), sort_keys=True).encode()}
+            sample: dict[str, Any] = {
+                "__key__": key,
+                image_ext: image,
+                "json": json.dumps(_jsonable(row), sort_keys=True).encode(),
+            }
             for ext, value in (extra or {}).items():
                 sample[ext] = value.encode() if isinstance(value, str) else value
             self._tar.write(sample)
@@ -138,7 +152,7 @@ class ImageShardWriter:
                 self._stream.close()
             self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
-    def __enter__(self) -> "ImageShardWriter":
+    def __enter__(self) -> ImageShardWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -149,7 +163,9 @@ class ImageShardWriter:
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k not in ("image_offset", "image_size")}
+    return {
+        k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k not in ("image_offset", "image_size")
+    }
 
 
 def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -194,7 +210,9 @@ def read_index(directory: str | os.PathLike[str], columns: list[str] | None = No
     directory = Path(directory)
     names = shard_names(directory)
     if not names:
-        raise InputError(f"{directory}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)")
+        raise InputError(
+            f"{directory}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)"
+        )
     tables = [pq.read_table(directory / f"{n}.parquet", columns=columns) for n in names]
     return pa.concat_tables(tables, promote_options="default")
 

@@ -35,7 +35,7 @@ from typing import Any
 from janus_build import schemas
 from janus_build.errors import ConfigError, InputError, OutputError
 from janus_build.images import IMAGE_EXTENSIONS, ImageShardWriter
-from janus_build.import_config import (  # noqa: F401  (re-exported: the public API of janus import)
+from janus_build.import_config import (
     DEFAULT_LICENSES,
     FILE_EXTENSIONS,
     LAYOUTS,
@@ -142,7 +142,7 @@ def rekey_img2dataset_shard(
     import pyarrow.parquet as pq
 
     rows = pq.read_table(src_dir / f"{name}.parquet").to_pylist()
-    rows.sort(key=lambda r: (str(r.get("key")), ))
+    rows.sort(key=lambda r: (str(r.get("key")),))
     tar_path = src_dir / f"{name}.tar"
     members = _member_locations(tar_path) if tar_path.is_file() else {}
     skipped = duplicates = 0
@@ -183,8 +183,12 @@ def rekey_img2dataset_shard(
         writer.abort()
         raise
     if duplicates:
-        log.warning("img2dataset shard %s: %d row(s) repeat a key already in the shard; the first is kept", name, duplicates)
-    return writer.close({**dict(stats or {}), "img2dataset_shard": name, "skipped": skipped, "duplicate_keys": duplicates})
+        log.warning(
+            "img2dataset shard %s: %d row(s) repeat a key already in the shard; the first is kept", name, duplicates
+        )
+    return writer.close(
+        {**dict(stats or {}), "img2dataset_shard": name, "skipped": skipped, "duplicate_keys": duplicates}
+    )
 
 
 def img2dataset_shards(directory: Path) -> tuple[list[str], list[str]]:
@@ -204,7 +208,9 @@ def _folder_classes(root: Path, layout: str, label_set: Any) -> tuple[list[tuple
     """(class folders with their label, skipped folder names, loose files in ROOT)."""
     if layout == "wnid":
         if not label_set.wnids:
-            raise ConfigError(f"--layout wnid: label set {label_set.name!r} has no wnid column; use --layout name or index")
+            raise ConfigError(
+                f"--layout wnid: label set {label_set.name!r} has no wnid column; use --layout name or index"
+            )
         by_name = {wnid: class_id for class_id, wnid in label_set.wnids.items()}
     elif layout == "index":
         by_name = {str(class_id): class_id for class_id in label_set.ids}
@@ -225,9 +231,7 @@ def _folder_classes(root: Path, layout: str, label_set: Any) -> tuple[list[tuple
         folder = entry.name
         if folder in by_name:
             classes.append((folder, by_name[folder]))
-        elif layout == "wnid" and _WNID.fullmatch(folder):
-            skipped.append(folder)
-        elif layout == "index" and folder.isdigit():
+        elif layout == "wnid" and _WNID.fullmatch(folder) or layout == "index" and folder.isdigit():
             skipped.append(folder)
         elif layout == "name" and folder in ambiguous:
             raise InputError(
@@ -325,7 +329,9 @@ def import_folders(config: FoldersImportConfig, progress: Progress = NULL_PROGRE
             f"(--layout {config.layout}; {len(skipped)} folder(s) skipped as not in the label set)"
         )
     if skipped:
-        log.info("%d folder(s) not in label set %r skipped (e.g. %s)", len(skipped), label_set.name, ", ".join(skipped[:5]))
+        log.info(
+            "%d folder(s) not in label set %r skipped (e.g. %s)", len(skipped), label_set.name, ", ".join(skipped[:5])
+        )
     if loose or other_files:
         log.warning("skipped %d file(s) directly in ROOT and %d non-image file(s) in class folders", loose, other_files)
     keys = _assign_keys(prefix, files)
@@ -368,8 +374,14 @@ def import_folders(config: FoldersImportConfig, progress: Progress = NULL_PROGRE
                         "width": result.width,
                         "height": result.height,
                     }
-                    writer.write(keys[i], result.data, metadata, image_ext=result.ext or "jpg",
-                                 status=result.status, error_message=result.error)
+                    writer.write(
+                        keys[i],
+                        result.data,
+                        metadata,
+                        image_ext=result.ext or "jpg",
+                        status=result.status,
+                        error_message=result.error,
+                    )
                     progress.advance(task)
             except BaseException:
                 writer.abort()
@@ -382,7 +394,9 @@ def import_folders(config: FoldersImportConfig, progress: Progress = NULL_PROGRE
     return summary
 
 
-def _summarise(stage: StageDir, label_set: Any, skipped: list[str], loose: int, other: int, written: int) -> dict[str, Any]:
+def _summarise(
+    stage: StageDir, label_set: Any, skipped: list[str], loose: int, other: int, written: int
+) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     statuses: Counter[str] = Counter()
@@ -391,7 +405,9 @@ def _summarise(stage: StageDir, label_set: Any, skipped: list[str], loose: int, 
     shards = stage.done_shards()
     for name in shards:
         table = pq.read_table(stage.shard_path(name), columns=["key", "label", "status", "source_id"])
-        for key, label, status, source_id in zip(*(table.column(c).to_pylist() for c in ("key", "label", "status", "source_id"))):
+        for key, label, status, source_id in zip(
+            *(table.column(c).to_pylist() for c in ("key", "label", "status", "source_id"))
+        ):
             statuses[status] += 1
             if status == "success":
                 per_class[label] += 1
@@ -402,7 +418,9 @@ def _summarise(stage: StageDir, label_set: Any, skipped: list[str], loose: int, 
         log.warning("%d class(es) of label set %r have no image (e.g. %s)", len(missing), label_set.name, missing[:5])
     failures = {k: v for k, v in sorted(statuses.items()) if k != "success"}
     if failures:
-        log.warning("files that are not usable images, kept as rows: %s", ", ".join(f"{k} {v}" for k, v in failures.items()))
+        log.warning(
+            "files that are not usable images, kept as rows: %s", ", ".join(f"{k} {v}" for k, v in failures.items())
+        )
     return {
         "rows": sum(statuses.values()),
         "successes": statuses["success"],
@@ -448,8 +466,11 @@ def import_img2dataset(config: Img2datasetImportConfig, progress: Progress = NUL
     if not finished:
         raise InputError(f"DIR {src}: no finished img2dataset shard (NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)")
     if unfinished:
-        log.warning("%d img2dataset shard(s) unfinished, not imported (re-run img2dataset, then this): %s",
-                    len(unfinished), ", ".join(unfinished[:5]))
+        log.warning(
+            "%d img2dataset shard(s) unfinished, not imported (re-run img2dataset, then this): %s",
+            len(unfinished),
+            ", ".join(unfinished[:5]),
+        )
     if config.source not in schemas.SOURCES:
         raise ConfigError(f"--source: {config.source!r} is not one of {', '.join(schemas.SOURCES)}")
     columns = pq.read_schema(src / f"{finished[0]}.parquet").names
@@ -474,13 +495,15 @@ def import_img2dataset(config: Img2datasetImportConfig, progress: Progress = NUL
             )
         metadata = {k: v for k, v in sample.items() if k not in _I2D_OWN and k != config.key_col}
         metadata["i2d_key"] = sample.get("key")
-        metadata.update({
-            schemas.SOURCE: config.source,
-            schemas.SOURCE_ID: str(value),
-            schemas.URL: sample.get("url"),
-            schemas.LICENSE: config.license,
-            schemas.TITLE: sample.get(config.caption_col) or "",
-        })
+        metadata.update(
+            {
+                schemas.SOURCE: config.source,
+                schemas.SOURCE_ID: str(value),
+                schemas.URL: sample.get("url"),
+                schemas.LICENSE: config.license,
+                schemas.TITLE: sample.get(config.caption_col) or "",
+            }
+        )
         return key, metadata
 
     task = "import img2dataset"
@@ -488,7 +511,9 @@ def import_img2dataset(config: Img2datasetImportConfig, progress: Progress = NUL
     written = 0
     for name in finished:
         if not stage.is_done(name):
-            rekey_img2dataset_shard(src, name, stage.path, row_for, mtime=0, index_schema=schemas.IMPORT_IMG2DATASET_INDEX)
+            rekey_img2dataset_shard(
+                src, name, stage.path, row_for, mtime=0, index_schema=schemas.IMPORT_IMG2DATASET_INDEX
+            )
             written += 1
         progress.advance(task)
     progress.finish(task)
@@ -497,10 +522,15 @@ def import_img2dataset(config: Img2datasetImportConfig, progress: Progress = NUL
         for field in ("count", "successes", "failed", "skipped", "duplicate_keys"):
             totals[field] += int(stage.read_stats(name).get(field, 0))
     summary = {
-        "rows": totals["count"], "successes": totals["successes"], "failed": totals["failed"],
-        "skipped_without_key": totals["skipped"], "duplicate_keys": totals["duplicate_keys"],
-        "shards": len(stage.done_shards()), "shards_written": written,
-        "shards_skipped": len(finished) - written, "unfinished_input_shards": unfinished,
+        "rows": totals["count"],
+        "successes": totals["successes"],
+        "failed": totals["failed"],
+        "skipped_without_key": totals["skipped"],
+        "duplicate_keys": totals["duplicate_keys"],
+        "shards": len(stage.done_shards()),
+        "shards_written": written,
+        "shards_skipped": len(finished) - written,
+        "unfinished_input_shards": unfinished,
     }
     stage.finish(summary)
     return summary
@@ -524,17 +554,24 @@ def write_url_list(config: UrlListConfig) -> dict[str, Any]:
     manifest = StageDir.read_manifest(match_dir) if match_dir.is_dir() else None
     if manifest is None or manifest.get("stage") != "match":
         raise InputError(f"MATCH_DIR {match_dir}: not a janus match output (no manifest.json of stage 'match')")
-    shards = sorted(p.name[: -len(STATS_SUFFIX)] for p in match_dir.glob(f"*{STATS_SUFFIX}")
-                    if (match_dir / f"{p.name[: -len(STATS_SUFFIX)]}.parquet").is_file())
+    shards = sorted(
+        p.name[: -len(STATS_SUFFIX)]
+        for p in match_dir.glob(f"*{STATS_SUFFIX}")
+        if (match_dir / f"{p.name[: -len(STATS_SUFFIX)]}.parquet").is_file()
+    )
     if not shards:
         raise InputError(f"MATCH_DIR {match_dir}: no finished match shard")
     names = pq.read_schema(match_dir / f"{shards[0]}.parquet").names
     url_col = config.url_col or next((c for c in ("URL", "url") if c in names), None)
     if url_col is None or url_col not in names:
-        raise InputError(f"MATCH_DIR {match_dir}: no URL column ({config.url_col or 'URL or url'}); columns present: {', '.join(names)}")
+        raise InputError(
+            f"MATCH_DIR {match_dir}: no URL column ({config.url_col or 'URL or url'}); columns present: {', '.join(names)}"
+        )
     text_col = config.text_col or next((c for c in ("TEXT", "text", "caption") if c in names), None)
     if config.text_col and config.text_col not in names:
-        raise InputError(f"MATCH_DIR {match_dir}: no column {config.text_col!r} (--text-col); columns present: {', '.join(names)}")
+        raise InputError(
+            f"MATCH_DIR {match_dir}: no column {config.text_col!r} (--text-col); columns present: {', '.join(names)}"
+        )
     columns = [schemas.KEY, url_col] + ([text_col] if text_col else [])
     out_names = [config.key_col, url_col] + ([text_col] if text_col else [])
     schema = pa.schema([pa.field(n, pa.string()) for n in out_names])
@@ -551,4 +588,11 @@ def write_url_list(config: UrlListConfig) -> dict[str, Any]:
             writer.write_table(table.cast(schema))
             kept += table.num_rows
     log.info("%s: %d of %d match row(s) written", out, kept, rows)
-    return {"rows": rows, "written": kept, "url_col": url_col, "text_col": text_col, "key_col": config.key_col, "out": os.fspath(out)}
+    return {
+        "rows": rows,
+        "written": kept,
+        "url_col": url_col,
+        "text_col": text_col,
+        "key_col": config.key_col,
+        "out": os.fspath(out),
+    }

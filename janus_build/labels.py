@@ -56,12 +56,16 @@ def _read_tsv(path: Path, required: tuple[str, ...], flag: str) -> list[dict[str
         raise ConfigError(f"{flag}: no such file {path} (expected one of the built-in names or a TSV file)")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.DictReader((line for line in handle if not line.startswith("#")), delimiter="\t")]
+            rows = [
+                row for row in csv.DictReader((line for line in handle if not line.startswith("#")), delimiter="\t")
+            ]
             header = list(rows[0].keys()) if rows else []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{flag} {path}: unreadable ({exc})") from None
     if not rows:
-        raise InputError(f"{flag} {path}: no rows (expected a tab-separated header {', '.join(required)} and one row per class)")
+        raise InputError(
+            f"{flag} {path}: no rows (expected a tab-separated header {', '.join(required)} and one row per class)"
+        )
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"{flag} {path}: missing column(s) {', '.join(missing)}; columns present: {', '.join(header)}")

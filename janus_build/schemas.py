@@ -187,8 +187,13 @@ TRAIN_CAPTION_MEMBER = "txt"
 EVAL_SHIFTS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 ROBUSTNESS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 EVAL_METRICS_KEYS = (
-    "format", "shifts", "val_top1", "average_robustness", "average_robustness_shifts",
-    "average_robustness_complete", "effective_robustness_ratio",
+    "format",
+    "shifts",
+    "val_top1",
+    "average_robustness",
+    "average_robustness_shifts",
+    "average_robustness_complete",
+    "effective_robustness_ratio",
 )
 EVAL_SHIFT_KEYS = ("top1", "correct", "images", "classes", "classes_present", "path")
 

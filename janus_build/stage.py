@@ -182,7 +182,9 @@ class StageDir:
             old = manifest.get("config", {})
             differing = sorted(k for k in compare_keys if old.get(k) != self.config.get(k))
             if differing and not self._holds_work():
-                log.info("%s: an earlier run with other options finished nothing; starting with the new options", self.path)
+                log.info(
+                    "%s: an earlier run with other options finished nothing; starting with the new options", self.path
+                )
                 differing = []
             if differing:
                 detail = "; ".join(f"{k}: was {old.get(k)!r}, now {self.config.get(k)!r}" for k in differing)

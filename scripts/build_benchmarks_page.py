@@ -1,6 +1,6 @@
 """Assemble docs/benchmarks.md from benchmarks/results/<stage>.md (each written by its benchmark).
 
-    python scripts/build_benchmarks_page.py
+python scripts/build_benchmarks_page.py
 """
 
 from __future__ import annotations
@@ -8,8 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = [("fetch", "janus fetch"), ("tag", "janus tag"), ("caption", "janus caption"), ("match", "janus match"),
-         ("balance", "janus balance"), ("train", "janus train")]
+ORDER = [
+    ("fetch", "janus fetch"),
+    ("tag", "janus tag"),
+    ("caption", "janus caption"),
+    ("match", "janus match"),
+    ("balance", "janus balance"),
+    ("train", "janus train"),
+]
 
 INTRO = """# Benchmarks
 
@@ -56,7 +62,11 @@ def main() -> None:
         body = path.read_text().strip().splitlines()
         if body and body[0].startswith("# "):
             body = body[1:]
-        parts.append(f"## {title}\n\nFrom `benchmarks/results/{stage}.md` (`benchmarks/bench_{stage}.py`).\n\n" + demote("\n".join(body)).strip() + "\n")
+        parts.append(
+            f"## {title}\n\nFrom `benchmarks/results/{stage}.md` (`benchmarks/bench_{stage}.py`).\n\n"
+            + demote("\n".join(body)).strip()
+            + "\n"
+        )
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print("wrote docs/benchmarks.md")
 

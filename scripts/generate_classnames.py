@@ -81,20 +81,21 @@ def generate_wordnet_tables() -> None:
     from nltk.corpus import wordnet as wn
 
     wn.ensure_loaded()
-    lemmas = sorted(
-        {name for name, by_pos in wn._lemma_pos_offset_map.items() if "n" in by_pos and "_" not in name}
-    )
-    exceptions = sorted(
-        (form, " ".join(bases)) for form, bases in wn._exception_map["n"].items() if "_" not in form
-    )
+    lemmas = sorted({name for name, by_pos in wn._lemma_pos_offset_map.items() if "n" in by_pos and "_" not in name})
+    exceptions = sorted((form, " ".join(bases)) for form, bases in wn._exception_map["n"].items() if "_" not in form)
     data = ROOT / "janus_build" / "data"
     data.mkdir(parents=True, exist_ok=True)
     # mtime=0 keeps the gzip bytes reproducible.
     with open(data / "wordnet_noun_lemmas.txt.gz", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write(("\n".join(lemmas) + "\n").encode())
-    with open(data / "wordnet_noun_exceptions.txt.gz", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with (
+        open(data / "wordnet_noun_exceptions.txt.gz", "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+    ):
         gz.write(("\n".join(f"{form}\t{bases}" for form, bases in exceptions) + "\n").encode())
-    print(f"wrote janus_build/data/wordnet_noun_*.txt.gz ({len(lemmas)} lemmas, {len(exceptions)} exceptions; WordNet {wn.get_version()})")
+    print(
+        f"wrote janus_build/data/wordnet_noun_*.txt.gz ({len(lemmas)} lemmas, {len(exceptions)} exceptions; WordNet {wn.get_version()})"
+    )
 
 
 def main() -> None:
@@ -102,7 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--in100", type=Path, required=True, help="TSV with in1k_index and wnid columns")
     parser.add_argument("--skip-wordnet", action="store_true", help="leave the WordNet tables as they are")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="write classnames/ and janus_build/data/ under this folder")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="write classnames/ and janus_build/data/ under this folder",
+    )
     args = parser.parse_args()
     ROOT = args.root
     generate_label_and_term_sets(args.in100)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from janus_build.fetch.queries import parse  # noqa: E402
+from janus_build.fetch.queries import parse
 
 # Interpretations that are not mechanical repairs, by ImageNet index.
 NOTES = {
@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"target = {int(row['total_samples'])}")
         lines.append(
             "paper = {{ good = {}, total = {}, available = {}, pct_good = {} }}".format(
-                int(row["good_samples"]), int(row["total_samples"]), int(row["available_samples"]), float(row["pct_good"])
+                int(row["good_samples"]),
+                int(row["total_samples"]),
+                int(row["available_samples"]),
+                float(row["pct_good"]),
             )
         )
         lines.append("")

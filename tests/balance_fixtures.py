@@ -52,22 +52,49 @@ def make_flickr(root: Path, *, duplicate_of_gt: bool = True) -> tuple[Path, Path
                 licence = "Attribution License" if i % 2 == 0 else "Attribution-NonCommercial License"
                 if i == 5:
                     licence = "Public Domain Mark"
-                writer.write(key, image, {
-                    "class_id": c, "photo_id": str(pid), "title": f"my {c} photo {i}", "description": "", "tags": "x",
-                    "owner": f"owner{i}", "owner_name": f"Owner Name {i}", "page_url": f"https://www.flickr.com/photos/owner{i}/{pid}",
-                    "license": licence, "url": f"https://live.staticflickr.com/1/{pid}_b.jpg",
-                })
+                writer.write(
+                    key,
+                    image,
+                    {
+                        "class_id": c,
+                        "photo_id": str(pid),
+                        "title": f"my {c} photo {i}",
+                        "description": "",
+                        "tags": "x",
+                        "owner": f"owner{i}",
+                        "owner_name": f"Owner Name {i}",
+                        "page_url": f"https://www.flickr.com/photos/owner{i}/{pid}",
+                        "license": licence,
+                        "url": f"https://live.staticflickr.com/1/{pid}_b.jpg",
+                    },
+                )
                 # annotator a says in for i < 4; i == 3: annotator b says out (disagreement -> dropped); i == 4: unsure
                 decision = "in" if i < 4 else ("unsure" if i == 4 else "out")
                 tag_rows.append({"key": key, "class_id": c, "decision": decision, "annotator": "a", "time": t0})
                 if i == 3:
                     tag_rows.append({"key": key, "class_id": c, "decision": "out", "annotator": "b", "time": t0})
                 if i == 1:  # annotator a changed their mind later: out -> in (latest wins)
-                    tag_rows.insert(-1, {"key": key, "class_id": c, "decision": "out", "annotator": "a",
-                                         "time": t0 - dt.timedelta(days=1)})
-                caption_rows.append({"key": key, "caption_blip": f"a blurry {c}", "caption_blip_spellchecked": f"a blurry {c}",
-                                     "caption_blip_title": f"a blurry {c}, my {c} photo {i}", "prose_caption": None,
-                                     "status": "success", "error_message": None})
+                    tag_rows.insert(
+                        -1,
+                        {
+                            "key": key,
+                            "class_id": c,
+                            "decision": "out",
+                            "annotator": "a",
+                            "time": t0 - dt.timedelta(days=1),
+                        },
+                    )
+                caption_rows.append(
+                    {
+                        "key": key,
+                        "caption_blip": f"a blurry {c}",
+                        "caption_blip_spellchecked": f"a blurry {c}",
+                        "caption_blip_title": f"a blurry {c}, my {c} photo {i}",
+                        "prose_caption": None,
+                        "status": "success",
+                        "error_message": None,
+                    }
+                )
                 pid += 1
     tags = root / "tags.parquet"
     pq.write_table(pa.Table.from_pylist(tag_rows, schema=schemas.TAGS), tags)
@@ -88,11 +115,29 @@ def make_laion(root: Path, *, missing: int = 1, strategy: str = "sc") -> tuple[P
     n = 0
     for c in CLASSES:
         for i in range(LAION_PER_CLASS[c]):
-            rows.append({"URL": f"http://example.com/{n}.jpg", "TEXT": f"photo of a thing {c} number {i}",
-                         "LICENSE": "?", "key": f"laion-00000-{n}", "label": c, "labels": [c], "matched_terms": ["thing"]})
+            rows.append(
+                {
+                    "URL": f"http://example.com/{n}.jpg",
+                    "TEXT": f"photo of a thing {c} number {i}",
+                    "LICENSE": "?",
+                    "key": f"laion-00000-{n}",
+                    "label": c,
+                    "labels": [c],
+                    "matched_terms": ["thing"],
+                }
+            )
             n += 1
-    rows.append({"URL": "http://example.com/none.jpg", "TEXT": "nothing", "LICENSE": "?", "key": "laion-00000-999",
-                 "label": -1, "labels": [], "matched_terms": []})
+    rows.append(
+        {
+            "URL": "http://example.com/none.jpg",
+            "TEXT": "nothing",
+            "LICENSE": "?",
+            "key": "laion-00000-999",
+            "label": -1,
+            "labels": [],
+            "matched_terms": [],
+        }
+    )
     table = pa.Table.from_pylist(rows)
     table = table.set_column(table.schema.get_field_index("label"), "label", table.column("label").cast(pa.int32()))
     pq.write_table(table, match_dir / "00000.parquet")
@@ -106,8 +151,12 @@ def make_laion(root: Path, *, missing: int = 1, strategy: str = "sc") -> tuple[P
             else:
                 # the download recorded a licence and title for odd rows; the match output has neither
                 extra = {"license": "CC BY 4.0", "title": f"laion title {j}", "owner": f"site{j}"} if j % 2 else {}
-                writer.write(row["key"], class_image(row["label"], 900 + j, SIZE, fmt="PNG" if j == 3 else "JPEG"),
-                             {"url": row["URL"], **extra}, image_ext="png" if j == 3 else "jpg")
+                writer.write(
+                    row["key"],
+                    class_image(row["label"], 900 + j, SIZE, fmt="PNG" if j == 3 else "JPEG"),
+                    {"url": row["URL"], **extra},
+                    image_ext="png" if j == 3 else "jpg",
+                )
     return match_dir, images
 
 
@@ -115,5 +164,12 @@ def make_all(root: Path) -> dict[str, Path]:
     gt = make_ground_truth(root)
     flickr, tags, captions = make_flickr(root)
     match_dir, laion_images = make_laion(root)
-    return {"gt": gt, "flickr": flickr, "tags": tags, "captions": captions, "match": match_dir, "laion": laion_images,
-            "labels": label_file(root)}
+    return {
+        "gt": gt,
+        "flickr": flickr,
+        "tags": tags,
+        "captions": captions,
+        "match": match_dir,
+        "laion": laion_images,
+        "labels": label_file(root),
+    }

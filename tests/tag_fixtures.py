@@ -14,8 +14,16 @@ from janus_build.synthetic import class_image
 XSS_TITLE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 
-def make_stage(root: Path, classes: dict[int, int], *, shards: int = 2, size: int = 16, fetch_layout: bool = True,
-               report: bool = True, failed: int = 1) -> Path:
+def make_stage(
+    root: Path,
+    classes: dict[int, int],
+    *,
+    shards: int = 2,
+    size: int = 16,
+    fetch_layout: bool = True,
+    report: bool = True,
+    failed: int = 1,
+) -> Path:
     """A ``janus fetch``-like output: ``root/images/`` shards (+ ``report.json``); returns ``root``.
 
     Keys are ``flickr-<n>`` numbered per class in order; the first image's title is an XSS probe;
@@ -30,16 +38,38 @@ def make_stage(root: Path, classes: dict[int, int], *, shards: int = 2, size: in
             for c, j in plan[s * per_shard : (s + 1) * per_shard]:
                 n += 1
                 title = XSS_TITLE if n == 1 else f"photo {j} of class {c}"
-                writer.write(f"flickr-{c}x{j}", class_image(c, j, size), {
-                    "class_id": c, "photo_id": f"{c}{j}", "title": title, "tags": f"tag{c} <b>tree</b>",
-                    "description": "", "owner": "o", "license": "CC BY 2.0", "url": f"https://example.org/{c}/{j}.jpg",
-                })
+                writer.write(
+                    f"flickr-{c}x{j}",
+                    class_image(c, j, size),
+                    {
+                        "class_id": c,
+                        "photo_id": f"{c}{j}",
+                        "title": title,
+                        "tags": f"tag{c} <b>tree</b>",
+                        "description": "",
+                        "owner": "o",
+                        "license": "CC BY 2.0",
+                        "url": f"https://example.org/{c}/{j}.jpg",
+                    },
+                )
             for f in range(failed):
-                writer.write(f"flickr-failed{s}x{f}", None, {"class_id": plan[0][0], "title": "broken"},
-                             status="failed_to_download", error_message="404")
+                writer.write(
+                    f"flickr-failed{s}x{f}",
+                    None,
+                    {"class_id": plan[0][0], "title": "broken"},
+                    status="failed_to_download",
+                    error_message="404",
+                )
     if report and fetch_layout:
-        (root / "report.json").write_text(json.dumps({"classes": {str(c): {"available": 10 * n + 7, "fetched": n,
-                                                                            "downloaded": n} for c, n in classes.items()}}))
+        (root / "report.json").write_text(
+            json.dumps(
+                {
+                    "classes": {
+                        str(c): {"available": 10 * n + 7, "fetched": n, "downloaded": n} for c, n in classes.items()
+                    }
+                }
+            )
+        )
     return root
 
 
@@ -59,12 +89,30 @@ def make_match_output(root: Path, per_label: dict[int, int], unlabelled: int = 5
     rows = []
     for label, n in sorted(per_label.items()):
         for j in range(n):
-            rows.append({"key": f"laion-{label}-{j}", "label": label, "labels": [label], "matched_terms": [f"term{label}"],
-                         "TEXT": f"a photo of term{label} number {j}", "URL": f"https://img.example.org/{label}/{j}.jpg"})
+            rows.append(
+                {
+                    "key": f"laion-{label}-{j}",
+                    "label": label,
+                    "labels": [label],
+                    "matched_terms": [f"term{label}"],
+                    "TEXT": f"a photo of term{label} number {j}",
+                    "URL": f"https://img.example.org/{label}/{j}.jpg",
+                }
+            )
     for j in range(unlabelled):
-        rows.append({"key": f"laion-none-{j}", "label": -1, "labels": [], "matched_terms": [], "TEXT": "nothing", "URL": None})
-    schema = pa.schema([("key", pa.string()), ("label", pa.int32()), ("labels", pa.list_(pa.int32())),
-                        ("matched_terms", pa.list_(pa.string())), ("TEXT", pa.string()), ("URL", pa.string())])
+        rows.append(
+            {"key": f"laion-none-{j}", "label": -1, "labels": [], "matched_terms": [], "TEXT": "nothing", "URL": None}
+        )
+    schema = pa.schema(
+        [
+            ("key", pa.string()),
+            ("label", pa.int32()),
+            ("labels", pa.list_(pa.int32())),
+            ("matched_terms", pa.list_(pa.string())),
+            ("TEXT", pa.string()),
+            ("URL", pa.string()),
+        ]
+    )
     half = len(rows) // 2
     pq.write_table(pa.Table.from_pylist(rows[:half], schema=schema), root / "00000.parquet")
     pq.write_table(pa.Table.from_pylist(rows[half:], schema=schema), root / "00001.parquet")

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
+from balance_fixtures import CLASSES, GT_COUNTS, make_all
 from PIL import Image
 
-from balance_fixtures import CLASSES, GT_COUNTS, make_all
 from janus_build.balance import BalanceConfig, BudgetError, SourceSpec, balance, load_sources_file, parse_budget
 from janus_build.balance.select import proportional, stable_fraction, water_fill
 from janus_build.errors import ConfigError, InputError, OutputError, SchemaError
@@ -32,7 +32,9 @@ def in100(p):
 
 
 def flickr(p, extra=""):
-    return SourceSpec.parse(f"name=flickr,images={p['flickr']},tags={p['tags']},captions={p['captions']},role=fill,priority=2{extra}")
+    return SourceSpec.parse(
+        f"name=flickr,images={p['flickr']},tags={p['tags']},captions={p['captions']},role=fill,priority=2{extra}"
+    )
 
 
 def laion(p, extra=""):
@@ -46,7 +48,9 @@ def run(p, out: Path, *sources, **options):
 
 
 def index(out: Path, split: str = "train") -> list[dict]:
-    return read_index(out / split).to_pylist() if (out / split).is_dir() and list((out / split).glob("*.parquet")) else []
+    return (
+        read_index(out / split).to_pylist() if (out / split).is_dir() and list((out / split).glob("*.parquet")) else []
+    )
 
 
 def per_class(rows) -> Counter:
@@ -104,7 +108,9 @@ def test_paper_budgets_from_ground_truth_tagged_flickr_and_matched_laion(data, t
     assert result.short_classes == []
     card = (tmp_path / "o" / "README.md").read_text()
     assert f"- Budget: {budget} = {total:,} samples (1x = 10)" in card
-    table = [line.split(" | ") for line in card.splitlines() if line.startswith("| ") and line.split(" | ")[0][2:].isdigit()]
+    table = [
+        line.split(" | ") for line in card.splitlines() if line.startswith("| ") and line.split(" | ")[0][2:].isdigit()
+    ]
     assert sum(int(cells[3]) for cells in table) == total  # the per-class table adds up to the budget
     assert "Classes short of their minimum: 0" in card
     with pytest.raises(BudgetError, match=r"asks for 10 samples but --min-per-class 6 needs 2\d"):
@@ -136,7 +142,15 @@ def test_priority_and_weight_decide_which_source_fills_a_class(data, tmp_path):
     assert Counter(r["source_name"] for r in rows if r["label"] == 13)["laion100"] == 4  # preferred source first
     heavy = Counter()
     for seed in range(4):
-        run(data, tmp_path / f"w{seed}", in100(data), laion(data, ",weight=50"), balance="cap", max_per_class=3, seed=seed)
+        run(
+            data,
+            tmp_path / f"w{seed}",
+            in100(data),
+            laion(data, ",weight=50"),
+            balance="cap",
+            max_per_class=3,
+            seed=seed,
+        )
         heavy.update(r["source_name"] for r in index(tmp_path / f"w{seed}") if r["label"] == 8)
     assert heavy["laion100"] > heavy["in100"]  # 4 LAION vs 8 IN100 hens, but LAION weighs 50x
 
@@ -150,13 +164,29 @@ def _stage(directory: Path, rows: list[dict], image_index: int = 0) -> Path:
 
 
 def test_dedup_by_photo_id_url_and_image_hash(data, tmp_path):
-    a = _stage(tmp_path / "a", [{"key": "flickr-1", "label": 2, "photo_id": "1", "url": "https://x.org/1.jpg"},
-                                {"key": "flickr-2", "label": 6, "photo_id": "2", "url": "https://X.org/2.jpg#frag"}])
-    b = _stage(tmp_path / "b", [{"key": "yfcc-9", "label": 8, "photo_id": "1", "url": "https://y.org/9.jpg"},   # same Flickr photo
-                                {"key": "yfcc-8", "label": 6, "photo_id": "8", "url": "https://x.org/2.jpg"},   # same URL
-                                {"key": "yfcc-7", "label": 13, "photo_id": "7", "url": None}], image_index=100)
-    result = run(data, tmp_path / "o", SourceSpec.parse(f"name=flickr,images={a},labels=human"),
-                 SourceSpec.parse(f"name=yfcc,images={b},labels=human,priority=2"), balance="none")
+    a = _stage(
+        tmp_path / "a",
+        [
+            {"key": "flickr-1", "label": 2, "photo_id": "1", "url": "https://x.org/1.jpg"},
+            {"key": "flickr-2", "label": 6, "photo_id": "2", "url": "https://X.org/2.jpg#frag"},
+        ],
+    )
+    b = _stage(
+        tmp_path / "b",
+        [
+            {"key": "yfcc-9", "label": 8, "photo_id": "1", "url": "https://y.org/9.jpg"},  # same Flickr photo
+            {"key": "yfcc-8", "label": 6, "photo_id": "8", "url": "https://x.org/2.jpg"},  # same URL
+            {"key": "yfcc-7", "label": 13, "photo_id": "7", "url": None},
+        ],
+        image_index=100,
+    )
+    result = run(
+        data,
+        tmp_path / "o",
+        SourceSpec.parse(f"name=flickr,images={a},labels=human"),
+        SourceSpec.parse(f"name=yfcc,images={b},labels=human,priority=2"),
+        balance="none",
+    )
     keys = sorted(r["key"] for r in index(tmp_path / "o"))
     assert keys == ["flickr-1", "flickr-2", "yfcc-7"]
     dedup = result.stats["dedup"]
@@ -179,8 +209,19 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     assert {r["split"] for r in train} == {"train"} and {r["split"] for r in val} == {"val"}
     assert not {r["key"] for r in train} & {r["key"] for r in val}
     schema = pq.read_schema(out / "train" / "00000.parquet")
-    assert schema.names[:11] == ["key", "label", "caption", "source", "source_id", "url", "license", "owner", "title",
-                                 "label_source", "split"]
+    assert schema.names[:11] == [
+        "key",
+        "label",
+        "caption",
+        "source",
+        "source_id",
+        "url",
+        "license",
+        "owner",
+        "title",
+        "label_source",
+        "split",
+    ]
     assert str(schema.field("label").type) == "int32"
     by_key = {r["key"]: r for r in train + val}
     urls = [str(p) for p in sorted((out / "train").glob("*.tar")) + sorted((out / "val").glob("*.tar"))]
@@ -200,7 +241,9 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     assert fl and all(r["caption"].startswith("a blurry") and r["caption_field"] == "caption_blip_title" for r in fl)
     assert all(r["owner"] and r["url"].startswith("https://live.staticflickr.com/") and r["title"] for r in fl)
     la = [r for r in train + val if r["source_name"] == "laion100"]
-    assert la and all(r["caption"].startswith("photo of a thing") and r["label_source"] == "sc" and r["url"] for r in la)
+    assert la and all(
+        r["caption"].startswith("photo of a thing") and r["label_source"] == "sc" and r["url"] for r in la
+    )
     # provenance the match output lacks comes from the image stage's index, per row; the rest keeps LAION's "?"
     n = lambda r: int(r["key"].rsplit("-", 1)[1])  # noqa: E731
     assert {n(r) % 2 for r in la} == {0, 1}
@@ -219,7 +262,11 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     assert manifest["config"]["labels"] == str(data["labels"].resolve())  # janus train loads the label set from here
 
     card = (out / "README.md").read_text()
-    cc_by = [r for r in train + val if r["license"] in ("Attribution License", "Attribution-NonCommercial License", "CC BY 4.0")]
+    cc_by = [
+        r
+        for r in train + val
+        if r["license"] in ("Attribution License", "Attribution-NonCommercial License", "CC BY 4.0")
+    ]
     assert {r["source_name"] for r in cc_by} == {"flickr", "laion100"}
     assert cc_by and f"{len(cc_by)} sample(s) carry a licence that requires attribution" in card
     for r in cc_by:  # credited by name, linked to the photo page where the source has them (Flickr)
@@ -227,7 +274,7 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
             owner, page = f"Owner Name {r['owner'][5:]}", f"https://www.flickr.com/photos/{r['owner']}/{r['source_id']}"
         else:
             owner, page = r["owner"], r["url"]
-        assert f"\"{r['title']}\" by {owner}, {page}, {r['license']}" in card
+        assert f'"{r["title"]}" by {owner}, {page}, {r["license"]}' in card
     for label_source in ("ground_truth", "tagged", "sc"):
         assert f"| {label_source} |" in card
     assert "| laion100 | laion | sc |" in card and "missing_image: `laion-00000-0`" in card
@@ -240,12 +287,26 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
 
 def test_deterministic_byte_identical_index_and_tars(data, tmp_path):
     for name in ("a", "b"):
-        run(data, tmp_path / name, in100(data), flickr(data), laion(data), min_per_class=7, val_fraction=0.2, shard_size=5, seed=3)
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".parquet", ".tar"))
+        run(
+            data,
+            tmp_path / name,
+            in100(data),
+            flickr(data),
+            laion(data),
+            min_per_class=7,
+            val_fraction=0.2,
+            shard_size=5,
+            seed=3,
+        )
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".parquet", ".tar")
+    )
     assert len(files) > 4
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
-    assert (tmp_path / "a" / "stats.json").read_text().replace("/a", "/b") == (tmp_path / "b" / "stats.json").read_text()
+    assert (tmp_path / "a" / "stats.json").read_text().replace("/a", "/b") == (
+        tmp_path / "b" / "stats.json"
+    ).read_text()
 
 
 def test_val_split_is_stable_across_budgets_and_seeds(data, tmp_path):
@@ -313,10 +374,15 @@ def test_bad_sources_and_options_name_the_source_and_key(data, tmp_path):
     bare = tmp_path / "bare"
     with ImageShardWriter(bare, "00000") as writer:
         writer.write("img-1", class_image(2, 1, 24), {"title": "t"})
-    with pytest.raises(InputError, match="source 'bare': no labels: the image index .* has no 'label' or 'class_id' column .columns: key, .*title"):
+    with pytest.raises(
+        InputError,
+        match="source 'bare': no labels: the image index .* has no 'label' or 'class_id' column .columns: key, .*title",
+    ):
         run(data, tmp_path / "o", SourceSpec.parse(f"name=bare,images={bare},labels=ground_truth"))
     # labels outside the label set: named with source and key
-    with pytest.raises(InputError, match=r"source 'in100': key 'in100-\d+-\d+' has label \d+, which is not in label set 'two'"):
+    with pytest.raises(
+        InputError, match=r"source 'in100': key 'in100-\d+-\d+' has label \d+, which is not in label set 'two'"
+    ):
         two = tmp_path / "two.tsv"
         two.write_text("class_id\tname\n2\tshark\n8\then\n")
         run(data, tmp_path / "o", in100(data), labels=str(two))
@@ -328,8 +394,14 @@ def test_bad_sources_and_options_name_the_source_and_key(data, tmp_path):
         run(data, tmp_path / "b", in100(data), laion(data), budget="2x", budget_unit="40")
     assert not (tmp_path / "b").exists()  # nothing written before the selection succeeded
     with pytest.raises(InputError, match="source 'flickr' captions=.*: no caption parquet files"):
-        run(data, tmp_path / "c", in100(data), SourceSpec.parse(
-            f"name=flickr,images={data['flickr']},tags={data['tags']},captions={tmp_path / 'nocaptions'}"))
+        run(
+            data,
+            tmp_path / "c",
+            in100(data),
+            SourceSpec.parse(
+                f"name=flickr,images={data['flickr']},tags={data['tags']},captions={tmp_path / 'nocaptions'}"
+            ),
+        )
     assert not (tmp_path / "c").exists()  # refused before --out recorded options the corrected command would not match
     with pytest.raises(InputError, match="source 'gone' images=.*: no such directory"):
         run(data, tmp_path / "o", SourceSpec.parse(f"name=gone,images={tmp_path / 'nope'},labels=ground_truth"))
@@ -345,13 +417,25 @@ def test_cli_end_to_end(data, tmp_path):
     from janus_build.cli import app
 
     out = tmp_path / "o"
-    args = ["balance", f"name=in100,images={data['gt']},labels=ground_truth",
-            f"name=flickr,images={data['flickr'].parent},tags={data['tags']},role=fill,priority=2",  # a fetch DIR
-            "--labels", str(data["labels"]), "--out", str(out), "--min-per-class", "6", "--val-fraction", "0"]
+    args = [
+        "balance",
+        f"name=in100,images={data['gt']},labels=ground_truth",
+        f"name=flickr,images={data['flickr'].parent},tags={data['tags']},role=fill,priority=2",  # a fetch DIR
+        "--labels",
+        str(data["labels"]),
+        "--out",
+        str(out),
+        "--min-per-class",
+        "6",
+        "--val-fraction",
+        "0",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "30 train + 0 val" in result.output and "short of their minimum" in result.output
     assert per_class(index(out)) == {2: 12, 6: 6, 8: 8, 13: 4}
-    result = CliRunner().invoke(app, [*args[:3], "--out", str(tmp_path / "p"), "--balance", "equal", "--budget", "lots"])
+    result = CliRunner().invoke(
+        app, [*args[:3], "--out", str(tmp_path / "p"), "--balance", "equal", "--budget", "lots"]
+    )
     assert result.exit_code != 0 and "--budget 'lots'" in str(result.exception)
     shutil.rmtree(out)

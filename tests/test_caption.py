@@ -41,7 +41,13 @@ def write_stage(directory: Path, shards: int = 2, per_shard: int = 5, human: dic
                 if human is not None:
                     metadata["human_caption"] = human.get(key)
                 writer.write(key, class_image(i, s, 40), metadata)
-            writer.write(f"flickr-{s}xx", None, {"class_id": 0, "title": "gone"}, status="failed_to_download", error_message="HTTP 404")
+            writer.write(
+                f"flickr-{s}xx",
+                None,
+                {"class_id": 0, "title": "gone"},
+                status="failed_to_download",
+                error_message="HTTP 404",
+            )
     return directory
 
 
@@ -63,7 +69,11 @@ def test_fetch_output_end_to_end(tmp_path, tiny_model):
     summary = run_caption(config(fetch, tmp_path / "out", tiny_model))
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "00000.parquet", "00000_stats.json", "00001.parquet", "00001_stats.json", "manifest.json"
+        "00000.parquet",
+        "00000_stats.json",
+        "00001.parquet",
+        "00001_stats.json",
+        "manifest.json",
     ]
     table = read_captions(out)
     schemas.validate(table, schemas.CAPTIONS, "test")
@@ -99,7 +109,16 @@ def test_generation_settings_reach_generate(tmp_path, tiny_model, monkeypatch):
 
     monkeypatch.setattr(BlipForConditionalGeneration, "generate", spy)
     stage = write_stage(tmp_path / "stage", shards=1, per_shard=4)
-    run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "paper", model=str(tiny_model), num_workers=0, batch_size=8, spellcheck=False))
+    run_caption(
+        CaptionConfig(
+            stage_dir=stage,
+            out=tmp_path / "paper",
+            model=str(tiny_model),
+            num_workers=0,
+            batch_size=8,
+            spellcheck=False,
+        )
+    )
     assert len(calls) == 1
     paper = calls[0]
     assert paper["do_sample"] is True and paper["top_p"] == 0.9 and paper["max_length"] == 40
@@ -107,7 +126,18 @@ def test_generation_settings_reach_generate(tmp_path, tiny_model, monkeypatch):
     assert paper["pixel_values"].shape[0] == 4 and paper["input_ids"].shape[0] == 4  # one batch, prompt per image
 
     calls.clear()
-    run_caption(config(stage, tmp_path / "beam", tiny_model, num_beams=3, max_length=9, min_length=2, repetition_penalty=1.0, prompt=""))
+    run_caption(
+        config(
+            stage,
+            tmp_path / "beam",
+            tiny_model,
+            num_beams=3,
+            max_length=9,
+            min_length=2,
+            repetition_penalty=1.0,
+            prompt="",
+        )
+    )
     beam = calls[0]
     assert beam["num_beams"] == 3 and beam["do_sample"] is False and "top_p" not in beam
     assert beam["max_length"] == 9 and beam["min_length"] == 2 and beam["repetition_penalty"] == 1.0
@@ -201,10 +231,18 @@ def test_bad_images_become_rows_not_crashes(tmp_path, tiny_model):
     with ImageShardWriter(tmp_path / "stage", "00000") as writer:
         for key, (data, ext) in bad.items():
             writer.write(key, data, {"title": key}, image_ext=ext)
-    rows = {r["key"]: r for r in read_captions(run_to(tmp_path / "out", tmp_path / "stage", tiny_model, num_workers=1)).to_pylist()}
+    rows = {
+        r["key"]: r
+        for r in read_captions(run_to(tmp_path / "out", tmp_path / "stage", tiny_model, num_workers=1)).to_pylist()
+    }
     assert {k: r["status"] for k, r in rows.items()} == {
-        "zero": "empty_image", "truncated": "decode_error", "garbage": "decode_error",
-        "cmyk": "success", "grey": "success", "alpha": "success", "huge": "success",
+        "zero": "empty_image",
+        "truncated": "decode_error",
+        "garbage": "decode_error",
+        "cmyk": "success",
+        "grey": "success",
+        "alpha": "success",
+        "huge": "success",
     }
     assert all(rows[k]["error_message"] for k in ("zero", "truncated", "garbage"))
     assert all(rows[k]["caption_blip"] for k in ("cmyk", "grey", "alpha", "huge"))
@@ -233,15 +271,25 @@ def test_webdataset_and_img2dataset_inputs(tmp_path, tiny_model):
         for i in range(2):
             sink.write({"__key__": f"00000000{i}", "jpg": class_image(i, 0, 40), "txt": b"alt text", "json": b"{}"})
     pq.write_table(
-        pa.table({"key": ["000000000", "000000001", "000000002"], "caption": ["alt", "alt", "alt"],
-                  "status": ["success", "success", "failed_to_download"], "error_message": [None, None, "timeout"],
-                  "localized_narrative": ["In this image we can see a fish.", None, None]}),
+        pa.table(
+            {
+                "key": ["000000000", "000000001", "000000002"],
+                "caption": ["alt", "alt", "alt"],
+                "status": ["success", "success", "failed_to_download"],
+                "error_message": [None, None, "timeout"],
+                "localized_narrative": ["In this image we can see a fish.", None, None],
+            }
+        ),
         i2d / "00000.parquet",
     )
     (i2d / "00000_stats.json").write_text("{}")
     (i2d / "00001.tar").write_bytes(b"")  # unfinished shard (no _stats.json): skipped
     rows = {r["key"]: r for r in read_captions(run_to(tmp_path / "out2", i2d, tiny_model)).to_pylist()}
-    assert {k: r["status"] for k, r in rows.items()} == {"000000000": "success", "000000001": "success", "000000002": "failed_to_download"}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "000000000": "success",
+        "000000001": "success",
+        "000000002": "failed_to_download",
+    }
     assert rows["000000000"]["prose_caption"] == "In this image we can see a fish."
     assert rows["000000001"]["prose_caption"] == rows["000000001"]["caption_blip_spellchecked"]  # no title column
     assert rows["000000002"]["error_message"] == "timeout"
@@ -270,7 +318,11 @@ def test_missing_weights_give_one_clear_message(tmp_path, monkeypatch, tiny_mode
     with pytest.raises(MissingResourceError, match="save_pretrained"):
         run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out3", model=str(empty)))
     with pytest.raises(ConfigError, match="classnames"):
-        run_caption(CaptionConfig(stage_dir=stage, out=tmp_path / "out3", model=str(tiny_model), classnames=str(tmp_path / "nope.tsv")))
+        run_caption(
+            CaptionConfig(
+                stage_dir=stage, out=tmp_path / "out3", model=str(tiny_model), classnames=str(tmp_path / "nope.tsv")
+            )
+        )
     # the failed runs recorded nothing: the corrected command runs in the same --out, no --overwrite needed
     assert run_caption(config(stage, tmp_path / "out3", tiny_model))["successes"] == 1
 
@@ -282,11 +334,24 @@ def test_cli(tmp_path, tiny_model):
 
     stage = write_stage(tmp_path / "stage", shards=1, per_shard=2)
     runner = CliRunner()
-    args = ["caption", str(stage), "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--num-workers", "0", "--max-length", "10"]
+    args = [
+        "caption",
+        str(stage),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tiny_model),
+        "--num-workers",
+        "0",
+        "--max-length",
+        "10",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(read_captions(tmp_path / "out")) == 3
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "1 already done" in again.output
     with pytest.raises(ConfigError, match="--device"):
-        runner.invoke(app, ["caption", str(stage), "--out", str(tmp_path / "x"), "--device", "tpu"], catch_exceptions=False)
+        runner.invoke(
+            app, ["caption", str(stage), "--out", str(tmp_path / "x"), "--device", "tpu"], catch_exceptions=False
+        )

@@ -71,7 +71,10 @@ def test_words_of_splits_terms():
 
 
 def test_merge_appends_missing_title_words_once_in_title_order():
-    assert merge_title("a bird sitting on a branch", "Goldfinch on a Branch, goldfinch!") == "a bird sitting on a branch Goldfinch"
+    assert (
+        merge_title("a bird sitting on a branch", "Goldfinch on a Branch, goldfinch!")
+        == "a bird sitting on a branch Goldfinch"
+    )
     assert merge_title("a dog on the grass", "Rex the Dog - Summer 2019") == "a dog on the grass Rex - Summer 2019"
 
 

@@ -19,8 +19,12 @@ def read_dir(directory, columns=None):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    done = subprocess.run([sys.executable, "-m", "janus_build", "demo", "--out", str(out), "--per-class", "24", "--epochs", "3"],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "janus_build", "demo", "--out", str(out), "--per-class", "24", "--epochs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done.stdout
 
@@ -60,7 +64,9 @@ def test_tag_export_matches_the_generated_truth(demo):
 def test_captions_match_keys_and_have_all_columns(demo):
     out, _ = demo
     captions = read_dir(out / "flickr-captions").to_pylist()
-    keys = {r["key"] for r in read_dir(out / "flickr" / "images", ["key", "status"]).to_pylist() if r["status"] == "success"}
+    keys = {
+        r["key"] for r in read_dir(out / "flickr" / "images", ["key", "status"]).to_pylist() if r["status"] == "success"
+    }
     assert {c["key"] for c in captions} == keys
     for c in captions:
         assert c["status"] == "success" and c["caption_blip"] and c["prose_caption"]
@@ -100,5 +106,7 @@ def test_metrics_json_complete(demo):
         assert metrics["average_robustness_complete"] is True
         shifts = [metrics["shifts"][s]["top1"] for s in ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")]
         assert metrics["average_robustness"] == pytest.approx(sum(shifts) / 4)
-        assert metrics["effective_robustness_ratio"] == pytest.approx(metrics["average_robustness"] / metrics["val_top1"])
+        assert metrics["effective_robustness_ratio"] == pytest.approx(
+            metrics["average_robustness"] / metrics["val_top1"]
+        )
         assert (out / f"train-{budget}" / "checkpoints" / "last.pt").is_file()

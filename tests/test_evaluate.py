@@ -39,11 +39,13 @@ def _images(folder: Path, n: int, class_id: int = 1) -> None:
 
 def test_masking_restricts_predictions_exactly() -> None:
     head = list(range(10))
-    logits = torch.tensor([
-        [0.0, 0, 0, 9, 0, 5, 0, 1, 0, 0],  # overall argmax 3 (not allowed) -> 5
-        [0.0, 0, 2, 0, 0, 1, 0, 3, 0, 0],  # -> 7
-        [8.0, 0, 4, 0, 0, 0, 0, 0, 0, 0],  # overall 0 -> 2
-    ])
+    logits = torch.tensor(
+        [
+            [0.0, 0, 0, 9, 0, 5, 0, 1, 0, 0],  # overall argmax 3 (not allowed) -> 5
+            [0.0, 0, 2, 0, 0, 1, 0, 3, 0, 0],  # -> 7
+            [8.0, 0, 4, 0, 0, 0, 0, 0, 0, 0],  # overall 0 -> 2
+        ]
+    )
     assert masked_predictions(logits, head, [2, 5, 7]).tolist() == [5, 7, 2]
     targets = torch.tensor([5, 2, 2])
     assert (masked_predictions(logits, head, [2, 5, 7]) == targets).float().mean().item() == pytest.approx(2 / 3)
@@ -80,9 +82,17 @@ def test_v2_folders_map_by_integer_not_string_sort(tmp_path: Path) -> None:
             logits = torch.zeros(len(images), 1000)
             logits[:, class_id] = 1.0
             return logits
+
         return forward
 
-    result = score_folder(always(10), folder, range(1000), lambda im: torch.zeros(3, 8, 8, dtype=torch.uint8), device=torch.device("cpu"), workers=0)
+    result = score_folder(
+        always(10),
+        folder,
+        range(1000),
+        lambda im: torch.zeros(3, 8, 8, dtype=torch.uint8),
+        device=torch.device("cpu"),
+        workers=0,
+    )
     assert (result["correct"], result["images"], result["top1"]) == (2, 10, 0.2)
     (root / "n01440764").mkdir()
     with pytest.raises(InputError, match="unexpected class folder 'n01440764'"):
@@ -124,8 +134,15 @@ def test_an_unreadable_image_is_a_one_line_error_from_a_loader_worker(tmp_path: 
     (tmp_path / "val" / WNID[IN100[0]] / "1.jpg").write_bytes(b"not a jpeg")
     folder = list_folder("imagenet_val", tmp_path / "val", IN100)
     with pytest.raises(InputError) as caught:
-        score_folder(lambda images: torch.zeros(len(images), 1000), folder, range(1000), eval_transform(32),
-                     device=torch.device("cpu"), batch_size=2, workers=1)
+        score_folder(
+            lambda images: torch.zeros(len(images), 1000),
+            folder,
+            range(1000),
+            eval_transform(32),
+            device=torch.device("cpu"),
+            batch_size=2,
+            workers=1,
+        )
     assert str(caught.value).startswith(f"{tmp_path / 'val' / WNID[IN100[0]] / '1.jpg'}: unreadable image")
     assert "Traceback" not in str(caught.value)
 
@@ -137,9 +154,17 @@ def test_val_accepts_the_imagenet_root_with_a_val_folder(tmp_path: Path) -> None
 
 
 def test_metrics_arithmetic() -> None:
-    shifts = {"imagenet_val": 0.870, "imagenet_v2": 0.791, "imagenet_sketch": 0.373, "imagenet_r": 0.378, "imagenet_a": 0.153}
+    shifts = {
+        "imagenet_val": 0.870,
+        "imagenet_v2": 0.791,
+        "imagenet_sketch": 0.373,
+        "imagenet_r": 0.378,
+        "imagenet_a": 0.153,
+    }
     metrics = summarize({k: {"top1": v} for k, v in shifts.items()})
-    assert metrics["average_robustness"] == pytest.approx((0.791 + 0.373 + 0.378 + 0.153) / 4)  # the paper's baseline: 0.424
+    assert metrics["average_robustness"] == pytest.approx(
+        (0.791 + 0.373 + 0.378 + 0.153) / 4
+    )  # the paper's baseline: 0.424
     assert round(metrics["average_robustness"], 3) == 0.424
     assert metrics["effective_robustness_ratio"] == pytest.approx(metrics["average_robustness"] / 0.870)
     assert metrics["average_robustness_complete"] and metrics["val_top1"] == 0.870
@@ -148,7 +173,10 @@ def test_metrics_arithmetic() -> None:
     assert set(EVAL_METRICS_KEYS) <= set(metrics)
     partial = summarize({"imagenet_r": {"top1": 0.5}, "imagenet_a": {"top1": 0.25}})
     assert partial["average_robustness"] == 0.375 and partial["effective_robustness_ratio"] is None
-    assert not partial["average_robustness_complete"] and partial["average_robustness_shifts"] == ["imagenet_r", "imagenet_a"]
+    assert not partial["average_robustness_complete"] and partial["average_robustness_shifts"] == [
+        "imagenet_r",
+        "imagenet_a",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +186,19 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("ckpt")
     write_synthetic_shards(root / "shards", per_class=8, size=32, shards=1)
-    train(TrainConfig(shards=(str(root / "shards"),), out=str(root / "run"), arch="tiny", epochs=1, batch_size=16,
-                      image_size=32, workers=0, augment="standard", device="cpu"))
+    train(
+        TrainConfig(
+            shards=(str(root / "shards"),),
+            out=str(root / "run"),
+            arch="tiny",
+            epochs=1,
+            batch_size=16,
+            image_size=32,
+            workers=0,
+            augment="standard",
+            device="cpu",
+        )
+    )
     return root / "run" / "checkpoints" / "last.pt"
 
 
@@ -170,40 +209,69 @@ def shift_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return write_synthetic_shift_folders(tmp_path_factory.mktemp("shifts"), per_class=2, size=32)
 
 
-def test_cli_eval_prints_the_table_and_writes_json(checkpoint: Path, shift_dirs: dict[str, str], tmp_path: Path) -> None:
+def test_cli_eval_prints_the_table_and_writes_json(
+    checkpoint: Path, shift_dirs: dict[str, str], tmp_path: Path
+) -> None:
     out = tmp_path / "metrics.json"
     args = ["eval", str(checkpoint), "--workers", "0", "--device", "cpu", "--out", str(out)]
     for shift, path in shift_dirs.items():
         args += ["--" + shift.replace("_", "-"), path]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    for text in ("ImageNet-V2", "ImageNet-Sketch", "ImageNet-R", "ImageNet-A", "average robustness", "effective robustness ratio"):
+    for text in (
+        "ImageNet-V2",
+        "ImageNet-Sketch",
+        "ImageNet-R",
+        "ImageNet-A",
+        "average robustness",
+        "effective robustness ratio",
+    ):
         assert text in result.output
     metrics = json.loads(out.read_text())
     assert metrics["model"]["arch"] == "tiny" and metrics["labels"] == "in100"
     assert metrics["shifts"]["imagenet_r"]["classes"] == 36 and metrics["shifts"]["imagenet_a"]["classes"] == 37
     top1 = {k: v["top1"] for k, v in metrics["shifts"].items()}
-    assert metrics["average_robustness"] == pytest.approx(sum(top1[k] for k in ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")) / 4)
+    assert metrics["average_robustness"] == pytest.approx(
+        sum(top1[k] for k in ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")) / 4
+    )
 
 
-def test_checkpoint_of_another_architecture_is_a_clear_error(checkpoint: Path, shift_dirs: dict[str, str], tmp_path: Path) -> None:
+def test_checkpoint_of_another_architecture_is_a_clear_error(
+    checkpoint: Path, shift_dirs: dict[str, str], tmp_path: Path
+) -> None:
     run_dir = checkpoint.parent.parent  # a run directory means its best (here: last) checkpoint
-    assert evaluate(EvalConfig(checkpoint=str(run_dir), imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))["model"]["checkpoint"] == str(checkpoint)
+    assert evaluate(
+        EvalConfig(checkpoint=str(run_dir), imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0)
+    )["model"]["checkpoint"] == str(checkpoint)
     with pytest.raises(InputError, match="trained with --arch tiny, not --arch resnet26"):
-        evaluate(EvalConfig(checkpoint=str(checkpoint), arch="resnet26", imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))
+        evaluate(
+            EvalConfig(
+                checkpoint=str(checkpoint),
+                arch="resnet26",
+                imagenet_val=shift_dirs["imagenet_val"],
+                device="cpu",
+                workers=0,
+            )
+        )
     bare = tmp_path / "vit.pt"
     import timm
 
     torch.save(timm.create_model("test_vit", num_classes=1000).state_dict(), bare)
     with pytest.raises(InputError, match="do not fit --arch tiny.*another architecture"):
-        evaluate(EvalConfig(checkpoint=str(bare), arch="tiny", imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))
+        evaluate(
+            EvalConfig(
+                checkpoint=str(bare), arch="tiny", imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0
+            )
+        )
     with pytest.raises(InputError, match="--arch"):
         evaluate(EvalConfig(checkpoint=str(bare), imagenet_val=shift_dirs["imagenet_val"], device="cpu", workers=0))
     with pytest.raises(ConfigError, match="either CHECKPOINT or --timm-model"):
         evaluate(EvalConfig(imagenet_val=shift_dirs["imagenet_val"]))
 
 
-def test_timm_model_by_name_uses_local_weights_only(shift_dirs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timm_model_by_name_uses_local_weights_only(
+    shift_dirs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import timm
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
@@ -215,7 +283,16 @@ def test_timm_model_by_name_uses_local_weights_only(shift_dirs: dict[str, str], 
         evaluate(EvalConfig(timm_model="test_resnet", imagenet_v2=shift_dirs["imagenet_v2"], device="cpu", workers=0))
     weights = tmp_path / "test_resnet.pth"
     torch.save(timm.create_model("test_resnet", num_classes=1000).state_dict(), weights)
-    metrics = evaluate(EvalConfig(timm_model="test_resnet", timm_weights=str(weights), imagenet_v2=shift_dirs["imagenet_v2"],
-                                  imagenet_r=shift_dirs["imagenet_r"], device="cpu", workers=0, labels="in1k"))
+    metrics = evaluate(
+        EvalConfig(
+            timm_model="test_resnet",
+            timm_weights=str(weights),
+            imagenet_v2=shift_dirs["imagenet_v2"],
+            imagenet_r=shift_dirs["imagenet_r"],
+            device="cpu",
+            workers=0,
+            labels="in1k",
+        )
+    )
     assert metrics["model"]["timm_model"] == "test_resnet"
     assert metrics["shifts"]["imagenet_v2"]["classes"] == 1000 and metrics["shifts"]["imagenet_r"]["classes"] == 200

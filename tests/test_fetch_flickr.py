@@ -18,7 +18,9 @@ from janus_build.fetch.flickr import (
 
 @pytest.fixture(scope="module")
 def fake():
-    with FakeFlickr({291: "lion", 2: "great white shark"}, queries={2: '"great white shark" -cake'}, photos_per_class=600) as server:
+    with FakeFlickr(
+        {291: "lion", 2: "great white shark"}, queries={2: '"great white shark" -cake'}, photos_per_class=600
+    ) as server:
         yield server
 
 
@@ -82,8 +84,17 @@ def test_token_bucket_limits_the_rate():
 
 
 def test_pick_url_takes_the_largest_size_that_fits():
-    photo = {"url_s": "s", "width_s": 240, "height_s": 180, "url_z": "z", "width_z": 640, "height_z": 480,
-             "url_o": "o", "width_o": 4000, "height_o": 3000}
+    photo = {
+        "url_s": "s",
+        "width_s": 240,
+        "height_s": 180,
+        "url_z": "z",
+        "width_z": 640,
+        "height_z": 480,
+        "url_o": "o",
+        "width_o": 4000,
+        "height_o": 3000,
+    }
     assert pick_url(photo, 1024) == ("z", 640, 480)
     assert pick_url(photo, 5000) == ("o", 4000, 3000)
     assert pick_url(photo, 100) == ("s", 240, 180)  # nothing fits: the smallest

@@ -64,8 +64,16 @@ def _read_metadata(out: Path):
 def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
     out = tmp_path / "fetch"
     start = len(fake.calls)
-    config = FetchConfig(out=out, queries=queries_file, per_class=300, api_url=fake.api_url, calls_per_hour=10**6,
-                         threads=8, shard_size=250, workers=2)
+    config = FetchConfig(
+        out=out,
+        queries=queries_file,
+        per_class=300,
+        api_url=fake.api_url,
+        calls_per_hour=10**6,
+        threads=8,
+        shard_size=250,
+        workers=2,
+    )
     result = run_fetch(config, credentials=fake.credentials)
     metadata = _read_metadata(out)
     assert sorted(metadata) == [2, 291]
@@ -75,7 +83,9 @@ def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
         query = parse(rows[0]["query"])
         for row in rows:
             assert row["key"] == f"flickr-{row['photo_id']}" and row["class_id"] == class_id
-            assert row["license_id"] in CREATIVE_COMMONS_LICENSES and row["license"] and row["owner"] and row["owner_name"]
+            assert (
+                row["license_id"] in CREATIVE_COMMONS_LICENSES and row["license"] and row["owner"] and row["owner_name"]
+            )
             assert row["source"] == "flickr" and row["source_id"] == row["photo_id"] and row["url"]
             assert query.explain_drop(row["title"], row["tags"], row["description"]) is None
         assert [r["rank"] for r in rows] == list(range(300))
@@ -103,10 +113,16 @@ def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
     samples = list(images.iter_samples(out / "images"))
     assert [s["__key__"] for s in samples] == keys
     first = samples[0]
-    assert images.open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-"):]
+    assert (
+        images.open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-") :]
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["completed"] and manifest["stage"] == "fetch"
-    served = [(c["text"], c["min_upload_date"], c["max_upload_date"], c["page"]) for c in fake.calls[start:] if c["fault"] is None]
+    served = [
+        (c["text"], c["min_upload_date"], c["max_upload_date"], c["page"])
+        for c in fake.calls[start:]
+        if c["fault"] is None
+    ]
     assert served and len(served) == len(set(served))
     # A second run does nothing new: every page is done.
     calls = len(fake.calls)
@@ -123,10 +139,21 @@ def test_more_than_4000_results_are_fetched_through_date_windows(tmp_path):
         queries.write_text('[[class]]\nid = 7\nname = "cock"\nqueries = ["cock"]\n')
         matching = big.search("cock", set(CREATIVE_COMMONS_LICENSES), 1, None, None)
         assert len(matching) > MAX_RESULTS
-        expected = {f"flickr-{p.photo_id}" for p in matching if parse("cock").explain_drop(p.title, p.tags, p.description) is None}
+        expected = {
+            f"flickr-{p.photo_id}"
+            for p in matching
+            if parse("cock").explain_drop(p.title, p.tags, p.description) is None
+        }
         out = tmp_path / "big"
         result = run_fetch(
-            FetchConfig(out=out, queries=queries, per_class=20_000, api_url=big.api_url, calls_per_hour=10**6, metadata_only=True),
+            FetchConfig(
+                out=out,
+                queries=queries,
+                per_class=20_000,
+                api_url=big.api_url,
+                calls_per_hour=10**6,
+                metadata_only=True,
+            ),
             credentials=big.credentials,
         )
         rows = _read_metadata(out)[7]
@@ -143,7 +170,10 @@ def test_more_than_4000_results_are_fetched_through_date_windows(tmp_path):
 def _done_requests(state_path: Path):
     db = sqlite3.connect(state_path)
     try:
-        bounds = {(c, q, p): (lo, hi) for c, q, p, lo, hi in db.execute("SELECT class_id, query_index, path, lo, hi FROM windows")}
+        bounds = {
+            (c, q, p): (lo, hi)
+            for c, q, p, lo, hi in db.execute("SELECT class_id, query_index, path, lo, hi FROM windows")
+        }
         pages = db.execute("SELECT class_id, query_index, path, page FROM pages").fetchall()
     finally:
         db.close()
@@ -154,8 +184,24 @@ def _done_requests(state_path: Path):
 def test_kill_and_resume(fake, queries_file, tmp_path):
     env = {**os.environ, "FLICKR_API_KEY": fake.api_key, "FLICKR_API_SECRET": fake.api_secret, "NO_COLOR": "1"}
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "janus_build", "-vv", "fetch", "--out", str(out), "--queries", str(queries_file),
-            "--per-class", "1200", "--api-url", fake.api_url, "--calls-per-hour", "1000000", "--metadata-only"]
+    args = [
+        sys.executable,
+        "-m",
+        "janus_build",
+        "-vv",
+        "fetch",
+        "--out",
+        str(out),
+        "--queries",
+        str(queries_file),
+        "--per-class",
+        "1200",
+        "--api-url",
+        fake.api_url,
+        "--calls-per-hour",
+        "1000000",
+        "--metadata-only",
+    ]
     fake.latency = 0.4
     try:
         log = open(tmp_path / "run1.log", "w")
@@ -187,8 +233,17 @@ def test_kill_and_resume(fake, queries_file, tmp_path):
     assert not asked_again
     # Same final set as an uninterrupted run.
     reference = tmp_path / "reference"
-    run_fetch(FetchConfig(out=reference, queries=queries_file, per_class=1200, api_url=fake.api_url, calls_per_hour=10**6,
-                          metadata_only=True), credentials=fake.credentials)
+    run_fetch(
+        FetchConfig(
+            out=reference,
+            queries=queries_file,
+            per_class=1200,
+            api_url=fake.api_url,
+            calls_per_hour=10**6,
+            metadata_only=True,
+        ),
+        credentials=fake.credentials,
+    )
     got, want = _read_metadata(out), _read_metadata(reference)
     for class_id in want:
         assert [r["key"] for r in got[class_id]] == [r["key"] for r in want[class_id]]
@@ -208,9 +263,22 @@ def test_invalid_key_is_one_clear_line(fake, queries_file, tmp_path, monkeypatch
     monkeypatch.setenv("FLICKR_API_KEY", "not-the-key-123")
     monkeypatch.setenv("FLICKR_API_SECRET", "nope-secret")
     result = subprocess.run(
-        [sys.executable, "-m", "janus_build", "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file),
-         "--api-url", fake.api_url, "--metadata-only"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "janus_build",
+            "fetch",
+            "--out",
+            str(tmp_path / "o"),
+            "--queries",
+            str(queries_file),
+            "--api-url",
+            fake.api_url,
+            "--metadata-only",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "FLICKR_API_KEY" in result.stderr and "error 100" in result.stderr
@@ -219,8 +287,11 @@ def test_invalid_key_is_one_clear_line(fake, queries_file, tmp_path, monkeypatch
 
 def test_cli_validates_options(fake, queries_file, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file), "--classes", "999"],
-                           env={"FLICKR_API_KEY": "k-123456", "FLICKR_API_SECRET": "s"})
+    result = runner.invoke(
+        app,
+        ["fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file), "--classes", "999"],
+        env={"FLICKR_API_KEY": "k-123456", "FLICKR_API_SECRET": "s"},
+    )
     assert result.exit_code != 0 and "--classes: 999" in str(result.exception or result.output)
     result = runner.invoke(app, ["fetch", "--out", str(tmp_path / "o"), "--licenses", "1,99"])
     assert result.exit_code != 0 and "--licenses" in str(result.exception or result.output)

@@ -49,7 +49,7 @@ def test_phrases_and_canonical_text():
         ("OR lion", "OR needs a required term before it", 1),
         ("lion AND", "AND needs a required term after it", 6),
         ("lion OR -cat", "OR needs a required term after it", 6),
-        ('"" lion', 'empty quoted phrase', 1),
+        ('"" lion', "empty quoted phrase", 1),
         ('lion"s', "a quote inside a word", 5),
     ],
 )
@@ -69,7 +69,7 @@ def test_repeated_exclusion_is_a_warning_only():
 
 
 def test_local_application_names_the_rule():
-    query = parse('bumblebee OR wasp -jet AND flower')
+    query = parse("bumblebee OR wasp -jet AND flower")
     assert query.explain_drop("A wasp", "flower garden", "") is None
     assert query.explain_drop("Wasps!", "flowers", "") is None  # plural s ignored
     assert query.explain_drop("A wasp", "flower", "seen near a jet") == "exclude:jet"
@@ -103,8 +103,12 @@ def test_queries_check_cli(tmp_path):
     ok = runner.invoke(app, ["queries", "check", str(IN100)])
     assert ok.exit_code == 0, ok.output
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[class]]\nid = 7\nname = "x"\nqueries = ["lion -", "\\"a b"]\n[[class]]\nid = 8\nname = "y"\nqueries = [""]\n')
-    result = subprocess.run([sys.executable, "-m", "janus_build", "queries", "check", str(bad)], capture_output=True, text=True)
+    bad.write_text(
+        '[[class]]\nid = 7\nname = "x"\nqueries = ["lion -", "\\"a b"]\n[[class]]\nid = 8\nname = "y"\nqueries = [""]\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "janus_build", "queries", "check", str(bad)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "class 7 (x), query 1 'lion -', column 6" in result.stderr
     assert "class 7 (x), query 2" in result.stderr and "unbalanced quote" in result.stderr
@@ -127,8 +131,15 @@ def test_load_queries_refuses_bad_files_and_unknown_classes(tmp_path):
 def test_generator_reproduces_the_committed_file(janus_facts, tmp_path):
     out = tmp_path / "in100.toml"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_queries.py"), str(janus_facts / "in100_classes.tsv"), "--out", str(out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "generate_queries.py"),
+            str(janus_facts / "in100_classes.tsv"),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     assert out.read_text() == IN100.read_text()
 

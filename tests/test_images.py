@@ -17,7 +17,9 @@ def test_write_then_read_back_by_key_and_in_order(tmp_path):
     with ImageShardWriter(tmp_path, "00000") as writer:
         for i in range(4):
             writer.write(f"flickr-{i}", class_image(i, i), {"class_id": i, "title": f"t{i}"}, extra={"txt": f"cap {i}"})
-        writer.write("flickr-9", None, {"class_id": 1, "title": "gone"}, status="download_failed", error_message="HTTP 404")
+        writer.write(
+            "flickr-9", None, {"class_id": 1, "title": "gone"}, status="download_failed", error_message="HTTP 404"
+        )
     assert shard_names(tmp_path) == ["00000"]
     index = read_index(tmp_path).to_pylist()
     assert [r["key"] for r in index] == ["flickr-0", "flickr-1", "flickr-2", "flickr-3", "flickr-9"]
@@ -33,10 +35,9 @@ def test_write_then_read_back_by_key_and_in_order(tmp_path):
 
 
 def test_failed_shard_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with ImageShardWriter(tmp_path, "00000") as writer:
-            writer.write("a", class_image(0, 0), {})
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), ImageShardWriter(tmp_path, "00000") as writer:
+        writer.write("a", class_image(0, 0), {})
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="no finished image shards"):
         read_index(tmp_path)

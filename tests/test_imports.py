@@ -59,7 +59,9 @@ def imagenet(tmp_path) -> tuple[Path, dict[str, bytes]]:
 
 
 def _config(root, out, **kw) -> FoldersImportConfig:
-    return FoldersImportConfig(root=root, out=out, **{"layout": "wnid", "labels": "in100", "shard_size": 4, "workers": 2, **kw})
+    return FoldersImportConfig(
+        root=root, out=out, **{"layout": "wnid", "labels": "in100", "shard_size": 4, "workers": 2, **kw}
+    )
 
 
 def test_wnid_layout_labels_bytes_and_failures(imagenet, tmp_path):
@@ -75,7 +77,9 @@ def test_wnid_layout_labels_bytes_and_failures(imagenet, tmp_path):
         assert row["label_source"] == "ground_truth" and row["source"] == "imagenet" and row["url"] is None
         assert row["license"] == "ImageNet terms of access" and row["title"] == ""
         assert row["key"] == "imagenet-" + rel.rsplit(".", 1)[0].replace("/", "-")
-        assert read_image(tmp_path / "out", row["shard"], row["image_offset"], row["image_size"]) == data  # no re-encode
+        assert (
+            read_image(tmp_path / "out", row["shard"], row["image_offset"], row["image_size"]) == data
+        )  # no re-encode
         assert row["image_ext"] == sniff_image_ext(data)  # the PNG named .JPEG is stored as png
     assert {r["image_ext"] for r in rows.values() if r["status"] == "success"} == {"jpg", "png"}
     corrupt, empty = rows[f"{IN100.wnids[CLASSES[0]]}/corrupt.JPEG"], rows[f"{IN100.wnids[CLASSES[0]]}/empty.jpg"]
@@ -110,7 +114,9 @@ def test_index_and_name_layouts(tmp_path):
     import_folders(_config(named, tmp_path / "namedout", layout="name", labels=str(labels)))
     rows = read_index(tmp_path / "namedout").to_pylist()
     assert {(r["key"], r["label"], r["source"], r["license"]) for r in rows} == {
-        ("custom-cat-x", 0, "custom", "unknown"), ("custom-snow_leopard-x", 1, "custom", "unknown")}
+        ("custom-cat-x", 0, "custom", "unknown"),
+        ("custom-snow_leopard-x", 1, "custom", "unknown"),
+    }
     (named / "dog").mkdir()
     with pytest.raises(InputError, match=r"not a class name of label set 'animals'.*'dog'"):
         import_folders(_config(named, tmp_path / "namedout2", layout="name", labels=str(labels)))
@@ -157,8 +163,24 @@ def test_bad_inputs(imagenet, tmp_path):
 
 def test_cli_folders(imagenet, tmp_path):
     root, files = imagenet
-    result = CliRunner().invoke(app, ["import", "folders", str(root), "--out", str(tmp_path / "o"), "--layout", "wnid",
-                                      "--labels", "in100", "--shard-size", "100", "--license", "mine"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "import",
+            "folders",
+            str(root),
+            "--out",
+            str(tmp_path / "o"),
+            "--layout",
+            "wnid",
+            "--labels",
+            "in100",
+            "--shard-size",
+            "100",
+            "--license",
+            "mine",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"{len(files)} image(s) in 3 class(es)" in result.output
     assert set(read_index(tmp_path / "o").column("license").to_pylist()) == {"mine"}
@@ -169,8 +191,11 @@ def _img2dataset_output(directory: Path) -> list[dict]:
     """img2dataset's webdataset layout: rows in completion order, keys 000000000.., a failure without members."""
     directory.mkdir()
     shards = {
-        "00000": [("000000001", "laion100-2", 1, "success"), ("000000000", "laion100-1", 0, "success"),
-                  ("000000002", "laion100-3", 2, "failed_to_download")],
+        "00000": [
+            ("000000001", "laion100-2", 1, "success"),
+            ("000000000", "laion100-1", 0, "success"),
+            ("000000002", "laion100-3", 2, "failed_to_download"),
+        ],
         "00001": [("000010000", "laion100-5", 4, "success"), ("000010001", None, 5, "success")],
     }
     expected = []
@@ -179,14 +204,24 @@ def _img2dataset_output(directory: Path) -> list[dict]:
         meta = []
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for i2d_key, janus_key, n, status in rows:
-                row = {"janus_key": janus_key, "caption": f"a photo {n}", "url": f"http://x/{n}.jpg", "key": i2d_key,
-                       "status": status, "error_message": None if status == "success" else "HTTP Error 404",
-                       "width": 16 if status == "success" else None}
+                row = {
+                    "janus_key": janus_key,
+                    "caption": f"a photo {n}",
+                    "url": f"http://x/{n}.jpg",
+                    "key": i2d_key,
+                    "status": status,
+                    "error_message": None if status == "success" else "HTTP Error 404",
+                    "width": 16 if status == "success" else None,
+                }
                 meta.append(row)
                 if status != "success":
                     continue
                 data = class_image(CLASSES[n % 3], n, 16, fmt="PNG" if n == 4 else "JPEG")
-                for ext, payload in (("jpg", data), ("txt", row["caption"].encode()), ("json", json.dumps(row).encode())):
+                for ext, payload in (
+                    ("jpg", data),
+                    ("txt", row["caption"].encode()),
+                    ("json", json.dumps(row).encode()),
+                ):
                     info = tarfile.TarInfo(f"{i2d_key}.{ext}")
                     info.size = len(payload)
                     tar.addfile(info, io.BytesIO(payload))
@@ -203,7 +238,12 @@ def test_img2dataset_rekeyed(tmp_path):
     summary = import_img2dataset(Img2datasetImportConfig(input=tmp_path / "i2d", out=tmp_path / "o"))
     index = read_index(tmp_path / "o")
     rows = {r["key"]: r for r in index.to_pylist()}
-    assert list(index.column("key").to_pylist()) == ["laion100-1", "laion100-2", "laion100-3", "laion100-5"]  # i2d key order
+    assert list(index.column("key").to_pylist()) == [
+        "laion100-1",
+        "laion100-2",
+        "laion100-3",
+        "laion100-5",
+    ]  # i2d key order
     for key, data in expected:
         if key is None:
             continue
@@ -224,13 +264,23 @@ def test_url_list_from_match_output(tmp_path):
     match = tmp_path / "match"
     match.mkdir()
     (match / "manifest.json").write_text(json.dumps({"stage": "match", "config": {"strategy": "sc"}}))
-    pq.write_table(pa.table({"URL": ["http://a", "http://b", None], "TEXT": ["a lion", "nothing", "a tench"],
-                             "key": ["s-0", "s-1", "s-2"], "label": pa.array([291, -1, 0], pa.int32())}), match / "00000.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "URL": ["http://a", "http://b", None],
+                "TEXT": ["a lion", "nothing", "a tench"],
+                "key": ["s-0", "s-1", "s-2"],
+                "label": pa.array([291, -1, 0], pa.int32()),
+            }
+        ),
+        match / "00000.parquet",
+    )
     (match / "00000_stats.json").write_text("{}")
     result = write_url_list(UrlListConfig(match_dir=match, out=tmp_path / "urls.parquet"))
     table = pq.read_table(tmp_path / "urls.parquet")
     assert table.column_names == ["janus_key", "URL", "TEXT"] and table.to_pylist() == [
-        {"janus_key": "s-0", "URL": "http://a", "TEXT": "a lion"}]
+        {"janus_key": "s-0", "URL": "http://a", "TEXT": "a lion"}
+    ]
     assert result["rows"] == 3 and result["written"] == 1
     with pytest.raises(InputError, match="not a janus match output"):
         write_url_list(UrlListConfig(match_dir=tmp_path, out=tmp_path / "u.parquet"))
@@ -239,8 +289,19 @@ def test_url_list_from_match_output(tmp_path):
 def test_balance_reads_imported_folders(imagenet, tmp_path):
     root, files = imagenet
     import_folders(_config(root, tmp_path / "in100"))
-    result = CliRunner().invoke(app, ["balance", f"name=in100,images={tmp_path / 'in100'},labels=ground_truth,kind=imagenet",
-                                      "--labels", "in100", "--out", str(tmp_path / "bal"), "--val-fraction", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "balance",
+            f"name=in100,images={tmp_path / 'in100'},labels=ground_truth,kind=imagenet",
+            "--labels",
+            "in100",
+            "--out",
+            str(tmp_path / "bal"),
+            "--val-fraction",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     balanced = read_index(tmp_path / "bal" / "train").to_pylist()
     imported = {r["key"]: r["label"] for r in read_index(tmp_path / "in100").to_pylist() if r["status"] == "success"}

@@ -19,6 +19,7 @@ from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match import MatchConfig, run_match
 from janus_build.match.matcher import Matcher, TermTable
 
+
 def matcher(labels: str = "in1k", classnames: str = "openai", max_ngram: int = 3) -> Matcher:
     return Matcher(TermTable(terms_for(load_label_set(labels), load_term_set(classnames)), max_ngram=max_ngram))
 
@@ -79,14 +80,49 @@ def test_ambiguous_term_gives_every_class_in_label_order():
 
 
 def test_html_urls_and_punctuation(in1k):
-    texts = ['<a href="https://shop.example/goose-feathers">Koala</a> plush', "www.lion.example/koala.jpg", "lion,koala;goose"]
+    texts = [
+        '<a href="https://shop.example/goose-feathers">Koala</a> plush',
+        "www.lion.example/koala.jpg",
+        "lion,koala;goose",
+    ]
     assert in1k.match(pa.array(texts, pa.string())).labels.to_pylist() == [[105], [], [291, 105, 99]]
 
 
 def test_mc_caps_at_25_classes():
     m = matcher()
-    names = [load_label_set("in1k").names[i] for i in (1, 2, 6, 8, 13, 18, 19, 22, 23, 76, 84, 88, 99, 105, 107,
-                                                        130, 291, 309, 310, 340, 386, 388, 954, 950, 951, 963, 966, 980)]
+    names = [
+        load_label_set("in1k").names[i]
+        for i in (
+            1,
+            2,
+            6,
+            8,
+            13,
+            18,
+            19,
+            22,
+            23,
+            76,
+            84,
+            88,
+            99,
+            105,
+            107,
+            130,
+            291,
+            309,
+            310,
+            340,
+            386,
+            388,
+            954,
+            950,
+            951,
+            963,
+            966,
+            980,
+        )
+    ]
     result = m.match(pa.array([" , ".join(names)], pa.string()))
     assert len(result.labels.to_pylist()[0]) == 25
 
@@ -141,8 +177,11 @@ def test_stage_outputs_and_stats(tmp_path, laion_sample):
 
 
 def test_truth_figures_and_plot(tmp_path):
-    data = write(tmp_path / "cap.parquet", caption=["a goose", "a lion", "a koala", "nothing", "goose and lion"],
-                 truth=pa.array([99, 99, 105, 291, 291], pa.int32()))
+    data = write(
+        tmp_path / "cap.parquet",
+        caption=["a goose", "a lion", "a koala", "nothing", "goose and lion"],
+        truth=pa.array([99, 99, 105, 291, 291], pa.int32()),
+    )
     stats = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), truth_col="truth"))
     assert stats["labelled"] == 4 and stats["correct"] == 2  # goose ok, lion wrong, koala ok, goose(sc) wrong
     assert stats["label_accuracy"] == 0.5 and stats["dataset_utilization"] == 0.4
@@ -163,8 +202,19 @@ def test_gates_exit_3_after_writing_stats(tmp_path):
 
 def test_shipped_sample_passes_its_ci_gate(tmp_path):
     """The project's own CI check on a committed fixture with ground truth."""
-    cmd = [sys.executable, "-m", "janus_build", "match", "--sample", "--out", str(tmp_path / "s"),
-           "--min-label-accuracy", "0.9", "--min-utilization", "0.8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "janus_build",
+        "match",
+        "--sample",
+        "--out",
+        str(tmp_path / "s"),
+        "--min-label-accuracy",
+        "0.9",
+        "--min-utilization",
+        "0.8",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     stats = json.loads((tmp_path / "s" / "stats.json").read_text())
@@ -174,8 +224,12 @@ def test_shipped_sample_passes_its_ci_gate(tmp_path):
 
 
 def test_yfcc_style_joined_text_columns(tmp_path):
-    data = write(tmp_path / "yfcc.parquet", title=["holiday", None, None], description=["we saw", "", None],
-                 tags=[["koala", "australia"], ["lion"], None])
+    data = write(
+        tmp_path / "yfcc.parquet",
+        title=["holiday", None, None],
+        description=["we saw", "", None],
+        tags=[["koala", "australia"], ["lion"], None],
+    )
     run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), text_cols=("title", "description", "tags")))
     assert pq.read_table(tmp_path / "o" / "00000.parquet").column("label").to_pylist() == [105, 291, -1]
 
@@ -184,8 +238,14 @@ def test_inputs_directories_and_globs(tmp_path):
     (tmp_path / "in").mkdir()
     for i in range(3):
         write(tmp_path / "in" / f"part-{i}.parquet", TEXT=[f"goose {i}"])
-    stats = run_match(MatchConfig(inputs=(str(tmp_path / "in"), str(tmp_path / "in" / "part-1*")), out=str(tmp_path / "o")))
-    assert stats["rows"] == 3 and sorted(p.name for p in (tmp_path / "o").glob("*.parquet")) == ["00000.parquet", "00001.parquet", "00002.parquet"]
+    stats = run_match(
+        MatchConfig(inputs=(str(tmp_path / "in"), str(tmp_path / "in" / "part-1*")), out=str(tmp_path / "o"))
+    )
+    assert stats["rows"] == 3 and sorted(p.name for p in (tmp_path / "o").glob("*.parquet")) == [
+        "00000.parquet",
+        "00001.parquet",
+        "00002.parquet",
+    ]
 
 
 def test_workers_give_the_same_output(tmp_path, laion_sample):
@@ -193,10 +253,14 @@ def test_workers_give_the_same_output(tmp_path, laion_sample):
     for i in range(4):
         pq.write_table(source.slice(i * 250, 250), tmp_path / f"s{i}.parquet")
     one = run_match(MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "one"), labels="in1k"))
-    two = run_match(MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "two"), labels="in1k", workers=2))
+    two = run_match(
+        MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "two"), labels="in1k", workers=2)
+    )
     assert one["per_class"] == two["per_class"]
     for i in range(4):
-        assert pq.read_table(tmp_path / "one" / f"0000{i}.parquet").equals(pq.read_table(tmp_path / "two" / f"0000{i}.parquet"))
+        assert pq.read_table(tmp_path / "one" / f"0000{i}.parquet").equals(
+            pq.read_table(tmp_path / "two" / f"0000{i}.parquet")
+        )
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -259,8 +323,11 @@ def test_output_directory_with_other_content_refused(tmp_path):
 
 def test_cli_user_errors_are_one_line(tmp_path):
     data = write(tmp_path / "x.parquet", url=["u"])
-    done = subprocess.run([sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "caption column 'TEXT' not found" in done.stderr
 
@@ -287,7 +354,17 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
     big = pa.concat_tables([source] * 30)  # 30k rows per shard, so the kill lands mid-run
     for i in range(6):
         pq.write_table(big, tmp_path / f"part{i}.parquet")
-    cmd = [sys.executable, "-m", "janus_build", "match", str(tmp_path / "part*.parquet"), "--out", str(tmp_path / "o"), "--labels", "in1k"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "janus_build",
+        "match",
+        str(tmp_path / "part*.parquet"),
+        "--out",
+        str(tmp_path / "o"),
+        "--labels",
+        "in1k",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while not list((tmp_path / "o").glob("*_stats.json")) and time.time() < deadline:
@@ -324,8 +401,12 @@ def test_arrow_token_lookup_equals_the_python_lemmatiser(in1k):
 
 
 def test_reasons_with_several_text_columns(tmp_path):
-    data = write(tmp_path / "mix.parquet", title=["a goose", None, None, "x" * 200_001, None],
-                 views=pa.array([None, 5, None, None, 7], pa.int64()), tags=["", "", None, "lion", "  "])
+    data = write(
+        tmp_path / "mix.parquet",
+        title=["a goose", None, None, "x" * 200_001, None],
+        views=pa.array([None, 5, None, None, 7], pa.int64()),
+        tags=["", "", None, "lion", "  "],
+    )
     stats = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), text_cols=("title", "views", "tags")))
     # row 0 labelled; row 1 only a number; row 2 nothing; row 3 too long; row 4 a number and blanks
     assert stats["labelled"] == 1

@@ -18,8 +18,13 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
     source = pq.read_table(laion_sample)
     pq.write_table(source.slice(0, 600), tmp_path / "a.parquet")
     pq.write_table(source.slice(600), tmp_path / "b c.parquet")  # a space: Spark sees it URL-encoded
-    odd = pa.table({"TEXT": ["a goose", None, "", "lion " * 30_000, "koala", "tiger shark"],
-                    "URL": ["u"] * 6, "truth": pa.array([99, 99, -1, 291, 8, 3], pa.int32())})
+    odd = pa.table(
+        {
+            "TEXT": ["a goose", None, "", "lion " * 30_000, "koala", "tiger shark"],
+            "URL": ["u"] * 6,
+            "truth": pa.array([99, 99, -1, 291, 8, 3], pa.int32()),
+        }
+    )
     pq.write_table(odd, tmp_path / "odd.parquet")
     common = dict(inputs=(str(tmp_path / "*.parquet"),), labels="in1k", strategy="mc")
     local = run_match(MatchConfig(out=str(tmp_path / "local"), **common))
@@ -30,7 +35,9 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
         b = pq.read_table(tmp_path / "spark" / f"{name}.parquet")
         assert a.column_names == b.column_names
         assert a.to_pylist() == b.to_pylist()
-    assert sorted(p.name for p in (tmp_path / "spark").iterdir()) == sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert sorted(p.name for p in (tmp_path / "spark").iterdir()) == sorted(
+        p.name for p in (tmp_path / "local").iterdir()
+    )
     # ground-truth figures too
     only_odd = dict(inputs=(str(tmp_path / "odd.parquet"),), truth_col="truth", max_caption_chars=100_000)
     local = run_match(MatchConfig(out=str(tmp_path / "l2"), **only_odd))
@@ -49,7 +56,11 @@ def test_missing_java_is_a_one_line_error(tmp_path):
     pq.write_table(pa.table({"TEXT": ["a goose"]}), data)
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = os.path.dirname(sys.executable)  # python, but no java
-    done = subprocess.run([sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o"),
-                           "--engine", "spark"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o"), "--engine", "spark"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 2
     assert "needs Java 17+" in done.stderr and "Traceback" not in done.stderr

@@ -10,8 +10,15 @@ from janus_build.errors import SchemaError
 
 
 def test_validate_casts_orders_and_keeps_extra_columns():
-    table = pa.table({"extra": ["x"], "label": pa.array([5], pa.int64()), "key": ["k"],
-                      "labels": [[5]], "matched_terms": [["goose"]]})
+    table = pa.table(
+        {
+            "extra": ["x"],
+            "label": pa.array([5], pa.int64()),
+            "key": ["k"],
+            "labels": [[5]],
+            "matched_terms": [["goose"]],
+        }
+    )
     out = schemas.validate(table, schemas.MATCH_ADDED, "shard 1")
     assert out.column_names == ["key", "label", "labels", "matched_terms", "extra"]
     assert out.schema.field("label").type == pa.int32()

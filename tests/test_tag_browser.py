@@ -20,15 +20,21 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from tag_fixtures import XSS_TITLE, key, known_decision, make_stage
 
 from janus_build.tag.db import TagQueue, default_db_path
-from tag_fixtures import XSS_TITLE, key, known_decision, make_stage
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 BIG_CLASS, SMALL_CLASS, BIG, SMALL = 1, 291, 1000, 30
 KEYS = {"in": "i", "out": "o", "unsure": "u"}
 
@@ -47,8 +53,20 @@ class Server:
         self.url = f"http://127.0.0.1:{port}/"
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "janus_build", "tag", "serve", str(self.stage), "--port", str(self.port),
-               "--annotator", "alice", "--overlap", "0"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "janus_build",
+            "tag",
+            "serve",
+            str(self.stage),
+            "--port",
+            str(self.port),
+            "--annotator",
+            "alice",
+            "--overlap",
+            "0",
+        ]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -88,7 +106,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    stage = make_stage(tmp_path_factory.mktemp("tagui") / "fetch", {BIG_CLASS: BIG, SMALL_CLASS: SMALL}, shards=3, size=12)
+    stage = make_stage(
+        tmp_path_factory.mktemp("tagui") / "fetch", {BIG_CLASS: BIG, SMALL_CLASS: SMALL}, shards=3, size=12
+    )
     server = Server(stage, _free_port())
     server.start()
     yield server
@@ -115,7 +135,9 @@ def _open(browser, url: str, class_id: int):
     page.wait_for_function("() => document.body.dataset.state !== 'loading'", timeout=15000)
     if page.evaluate("window.__janus.classId") != class_id:
         page.select_option("#class-select", str(class_id))
-        page.wait_for_function("c => window.__janus.classId === c && document.body.dataset.state === 'ready'", arg=class_id)
+        page.wait_for_function(
+            "c => window.__janus.classId === c && document.body.dataset.state === 'ready'", arg=class_id
+        )
     return context, page, errors
 
 
@@ -211,15 +233,41 @@ def test_keyboard_tagging_of_a_1000_image_class_survives_a_killed_server(browser
     assert {k: decided[k] for k in expected} == expected
 
     # Table 8 figures and the export equal the decisions made in the page.
-    out = subprocess.run([sys.executable, "-m", "janus_build", "tag", "stats", str(served.stage), "--json",
-                          str(tmp_path / "stats.json")], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "janus_build",
+            "tag",
+            "stats",
+            str(served.stage),
+            "--json",
+            str(tmp_path / "stats.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     row = next(r for r in json.loads((tmp_path / "stats.json").read_text())["classes"] if r["class_id"] == BIG_CLASS)
     good = sum(d == "in" for d in expected.values())
     assert (row["good"], row["total"], row["available"], row["remaining"]) == (good, BIG, 10 * BIG + 7, 0)
     assert row["pct_good"] == round(100 * good / BIG, 2)
-    out = subprocess.run([sys.executable, "-m", "janus_build", "tag", "export", str(served.stage), "--out",
-                          str(tmp_path / "tags.parquet")], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "janus_build",
+            "tag",
+            "export",
+            str(served.stage),
+            "--out",
+            str(tmp_path / "tags.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     table = pq.read_table(tmp_path / "tags.parquet").to_pylist()
     assert {r["key"]: r["decision"] for r in table if r["class_id"] == BIG_CLASS} == expected
@@ -240,7 +288,6 @@ def test_two_tabs_never_get_the_same_image(browser, served):
     assert all(decided[k] == "in" for k in seen["a"]) and all(decided[k] == "out" for k in seen["b"])
     tab_a.close()
     tab_b.close()
-
 
 
 @pytest.fixture(scope="module")

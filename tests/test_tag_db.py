@@ -9,6 +9,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+from tag_fixtures import key, known_decision, make_match_output, make_stage
 
 from janus_build import schemas
 from janus_build.errors import ConfigError, InputError, SchemaError
@@ -16,7 +17,6 @@ from janus_build.tag import Decision, TagQueue, compute_stats, export_tags, open
 from janus_build.tag.audit import AuditConfig, build_audit_queue
 from janus_build.tag.db import default_db_path
 from janus_build.tag.stats import cohen_kappa, wilson_interval
-from tag_fixtures import key, known_decision, make_match_output, make_stage
 
 
 @pytest.fixture()
@@ -169,7 +169,10 @@ def test_table8_stats_and_export_match_known_decisions(stage, tmp_path):
         assert (row["good"], row["total"], row["available"]) == (good, n, 10 * n + 7)
         assert row["pct_good"] == round(100 * good / n, 2)
     table = pq.read_table(tmp_path / "tags.parquet")
-    assert table.schema.names[:5] == schemas.TAGS.names and table.schema.field("time").type == schemas.TAGS.field("time").type
+    assert (
+        table.schema.names[:5] == schemas.TAGS.names
+        and table.schema.field("time").type == schemas.TAGS.field("time").type
+    )
     assert dict(zip(table.column("key").to_pylist(), table.column("decision").to_pylist())) == answers
     assert set(table.column("annotator").to_pylist()) == {"alice"} and summary["rows"] == 20
 
@@ -244,7 +247,7 @@ def test_progress_counters_stay_equal_to_a_recount(stage):
                 with queue._write() as cur:
                     _recount(cur)
                 assert kept == [queue.progress(c) for c in (1, 291)], step
-                assert 0 < kept[0]["done"] + kept[1]["done"]
+                assert kept[0]["done"] + kept[1]["done"] > 0
 
 
 def test_available_counts_from_either_report_layout(tmp_path):
@@ -261,6 +264,8 @@ def test_available_counts_from_either_report_layout(tmp_path):
 def test_class_names_come_from_the_fetch_report_before_imagenet(tmp_path):
     from janus_build.tag.stats import class_names
 
-    (tmp_path / "report.json").write_text('{"classes": {"0": {"name": "corvid", "available": 3}, "291": {"available": 1}}}')
+    (tmp_path / "report.json").write_text(
+        '{"classes": {"0": {"name": "corvid", "available": 3}, "291": {"available": 1}}}'
+    )
     assert class_names([0, 291, 5000], tmp_path) == {0: "corvid", 291: "lion", 5000: ""}
     assert class_names([0, 291]) == {0: "tench", 291: "lion"}

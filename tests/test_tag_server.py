@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from starlette.testclient import TestClient
+from tag_fixtures import XSS_TITLE, key, known_decision, make_match_output, make_stage
 from typer.testing import CliRunner
 
 from janus_build.cli import app
@@ -12,7 +13,6 @@ from janus_build.errors import ConfigError
 from janus_build.synthetic import class_image
 from janus_build.tag import open_queue
 from janus_build.tag.server import ServeConfig, check_host, create_app
-from tag_fixtures import XSS_TITLE, key, known_decision, make_match_output, make_stage
 
 WHO = {"annotator": "alice", "client": "tab-1"}
 
@@ -40,14 +40,24 @@ def test_next_decide_undo_recent_progress(client):
     items = client.get("/api/next", params={"class_id": 1, "n": 3, **WHO}).json()["items"]
     assert [i["key"] for i in items] == [key(1, 0), key(1, 1), key(1, 2)]
     assert items[0]["title"] == XSS_TITLE  # data stays data; the page sets it with textContent
-    other = client.get("/api/next", params={"class_id": 1, "n": 3, "annotator": "alice", "client": "tab-2"}).json()["items"]
+    other = client.get("/api/next", params={"class_id": 1, "n": 3, "annotator": "alice", "client": "tab-2"}).json()[
+        "items"
+    ]
     assert not {i["key"] for i in items} & {i["key"] for i in other}
     saved = client.post("/api/decide", json={"key": key(1, 0), "decision": "in", **WHO}).json()["saved"]
     assert saved[0]["action"] == "decide"
-    client.post("/api/decide_batch", json={"decisions": [{"key": key(1, 1), "decision": "out"},
-                                                         {"key": key(1, 2), "decision": "unsure"}], **WHO})
+    client.post(
+        "/api/decide_batch",
+        json={"decisions": [{"key": key(1, 1), "decision": "out"}, {"key": key(1, 2), "decision": "unsure"}], **WHO},
+    )
     progress = client.get("/api/progress", params={"class_id": 1, "annotator": "alice"}).json()
-    assert (progress["done"], progress["remaining"], progress["in"], progress["out"], progress["unsure"]) == (3, 3, 1, 1, 1)
+    assert (progress["done"], progress["remaining"], progress["in"], progress["out"], progress["unsure"]) == (
+        3,
+        3,
+        1,
+        1,
+        1,
+    )
     assert progress["in_rate"] == pytest.approx(1 / 3, abs=1e-3) and progress["decisions_per_minute"] is not None
     recent = client.get("/api/recent", params={"class_id": 1, "annotator": "alice"}).json()["recent"]
     assert {r["key"]: r["decision"] for r in recent} == {key(1, 0): "in", key(1, 1): "out", key(1, 2): "unsure"}
@@ -65,7 +75,13 @@ def test_images_are_served_by_key_only(client):
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert response.content == class_image(291, 2, 16)
     assert "immutable" in response.headers["cache-control"]
-    for bad in ("/img/flickr-nope", "/img/..%2F..%2Fetc%2Fpasswd", "/img/flickr-failed0x0", "/ref/291/1", "/ref/291/-1"):
+    for bad in (
+        "/img/flickr-nope",
+        "/img/..%2F..%2Fetc%2Fpasswd",
+        "/img/flickr-failed0x0",
+        "/ref/291/1",
+        "/ref/291/-1",
+    ):
         assert client.get(bad).status_code == 404, bad
     assert client.get("/img/../../etc/passwd").status_code == 404
 
@@ -91,7 +107,10 @@ def test_bad_requests_are_refused_with_reasons(client):
     assert client.get("/api/config", headers={"host": "evil.example"}).status_code == 400  # DNS rebinding
     page = client.get("/")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
-    assert ".innerHTML" not in client.get("/static/app.js").text and "insertAdjacentHTML" not in client.get("/static/app.js").text
+    assert (
+        ".innerHTML" not in client.get("/static/app.js").text
+        and "insertAdjacentHTML" not in client.get("/static/app.js").text
+    )
 
 
 def test_host_must_be_loopback_unless_allowed():
@@ -133,8 +152,11 @@ def test_malformed_numbers_busy_port_and_directory_export_are_one_line_errors(cl
     from janus_build.tag.server import check_port
     from janus_build.tag.stats import export_tags
 
-    for path, params in (("/api/next", {"class_id": 1, "n": "many", **WHO}), ("/api/recent", {"class_id": "x"}),
-                         ("/api/recent", {"n": "all"})):
+    for path, params in (
+        ("/api/next", {"class_id": 1, "n": "many", **WHO}),
+        ("/api/recent", {"class_id": "x"}),
+        ("/api/recent", {"n": "all"}),
+    ):
         response = client.get(path, params=params)
         assert response.status_code == 400 and "expected an integer" in response.json()["error"], (path, params)
     with socket.socket() as busy:

@@ -22,4 +22,12 @@ from janus_build.balance.build import BalanceResult, balance
 from janus_build.balance.select import BudgetError
 from janus_build.balance.spec import BalanceConfig, SourceSpec, load_sources_file, parse_budget
 
-__all__ = ["BalanceConfig", "BalanceResult", "BudgetError", "SourceSpec", "balance", "load_sources_file", "parse_budget"]
+__all__ = [
+    "BalanceConfig",
+    "BalanceResult",
+    "BudgetError",
+    "SourceSpec",
+    "balance",
+    "load_sources_file",
+    "parse_budget",
+]

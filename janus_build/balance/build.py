@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 
 from janus_build import schemas
 from janus_build.balance import select as sel
-from janus_build.balance.card import ATTRIBUTION_COLUMNS, ATTRIBUTION_TSV, MAX_ATTRIBUTION_IN_CARD, tsv_cell, write_card, write_plot
+from janus_build.balance.card import (
+    ATTRIBUTION_COLUMNS,
+    ATTRIBUTION_TSV,
+    MAX_ATTRIBUTION_IN_CARD,
+    tsv_cell,
+    write_card,
+    write_plot,
+)
 from janus_build.balance.sources import LoadedSource, load_source
 from janus_build.balance.spec import BalanceConfig, parse_budget
 from janus_build.errors import InputError
@@ -41,6 +48,8 @@ _OWNER_NAME_COLUMNS = ("owner_name", "ownername")  # attribution prefers these t
 _PAGE_URL_COLUMNS = ("page_url",)
 # what a match source's rows may take from its image stage's index when the match output lacks it
 _PROVENANCE_FALLBACK = (*_LICENSE_COLUMNS, *_OWNER_COLUMNS, *_TITLE_COLUMNS)
+
+
 @dataclass
 class BalanceResult:
     """What a run produced (also in ``DIR/stats.json`` and the manifest's summary)."""
@@ -137,8 +146,14 @@ def _read_captions(source: LoadedSource, keys: pa.Array) -> pa.Table | None:
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else ([directory] if directory.is_file() else [])
     if not files:
         raise InputError(f"{where}: no caption parquet files")
-    wanted = ("key", "caption_blip", "caption_blip_spellchecked", "caption_blip_title", "prose_caption",
-              *source.spec.caption_columns)
+    wanted = (
+        "key",
+        "caption_blip",
+        "caption_blip_spellchecked",
+        "caption_blip_title",
+        "prose_caption",
+        *source.spec.caption_columns,
+    )
     pieces = []
     for path in files:
         names = pq.read_schema(path).names
@@ -157,7 +172,9 @@ class _SourceRows:
         rows = np.unique(meta_rows)
         self.meta = source.read_metadata(rows)
         self._rows = self.meta.column("_meta_row").to_numpy()
-        keys = self.meta.column("key").combine_chunks() if "key" in self.meta.column_names else pa.array([], pa.string())
+        keys = (
+            self.meta.column("key").combine_chunks() if "key" in self.meta.column_names else pa.array([], pa.string())
+        )
         captions = _read_captions(source, keys)
         self.captions = None
         if captions is not None:
@@ -214,7 +231,11 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     progress.start("read sources", len(config.sources), "sources")
     sources: list[LoadedSource] = []
     for position, spec in enumerate(config.sources):
-        sources.append(load_source(spec, position, label_set, unknown_labels=config.unknown_labels, missing_images=config.missing_images))
+        sources.append(
+            load_source(
+                spec, position, label_set, unknown_labels=config.unknown_labels, missing_images=config.missing_images
+            )
+        )
         progress.advance("read sources")
     progress.finish("read sources")
 
@@ -235,7 +256,9 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         s.candidates = s.candidates.select(["meta_row"])
     labels = ordered.column("label").to_numpy().astype(np.int64)
     sizes = np.asarray(pc.fill_null(ordered.column("image_size"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    offsets = np.asarray(pc.fill_null(ordered.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = np.asarray(
+        pc.fill_null(ordered.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
     shard_codes, shard_names = _codes(ordered.column("shard"))
     ext_codes, ext_names = _codes(ordered.column("image_ext"))
     kinds = [s.spec.source_kind for s in sources]
@@ -259,7 +282,12 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         return [digests[int(r)] for r in rows]
 
     keep, dedup = sel.deduplicate(
-        ordered.column("key"), ordered.column("id_value"), namespaces, ordered.column("url"), sizes, labels,
+        ordered.column("key"),
+        ordered.column("id_value"),
+        namespaces,
+        ordered.column("url"),
+        sizes,
+        labels,
         tuple(dict.fromkeys(("key", *config.dedup))),  # keys are always unique: they are the webdataset __key__
         image_hash,
     )
@@ -283,19 +311,29 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     if budget is None:
         budget_samples, unit = None, None
     else:
-        unit = int(config.budget_unit) if config.budget_unit.isdigit() else int(
-            dedup_by_source[[s.spec.name for s in sources].index(config.budget_unit)])
+        unit = (
+            int(config.budget_unit)
+            if config.budget_unit.isdigit()
+            else int(dedup_by_source[[s.spec.name for s in sources].index(config.budget_unit)])
+        )
         budget_samples = sel.budget_to_samples(budget[0], budget[1], unit)
         if budget_samples < 1:
-            raise sel.BudgetError(f"--budget {config.budget} with --budget-unit {config.budget_unit} ({unit:,} samples) is less than one sample")
+            raise sel.BudgetError(
+                f"--budget {config.budget} with --budget-unit {config.budget_unit} ({unit:,} samples) is less than one sample"
+            )
 
     def describe_pool() -> str:
         pooled = Counter(src[pool].tolist())
         return ", ".join(f"{s.spec.name}: {pooled[s.position]:,}" for s in sources)
 
     plan = sel.quotas(
-        pool_counts, balance=config.balance, min_per_class=config.min_per_class, max_per_class=config.max_per_class,
-        budget_samples=budget_samples, tie_order=sel.class_tie_order(num_classes, config.seed), describe_pool=describe_pool,
+        pool_counts,
+        balance=config.balance,
+        min_per_class=config.min_per_class,
+        max_per_class=config.max_per_class,
+        budget_samples=budget_samples,
+        tie_order=sel.class_tie_order(num_classes, config.seed),
+        describe_pool=describe_pool,
     )
     pool_rank = _rank_within(classes, pool, num_classes)
     chosen = pool & (pool_rank < plan.quota[classes])
@@ -306,11 +344,22 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     if minimum:
         for c in np.flatnonzero(selected_counts < minimum):
             cid = label_set.ids[c]
-            short.append({"class_id": cid, "name": label_set.names.get(cid, ""), "count": int(selected_counts[c]),
-                          "minimum": int(minimum), "deficit": int(minimum - selected_counts[c])})
+            short.append(
+                {
+                    "class_id": cid,
+                    "name": label_set.names.get(cid, ""),
+                    "count": int(selected_counts[c]),
+                    "minimum": int(minimum),
+                    "deficit": int(minimum - selected_counts[c]),
+                }
+            )
         if short:
-            log.warning("%d class(es) short of their minimum of %d, e.g. %s", len(short), minimum,
-                        ", ".join(f"{s['class_id']} {s['name']} ({s['count']})" for s in short[:3]))
+            log.warning(
+                "%d class(es) short of their minimum of %d, e.g. %s",
+                len(short),
+                minimum,
+                ", ".join(f"{s['class_id']} {s['name']} ({s['count']})" for s in short[:3]),
+            )
 
     # -- 5. split and output order --------------------------------------------------------------
     rows = np.flatnonzero(chosen)
@@ -321,7 +370,9 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
 
     # -- 6. metadata of the selected rows, then the shards (nothing is written before this) ----
     stage = StageDir(
-        config.out, "balance", config.manifest_config(),
+        config.out,
+        "balance",
+        config.manifest_config(),
         inputs=[{"source": s.spec.name, "spec": s.spec.to_text(), "rows": int(s.counts["rows"])} for s in sources],
         overwrite=config.overwrite,
     )
@@ -429,8 +480,11 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
         "shards": result_shards,
         "sources": {
             s.spec.name: {
-                "kind": s.spec.source_kind, "label_source": s.label_source, "priority": s.spec.priority,
-                "weight": s.spec.weight, "role": s.spec.role,
+                "kind": s.spec.source_kind,
+                "label_source": s.label_source,
+                "priority": s.spec.priority,
+                "weight": s.spec.weight,
+                "role": s.spec.role,
                 **{k: int(v) for k, v in sorted(s.counts.items())},
                 "after_dedup": int(dedup_by_source[s.position]),
                 "selected": int(sum(by_source_class[s.spec.name].values())),
@@ -438,11 +492,19 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
             }
             for s in sources
         },
-        "dedup": {"removed": dedup.removed, "label_conflicts": dedup.label_conflicts, "images_hashed": dedup.images_hashed,
-                  "examples": {k: [list(p) for p in v] for k, v in dedup.examples.items()}},
+        "dedup": {
+            "removed": dedup.removed,
+            "label_conflicts": dedup.label_conflicts,
+            "images_hashed": dedup.images_hashed,
+            "examples": {k: [list(p) for p in v] for k, v in dedup.examples.items()},
+        },
         "per_class": {
-            str(cid): {"available": int(available[c]), "pool": int(pool_counts[c]), "selected": int(selected_counts[c]),
-                       "by_source": {n: int(by_source_class[n][cid]) for n in by_source_class if by_source_class[n][cid]}}
+            str(cid): {
+                "available": int(available[c]),
+                "pool": int(pool_counts[c]),
+                "selected": int(selected_counts[c]),
+                "by_source": {n: int(by_source_class[n][cid]) for n in by_source_class if by_source_class[n][cid]},
+            }
             for c, cid in enumerate(label_set.ids)
         },
         "short_classes": short,
@@ -454,21 +516,36 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     atomic_write_json(out / STATS_NAME, stats)
     write_plot(out / PLOT_NAME, base_counts, available, selected_counts, config.min_per_class, label_set.name)
     write_card(out, config, stats, label_set, attribution, PLOT_NAME)
-    stage.finish(summary={
-        "label_set": label_set.name,
-        "classes": list(label_set.ids),
-        "class_names": {str(c): label_set.names.get(c, "") for c in label_set.ids},
-        "num_classes": num_classes,
-        "label_space_size": int(max(label_set.ids)) + 1,
-        "samples": counts,
-        "shards": {split: [f"{split}/{n}.tar" for n in names] for split, names in result_shards.items()},
-        "budget": stats["budget"],
-        "short_classes": len(short),
-    })
-    log.info("balance: %d train + %d val samples in %s (%d written, %d shard(s) already done)",
-             counts["train"], counts["val"], out, written, resumed)
-    return BalanceResult(out=out, counts=counts, shards=result_shards, stats=stats, written=written,
-                         resumed_shards=resumed, short_classes=short)
+    stage.finish(
+        summary={
+            "label_set": label_set.name,
+            "classes": list(label_set.ids),
+            "class_names": {str(c): label_set.names.get(c, "") for c in label_set.ids},
+            "num_classes": num_classes,
+            "label_space_size": int(max(label_set.ids)) + 1,
+            "samples": counts,
+            "shards": {split: [f"{split}/{n}.tar" for n in names] for split, names in result_shards.items()},
+            "budget": stats["budget"],
+            "short_classes": len(short),
+        }
+    )
+    log.info(
+        "balance: %d train + %d val samples in %s (%d written, %d shard(s) already done)",
+        counts["train"],
+        counts["val"],
+        out,
+        written,
+        resumed,
+    )
+    return BalanceResult(
+        out=out,
+        counts=counts,
+        shards=result_shards,
+        stats=stats,
+        written=written,
+        resumed_shards=resumed,
+        short_classes=short,
+    )
 
 
 def _is_cc_by(licence: str | None) -> bool:
@@ -482,7 +559,9 @@ def _is_cc_by(licence: str | None) -> bool:
     return "by" in tokens and ("cc" in tokens or "creativecommons" in text)
 
 
-def _write_shard(split_dir: Path, name: str, records: list[tuple[int, dict[str, Any], dict[str, Any]]], image_of) -> None:
+def _write_shard(
+    split_dir: Path, name: str, records: list[tuple[int, dict[str, Any], dict[str, Any]]], image_of
+) -> None:
     """Write one output shard: tar and index (typed to the contract) atomically, the stats marker last."""
     index_schema = pa.schema([*schemas.BALANCE_INDEX, *schemas.BALANCE_EXTRA])
     writer = ImageShardWriter(split_dir, name, mtime=0, index_schema=index_schema)  # mtime 0: byte-identical tars
@@ -491,9 +570,14 @@ def _write_shard(split_dir: Path, name: str, records: list[tuple[int, dict[str, 
             full = dict(record)
             full["source_metadata"] = meta
             full_json = json.dumps(full, sort_keys=True, ensure_ascii=False, default=_json_value)
-            writer.write(record["key"], image_of(row), record, image_ext="jpg",
-                         # "json" replaces the writer's own json member with the full metadata
-                         extra={"cls": str(record["label"]), "txt": record["caption"], "json": full_json})
+            writer.write(
+                record["key"],
+                image_of(row),
+                record,
+                image_ext="jpg",
+                # "json" replaces the writer's own json member with the full metadata
+                extra={"cls": str(record["label"]), "txt": record["caption"], "json": full_json},
+            )
     except BaseException:
         writer.abort()
         raise

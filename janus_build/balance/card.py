@@ -20,8 +20,14 @@ def tsv_cell(value: str) -> str:
     return " ".join(str(value).split())  # no tabs or newlines inside a cell
 
 
-def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.ndarray, min_per_class: int | None,
-               label_set_name: str) -> None:
+def write_plot(
+    path: Path,
+    before: np.ndarray,
+    available: np.ndarray,
+    after: np.ndarray,
+    min_per_class: int | None,
+    label_set_name: str,
+) -> None:
     """Per-class counts, each sorted descending, on a log scale (the shape of the paper's Fig. 6):
     before (the ``role=base`` sources, de-duplicated), available (all eligible samples, fill
     sources included) and after balancing."""
@@ -33,12 +39,29 @@ def write_plot(path: Path, before: np.ndarray, available: np.ndarray, after: np.
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     x = np.arange(1, len(before) + 1)
-    ax.plot(x, np.maximum(np.sort(available)[::-1], 0.8), drawstyle="steps-mid", label="available (all sources)", color="#bbbbbb",
-            linestyle=":")
-    ax.plot(x, np.maximum(np.sort(before)[::-1], 0.8), drawstyle="steps-mid", label="before (base sources)", color="#555555")
-    ax.plot(x, np.maximum(np.sort(after)[::-1], 0.8), drawstyle="steps-mid", label="after balancing", color="#1f77b4", linewidth=2)
+    ax.plot(
+        x,
+        np.maximum(np.sort(available)[::-1], 0.8),
+        drawstyle="steps-mid",
+        label="available (all sources)",
+        color="#bbbbbb",
+        linestyle=":",
+    )
+    ax.plot(
+        x, np.maximum(np.sort(before)[::-1], 0.8), drawstyle="steps-mid", label="before (base sources)", color="#555555"
+    )
+    ax.plot(
+        x,
+        np.maximum(np.sort(after)[::-1], 0.8),
+        drawstyle="steps-mid",
+        label="after balancing",
+        color="#1f77b4",
+        linewidth=2,
+    )
     if min_per_class:
-        ax.axhline(min_per_class, color="#d62728", linestyle="--", linewidth=1, label=f"--min-per-class {min_per_class}")
+        ax.axhline(
+            min_per_class, color="#d62728", linestyle="--", linewidth=1, label=f"--min-per-class {min_per_class}"
+        )
     ax.set_yscale("log")
     ax.set_xlabel(f"class rank ({label_set_name}, {len(before)} classes, sorted by count)")
     ax.set_ylabel("samples per class (log scale)")
@@ -62,8 +85,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def write_card(out: Path, config: BalanceConfig, stats: dict[str, Any], label_set: LabelSet,
-               attribution: list[dict[str, str]], plot_name: str) -> None:
+def write_card(
+    out: Path,
+    config: BalanceConfig,
+    stats: dict[str, Any],
+    label_set: LabelSet,
+    attribution: list[dict[str, str]],
+    plot_name: str,
+) -> None:
     """Write ``README.md`` (the dataset card) into ``out``; ``attribution`` holds the first
     :data:`MAX_ATTRIBUTION_IN_CARD` CC BY entries (``ATTRIBUTION.tsv`` has them all)."""
     budget = stats["budget"]
@@ -102,45 +131,108 @@ def write_card(out: Path, config: BalanceConfig, stats: dict[str, Any], label_se
     ]
     rows = []
     for name, s in stats["sources"].items():
-        rows.append([name, s["kind"], s["label_source"], s["priority"], f"{s['weight']:g}", s["role"], f"{s.get('rows', 0):,}",
-                     f"{s.get('unlabelled', 0):,}", f"{s.get('missing_image', 0):,}", f"{s.get('label_not_in_label_set', 0):,}",
-                     f"{s.get('candidates', 0):,}", f"{s['after_dedup']:,}", f"{s['selected']:,}"])
-    lines += _table(["source", "kind", "label source", "priority", "weight", "role", "rows", "unlabelled", "missing image bytes",
-                     "label not in set", "eligible", "after de-dup", "selected"], rows)
-    problems = [(name, problem, keys) for name, s in stats["sources"].items() for problem, keys in s["examples"].items() if keys]
+        rows.append(
+            [
+                name,
+                s["kind"],
+                s["label_source"],
+                s["priority"],
+                f"{s['weight']:g}",
+                s["role"],
+                f"{s.get('rows', 0):,}",
+                f"{s.get('unlabelled', 0):,}",
+                f"{s.get('missing_image', 0):,}",
+                f"{s.get('label_not_in_label_set', 0):,}",
+                f"{s.get('candidates', 0):,}",
+                f"{s['after_dedup']:,}",
+                f"{s['selected']:,}",
+            ]
+        )
+    lines += _table(
+        [
+            "source",
+            "kind",
+            "label source",
+            "priority",
+            "weight",
+            "role",
+            "rows",
+            "unlabelled",
+            "missing image bytes",
+            "label not in set",
+            "eligible",
+            "after de-dup",
+            "selected",
+        ],
+        rows,
+    )
+    problems = [
+        (name, problem, keys) for name, s in stats["sources"].items() for problem, keys in s["examples"].items() if keys
+    ]
     if problems:
         lines += ["", "Reported problems (example keys):", ""]
         lines += [f"- `{name}` {problem}: {', '.join(f'`{k}`' for k in keys)}" for name, problem, keys in problems]
     lines += ["", "## Label sources", ""]
     lines += _table(["label source", "samples"], [[k, f"{v:,}"] for k, v in stats["label_sources"].items()])
     lines += ["", "## Licences", ""]
-    lines += _table(["licence", "samples"], [[k, f"{v:,}"] for k, v in sorted(stats["licenses"].items(), key=lambda kv: (-kv[1], kv[0]))])
+    lines += _table(
+        ["licence", "samples"],
+        [[k, f"{v:,}"] for k, v in sorted(stats["licenses"].items(), key=lambda kv: (-kv[1], kv[0]))],
+    )
     lines += ["", "## Classes short of their minimum", ""]
     if stats["short_classes"]:
-        lines += _table(["class id", "name", "samples", "minimum", "deficit"],
-                        [[s["class_id"], s["name"], s["count"], s["minimum"], s["deficit"]] for s in stats["short_classes"]])
+        lines += _table(
+            ["class id", "name", "samples", "minimum", "deficit"],
+            [[s["class_id"], s["name"], s["count"], s["minimum"], s["deficit"]] for s in stats["short_classes"]],
+        )
     else:
         lines.append("None." if (config.min_per_class or config.balance == "equal") else "No minimum was set.")
-    lines += ["", "## Per-class counts", "", f"![per-class counts before and after]({plot_name})", "",
-              "`available`: eligible samples after de-duplication; then the selected samples by source.", ""]
+    lines += [
+        "",
+        "## Per-class counts",
+        "",
+        f"![per-class counts before and after]({plot_name})",
+        "",
+        "`available`: eligible samples after de-duplication; then the selected samples by source.",
+        "",
+    ]
     rows = []
     for cid in label_set.ids:
         c = stats["per_class"][str(cid)]
-        rows.append([cid, label_set.names.get(cid, ""), f"{c['available']:,}", f"{c['selected']:,}",
-                     *(f"{c['by_source'].get(n, 0):,}" for n in source_names)])
+        rows.append(
+            [
+                cid,
+                label_set.names.get(cid, ""),
+                f"{c['available']:,}",
+                f"{c['selected']:,}",
+                *(f"{c['by_source'].get(n, 0):,}" for n in source_names),
+            ]
+        )
     lines += _table(["class id", "name", "available", "selected", *source_names], rows)
     lines += ["", "## Attribution (CC BY licences)", ""]
     if attribution:
         shown, total = attribution[:MAX_ATTRIBUTION_IN_CARD], stats["cc_by_samples"]
-        lines.append(f"{total:,} sample(s) carry a licence that requires attribution; all are listed in "
-                     f"`{ATTRIBUTION_TSV}`" + (f", the first {len(shown):,} here." if len(shown) < total else "."))
+        lines.append(
+            f"{total:,} sample(s) carry a licence that requires attribution; all are listed in "
+            f"`{ATTRIBUTION_TSV}`" + (f", the first {len(shown):,} here." if len(shown) < total else ".")
+        )
         lines.append("")
-        lines += [f"- \"{_cell(a['title']) or 'untitled'}\" by {_cell(a['owner']) or 'unknown'}, {_cell(a['url'])}, "
-                  f"{_cell(a['license'])} (`{a['key']}`)" for a in shown]
+        lines += [
+            f'- "{_cell(a["title"]) or "untitled"}" by {_cell(a["owner"]) or "unknown"}, {_cell(a["url"])}, '
+            f"{_cell(a['license'])} (`{a['key']}`)"
+            for a in shown
+        ]
     else:
         lines.append("No selected sample carries a CC BY licence.")
-    lines += ["", "## Loading", "", "```python", "import webdataset as wds",
-              f"ds = wds.WebDataset(\"{out.name}/train/{{00000..{max(0, len(stats['shards']['train']) - 1):05d}}}.tar\")"
-              ".decode(\"pil\").to_tuple(\"jpg\", \"cls\", \"txt\")",
-              "```", ""]
+    lines += [
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "import webdataset as wds",
+        f'ds = wds.WebDataset("{out.name}/train/{{00000..{max(0, len(stats["shards"]["train"]) - 1):05d}}}.tar")'
+        '.decode("pil").to_tuple("jpg", "cls", "txt")',
+        "```",
+        "",
+    ]
     atomic_write_bytes(out / "README.md", "\n".join(lines).encode("utf-8"))

@@ -54,7 +54,9 @@ def _strings(values: Any) -> Iterator[list[Any]]:
         yield values.slice(start, CHUNK).to_pylist()
 
 
-def hash_strings(values: Any, salt: bytes = b"", transform: Callable[[str], str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hash_strings(
+    values: Any, salt: bytes = b"", transform: Callable[[str], str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hashes of strings (list or Arrow array) and a mask of the non-empty ones."""
     hashes = np.zeros(len(values), dtype=np.uint64)
     present = np.zeros(len(values), dtype=bool)
@@ -177,7 +179,9 @@ def deduplicate(
         hashed = np.zeros(n, dtype=np.uint64)
         if len(rows):
             digests = image_hash(rows)
-            hashed[rows] = np.fromiter((int.from_bytes(d[:8], "little") for d in digests), dtype=np.uint64, count=len(rows))
+            hashed[rows] = np.fromiter(
+                (int.from_bytes(d[:8], "little") for d in digests), dtype=np.uint64, count=len(rows)
+            )
         hashed_rows = int(len(rows))
         apply("hash", hashed, shared)
     return keep, Dedup(removed=removed, examples=examples, label_conflicts=conflicts, images_hashed=hashed_rows)
@@ -289,7 +293,11 @@ def quotas(
             grown = quota[quota < upper]
             target = int(grown.max()) if len(grown) else int(quota.max())
     else:  # equal
-        candidates = [v for v in (max_per_class, budget_samples // len(pool) if budget_samples is not None else None) if v is not None]
+        candidates = [
+            v
+            for v in (max_per_class, budget_samples // len(pool) if budget_samples is not None else None)
+            if v is not None
+        ]
         if candidates:
             target = int(min(candidates))
         else:

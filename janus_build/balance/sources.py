@@ -175,10 +175,14 @@ def _tag_labels(spec: SourceSpec) -> tuple[dict[str, int], Counter, dict[str, li
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{where}: unreadable ({exc})") from None
     schemas.require_columns(table.column_names, ("key", "class_id", "decision"), where)
-    rows = table.select([c for c in ("key", "class_id", "decision", "annotator", "time") if c in table.column_names]).to_pylist()
+    rows = table.select(
+        [c for c in ("key", "class_id", "decision", "annotator", "time") if c in table.column_names]
+    ).to_pylist()
     bad = [r for r in rows if r["decision"] not in schemas.TAG_DECISIONS]
     if bad:
-        raise InputError(f"{where}: key {bad[0]['key']!r} has decision {bad[0]['decision']!r}; expected one of {', '.join(schemas.TAG_DECISIONS)}")
+        raise InputError(
+            f"{where}: key {bad[0]['key']!r} has decision {bad[0]['decision']!r}; expected one of {', '.join(schemas.TAG_DECISIONS)}"
+        )
     latest: dict[tuple[str, int, str], tuple[tuple[Any, ...], str]] = {}
     for i, r in enumerate(rows):
         ident = (r["key"], int(r["class_id"]), r.get("annotator") or "")
@@ -226,7 +230,9 @@ def _match_strategy(directory: Path, where: str) -> str:
     return strategy
 
 
-def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown_labels: str, missing_images: str) -> LoadedSource:
+def load_source(
+    spec: SourceSpec, position: int, label_set: LabelSet, *, unknown_labels: str, missing_images: str
+) -> LoadedSource:
     """Read one source's slim candidate index.
 
     Raises:
@@ -258,7 +264,9 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
         labels = _labels_array(meta.column("label"), mwhere)
         meta_keys = meta.column("key").combine_chunks()
         # where is each matched key's image? (-1: not in the image stage)
-        pos = np.asarray(pc.fill_null(pc.index_in(meta_keys, value_set=keys), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        pos = np.asarray(
+            pc.fill_null(pc.index_in(meta_keys, value_set=keys), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
         located = pos >= 0
         image_ok = np.zeros(len(pos), dtype=bool)
         image_ok[located] = has_image[pos[located]]
@@ -272,7 +280,9 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
             label_source = "tagged"
             tag_labels, counts, examples = _tag_labels(spec)
             key_list = cand_keys.to_pylist()
-            labels = np.fromiter((tag_labels.get(k, schemas.NO_LABEL) for k in key_list), dtype=np.int64, count=len(key_list))
+            labels = np.fromiter(
+                (tag_labels.get(k, schemas.NO_LABEL) for k in key_list), dtype=np.int64, count=len(key_list)
+            )
             missing = sorted(set(tag_labels) - set(key_list))
             if missing:
                 _missing(spec, missing, missing_images, counts, examples, "tagged key not in the image stage")
@@ -304,20 +314,43 @@ def load_source(spec: SourceSpec, position: int, label_set: LabelSet, *, unknown
                 f"{label_set.name!r} ({int(unknown.sum())} such row(s)); use --labels with the right set or --unknown-labels drop"
             )
         sel = np.flatnonzero(unknown)
-        _note(counts, examples, "label_not_in_label_set", [cand_keys_np[int(i)].as_py() for i in sel[:MAX_EXAMPLE_KEYS]], int(unknown.sum()))
+        _note(
+            counts,
+            examples,
+            "label_not_in_label_set",
+            [cand_keys_np[int(i)].as_py() for i in sel[:MAX_EXAMPLE_KEYS]],
+            int(unknown.sum()),
+        )
     missing_mask = known & ~image_ok
     if missing_mask.any():
         sel = np.flatnonzero(missing_mask)
-        _missing(spec, [cand_keys_np[int(i)].as_py() for i in sel[:MAX_EXAMPLE_KEYS]], missing_images, counts, examples,
-                 "missing image bytes", total=int(missing_mask.sum()))
+        _missing(
+            spec,
+            [cand_keys_np[int(i)].as_py() for i in sel[:MAX_EXAMPLE_KEYS]],
+            missing_images,
+            counts,
+            examples,
+            "missing image bytes",
+            total=int(missing_mask.sum()),
+        )
     keep = known & image_ok
     if not keep.any():
-        raise InputError(f"{where}: no usable sample (rows: {len(labels)}, labelled: {int(labelled.sum())}, "
-                         f"in the label set: {int(known.sum())}, with image bytes: {int(keep.sum())})")
+        raise InputError(
+            f"{where}: no usable sample (rows: {len(labels)}, labelled: {int(labelled.sum())}, "
+            f"in the label set: {int(known.sum())}, with image bytes: {int(keep.sum())})"
+        )
     cand = cand.filter(pa.array(keep))
     counts["candidates"] += cand.num_rows
-    loaded = LoadedSource(spec=spec, position=position, label_source=label_source, candidates=cand, meta_files=meta_files,
-                          images_dir=images_dir, counts=counts, examples=examples)
+    loaded = LoadedSource(
+        spec=spec,
+        position=position,
+        label_source=label_source,
+        candidates=cand,
+        meta_files=meta_files,
+        images_dir=images_dir,
+        counts=counts,
+        examples=examples,
+    )
     log.info("%s: %d candidate(s) of %d row(s) (label source %s)", where, cand.num_rows, len(labels), label_source)
     return loaded
 
@@ -328,19 +361,36 @@ def _note(counts: Counter, examples: dict[str, list[str]], problem: str, keys: l
     bucket.extend(keys[: MAX_EXAMPLE_KEYS - len(bucket)])
 
 
-def _missing(spec: SourceSpec, keys: list[str], policy: str, counts: Counter, examples: dict[str, list[str]], what: str,
-             total: int | None = None) -> None:
+def _missing(
+    spec: SourceSpec,
+    keys: list[str],
+    policy: str,
+    counts: Counter,
+    examples: dict[str, list[str]],
+    what: str,
+    total: int | None = None,
+) -> None:
     total = len(keys) if total is None else total
     if policy == "error":
-        raise InputError(f"source {spec.name!r}: key {keys[0]!r}: {what} in images={spec.images} ({total} such row(s)); "
-                         "fetch the images or pass --missing-images skip")
-    log.warning("source %r: %d labelled row(s) without image bytes, e.g. %s; skipped", spec.name, total, ", ".join(keys[:3]))
+        raise InputError(
+            f"source {spec.name!r}: key {keys[0]!r}: {what} in images={spec.images} ({total} such row(s)); "
+            "fetch the images or pass --missing-images skip"
+        )
+    log.warning(
+        "source %r: %d labelled row(s) without image bytes, e.g. %s; skipped", spec.name, total, ", ".join(keys[:3])
+    )
     _note(counts, examples, "missing_image", keys, total)
 
 
-def _assemble(keys: pa.Array, labels: np.ndarray, index: pa.Table, loc: np.ndarray, meta_rows: np.ndarray, meta: pa.Table) -> pa.Table:
+def _assemble(
+    keys: pa.Array, labels: np.ndarray, index: pa.Table, loc: np.ndarray, meta_rows: np.ndarray, meta: pa.Table
+) -> pa.Table:
     take = pa.array(loc, pa.int64())
-    ext = index.column("image_ext") if "image_ext" in index.column_names else pa.chunked_array([pa.nulls(index.num_rows, pa.string())])
+    ext = (
+        index.column("image_ext")
+        if "image_ext" in index.column_names
+        else pa.chunked_array([pa.nulls(index.num_rows, pa.string())])
+    )
     id_value = _string_column(meta, _ID_COLUMNS)
     url = _string_column(meta, _URL_COLUMNS)
     if meta is not index:  # a match source: per row, what the match output lacks comes from the image stage

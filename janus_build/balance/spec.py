@@ -42,8 +42,18 @@ DEFAULT_CAPTION_COLUMNS = (
 PAPER_BUDGET_UNIT = 120_000  # 1x in the paper: about the size of IN100's training set
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPEC_KEYS = (
-    "name", "images", "labels", "label_col", "tags", "match", "captions", "caption",
-    "kind", "priority", "weight", "role",
+    "name",
+    "images",
+    "labels",
+    "label_col",
+    "tags",
+    "match",
+    "captions",
+    "caption",
+    "kind",
+    "priority",
+    "weight",
+    "role",
 )
 
 
@@ -126,7 +136,7 @@ class SourceSpec:
         return DEFAULT_CAPTION_COLUMNS
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], where: str) -> "SourceSpec":
+    def from_mapping(cls, values: dict[str, Any], where: str) -> SourceSpec:
         unknown = [k for k in values if k not in _SPEC_KEYS]
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_SPEC_KEYS)}")
@@ -149,7 +159,7 @@ class SourceSpec:
         return cls(**kwargs)
 
     @classmethod
-    def parse(cls, text: str) -> "SourceSpec":
+    def parse(cls, text: str) -> SourceSpec:
         """Parse ``name=...,images=...,labels=...`` (see the module docstring).
 
         Raises:
@@ -160,13 +170,15 @@ class SourceSpec:
             key, sep, value = part.partition("=")
             key = key.strip()
             if not sep or not key:
-                raise ConfigError(f"SOURCE {text!r}: {part!r} is not key=value (e.g. name=in100,images=DIR,labels=ground_truth)")
+                raise ConfigError(
+                    f"SOURCE {text!r}: {part!r} is not key=value (e.g. name=in100,images=DIR,labels=ground_truth)"
+                )
             if key in values:
                 raise ConfigError(f"SOURCE {text!r}: {key} given twice")
             values[key] = value.strip()
         return cls.from_mapping(values, f"SOURCE {text!r}")
 
-    def resolved(self) -> "SourceSpec":
+    def resolved(self) -> SourceSpec:
         """The spec with absolute paths (as recorded in the manifest)."""
         paths = {k: str(Path(v).resolve()) for k in ("images", "tags", "match", "captions") if (v := getattr(self, k))}
         return dataclasses.replace(self, **paths)
@@ -225,7 +237,9 @@ def parse_budget(value: str | None) -> tuple[float, bool] | None:
         else:
             number = float(body)
     except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"--budget {value!r}: expected a multiple such as 1x, 2x, 1/8x, or a sample count such as 120000") from None
+        raise ConfigError(
+            f"--budget {value!r}: expected a multiple such as 1x, 2x, 1/8x, or a sample count such as 120000"
+        ) from None
     if number <= 0 or (not multiple and number != int(number)):
         raise ConfigError(f"--budget {value!r}: must be a positive multiple (…x) or a positive whole number of samples")
     return number, multiple
@@ -277,28 +291,38 @@ class BalanceConfig:
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ConfigError(f"SOURCE: name(s) {', '.join(repr(d) for d in dupes)} given to more than one source; names must be unique")
+            raise ConfigError(
+                f"SOURCE: name(s) {', '.join(repr(d) for d in dupes)} given to more than one source; names must be unique"
+            )
         if self.balance not in BALANCE_POLICIES:
             raise ConfigError(f"--balance {self.balance!r}: expected one of {', '.join(BALANCE_POLICIES)}")
         for flag, value in (("--min-per-class", self.min_per_class), ("--max-per-class", self.max_per_class)):
             if value is not None and value < 1:
                 raise ConfigError(f"{flag} {value}: must be at least 1")
         if self.min_per_class and self.max_per_class and self.min_per_class > self.max_per_class:
-            raise ConfigError(f"--min-per-class {self.min_per_class} is larger than --max-per-class {self.max_per_class}")
+            raise ConfigError(
+                f"--min-per-class {self.min_per_class} is larger than --max-per-class {self.max_per_class}"
+            )
         parse_budget(self.budget)
         if not self.budget_unit.isdigit() and self.budget_unit not in names:
-            raise ConfigError(f"--budget-unit {self.budget_unit!r}: expected a sample count or a source name ({', '.join(names)})")
+            raise ConfigError(
+                f"--budget-unit {self.budget_unit!r}: expected a sample count or a source name ({', '.join(names)})"
+            )
         if self.budget_unit.isdigit() and int(self.budget_unit) < 1:
             raise ConfigError("--budget-unit must be at least 1")
         if self.balance == "cap" and self.max_per_class is None and self.budget is None:
-            raise ConfigError("--balance cap needs --max-per-class N or --budget (the cap is then found by water-filling)")
+            raise ConfigError(
+                "--balance cap needs --max-per-class N or --budget (the cap is then found by water-filling)"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction {self.val_fraction}: expected 0 <= x < 1")
         if self.shard_size < 1:
             raise ConfigError(f"--shard-size {self.shard_size}: must be at least 1")
         bad = [d for d in self.dedup if d not in DEDUP_KINDS]
         if bad:
-            raise ConfigError(f"--dedup {','.join(self.dedup)}: unknown check(s) {', '.join(bad)}; choose from {', '.join(DEDUP_KINDS)} or none")
+            raise ConfigError(
+                f"--dedup {','.join(self.dedup)}: unknown check(s) {', '.join(bad)}; choose from {', '.join(DEDUP_KINDS)} or none"
+            )
         if self.unknown_labels not in ("error", "drop"):
             raise ConfigError(f"--unknown-labels {self.unknown_labels!r}: expected error or drop")
         if self.missing_images not in ("skip", "error"):

@@ -109,7 +109,10 @@ def read_bytes(sample: Sample) -> bytes:
     except OSError as exc:
         raise ImageError("read_error", f"{os.path.basename(sample.tar)}: {exc}") from None
     if len(data) != sample.size:
-        raise ImageError("read_error", f"{os.path.basename(sample.tar)}: truncated (wanted {sample.size} bytes at {sample.offset}, got {len(data)})")
+        raise ImageError(
+            "read_error",
+            f"{os.path.basename(sample.tar)}: truncated (wanted {sample.size} bytes at {sample.offset}, got {len(data)})",
+        )
     return data
 
 
@@ -150,7 +153,9 @@ class CaptionDataset:
         (:func:`normalize_pixels`), so workers ship a quarter of the bytes through shared memory."""
         import torch
 
-        pixels = self.image_processor(images=images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
+        pixels = self.image_processor(images=images, do_rescale=False, do_normalize=False, return_tensors="pt")[
+            "pixel_values"
+        ]
         if pixels.dtype != torch.uint8:
             pixels = pixels.round().clamp(0, 255).to(torch.uint8)
         return pixels
@@ -164,7 +169,7 @@ class CaptionDataset:
             pixels = self._pixels([image])[0]
         except ImageError as exc:
             return index, None, exc.status, str(exc)
-        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the run
+        except Exception as exc:
             return index, None, "preprocess_error", f"{type(exc).__name__}: {exc}"
         return index, pixels, "success", None
 
@@ -174,14 +179,16 @@ class CaptionDataset:
         good: list[tuple[int, Any]] = []
         for index in indices:
             try:
-                good.append((index, decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels)))
+                good.append(
+                    (index, decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels))
+                )
             except ImageError as exc:
                 out.append((index, None, exc.status, str(exc)))
         if good:
             try:
                 pixels = self._pixels([image for _, image in good])
                 out.extend((index, pixels[i], "success", None) for i, (index, _) in enumerate(good))
-            except Exception:  # noqa: BLE001 - find the one image the processor refuses
+            except Exception:
                 out.extend(self[index] for index, _ in good)
         return out
 

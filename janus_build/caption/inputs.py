@@ -91,7 +91,9 @@ def find_shards(stage_dir: str | os.PathLike[str]) -> list[InputShard]:
         tars = finished
     if not tars:
         raise InputError(f"STAGE_DIR {directory}: no finished shard (no NNNNN.tar with NNNNN_stats.json)")
-    return [InputShard(t.stem, t, t.with_suffix(".parquet") if t.with_suffix(".parquet").is_file() else None) for t in tars]
+    return [
+        InputShard(t.stem, t, t.with_suffix(".parquet") if t.with_suffix(".parquet").is_file() else None) for t in tars
+    ]
 
 
 def _text(value: Any) -> str | None:
@@ -181,7 +183,19 @@ def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
 
     if janus_index:
         columns.resolve(index_cols, os.fspath(shard.index))
-        wanted = [c for c in ("key", "image_offset", "image_size", "status", "error_message", columns.title_col, columns.human_col) if c and c in index_cols]
+        wanted = [
+            c
+            for c in (
+                "key",
+                "image_offset",
+                "image_size",
+                "status",
+                "error_message",
+                columns.title_col,
+                columns.human_col,
+            )
+            if c and c in index_cols
+        ]
         rows = pq.read_table(shard.index, columns=list(dict.fromkeys(wanted))).to_pylist()
         samples = []
         for row in rows:

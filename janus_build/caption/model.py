@@ -143,14 +143,14 @@ def load_captioner(config: CaptionConfig) -> Captioner:
     try:
         # The cache first: no network round trip when the model is already there.
         processor, model = _from_pretrained(config.model, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - narrowed below
+    except Exception as exc:
         if local or _offline() or not _is_loading_error(exc):
             if _is_loading_error(exc):
                 raise MissingResourceError(_missing_weights_message(config.model, exc)) from None
             raise
         try:
             processor, model = _from_pretrained(config.model, local_files_only=False)
-        except Exception as exc2:  # noqa: BLE001
+        except Exception as exc2:
             if _is_loading_error(exc2):
                 raise MissingResourceError(_missing_weights_message(config.model, exc2)) from None
             raise

@@ -100,7 +100,13 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     skipped = len(shards) - len(todo)
     if skipped:
         log.info("%d of %d shard(s) already captioned; skipping them", skipped, len(shards))
-    summary: dict[str, Any] = {"shards": len(shards), "shards_skipped": skipped, "shards_written": 0, "rows": 0, "successes": 0}
+    summary: dict[str, Any] = {
+        "shards": len(shards),
+        "shards_skipped": skipped,
+        "shards_written": 0,
+        "rows": 0,
+        "successes": 0,
+    }
     failures: Counter[str] = Counter()
     if not todo:
         out.finish(summary | {"failures": {}})
@@ -120,7 +126,10 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
         with_image = [work.start + i for i, s in enumerate(work.samples) if s.tar is not None]
         for i, s in enumerate(work.samples):
             if s.tar is None:
-                work.failures[work.start + i] = ("input_failed" if s.input_status == "success" else s.input_status, s.input_error)
+                work.failures[work.start + i] = (
+                    "input_failed" if s.input_status == "success" else s.input_status,
+                    s.input_error,
+                )
         work.pending = len(with_image)
         for b in range(0, len(with_image), config.batch_size):
             batches.append(with_image[b : b + config.batch_size])
@@ -169,11 +178,15 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     summary["failures"] = dict(sorted(failures.items()))
     summary["images_per_second"] = round(captioned / elapsed, 2) if elapsed > 0 else None
     out.finish(summary)
-    log.info("captioned %d image(s) in %.1f s (%.1f images/s)", captioned, elapsed, captioned / elapsed if elapsed else 0.0)
+    log.info(
+        "captioned %d image(s) in %.1f s (%.1f images/s)", captioned, elapsed, captioned / elapsed if elapsed else 0.0
+    )
     return summary
 
 
-def make_loader(flat: list[Sample], batches: list[list[int]], image_processor: Any, config: CaptionConfig, pin_memory: bool = False) -> Any:
+def make_loader(
+    flat: list[Sample], batches: list[list[int]], image_processor: Any, config: CaptionConfig, pin_memory: bool = False
+) -> Any:
     """A DataLoader decoding and preprocessing ``batches`` (lists of indices into ``flat``) in workers."""
     import torch
     from torch.utils.data import DataLoader

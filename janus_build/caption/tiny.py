@@ -11,7 +11,28 @@ import os
 from pathlib import Path
 
 # A small word-piece vocabulary: enough for BertTokenizer to round-trip the prompt.
-WORDS = "a picture of dog cat bird sitting on the grass with man holding tench goldfinch red blue green in and".split()
+WORDS = [
+    "a",
+    "picture",
+    "of",
+    "dog",
+    "cat",
+    "bird",
+    "sitting",
+    "on",
+    "the",
+    "grass",
+    "with",
+    "man",
+    "holding",
+    "tench",
+    "goldfinch",
+    "red",
+    "blue",
+    "green",
+    "in",
+    "and",
+]
 
 
 def build_tiny_blip(directory: str | os.PathLike[str], image_size: int = 32, seed: int = 0) -> Path:
@@ -23,21 +44,46 @@ def build_tiny_blip(directory: str | os.PathLike[str], image_size: int = 32, see
     if (directory / "config.json").is_file() and (directory / "preprocessor_config.json").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *WORDS, *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "[DEC]",
+        *WORDS,
+        *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"),
+    ]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizer(str(directory / "vocab.txt"), bos_token="[DEC]")
     torch.manual_seed(seed)
     config = BlipConfig(
         text_config=dict(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            max_position_embeddings=64, encoder_hidden_size=32, bos_token_id=vocab.index("[DEC]"),
-            pad_token_id=0, sep_token_id=3, eos_token_id=3,
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            encoder_hidden_size=32,
+            bos_token_id=vocab.index("[DEC]"),
+            pad_token_id=0,
+            sep_token_id=3,
+            eos_token_id=3,
         ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=image_size, patch_size=16),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=16,
+        ),
         projection_dim=32,
     )
     BlipForConditionalGeneration(config).save_pretrained(directory)
-    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tokenizer)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tokenizer
+    )
     processor.save_pretrained(directory)
     return directory

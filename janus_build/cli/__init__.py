@@ -34,10 +34,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
-    from janus_build.log import setup_logging
     from janus_build.cli.common import rich_log_handler
+    from janus_build.log import setup_logging
 
     setup_logging(verbose, rich_log_handler())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -19,25 +19,54 @@ _SOURCE_HELP = (
 
 @app.command("balance")
 def balance_command(
-    sources: Optional[List[str]] = typer.Argument(None, metavar="SOURCE...", help=_SOURCE_HELP, show_default=False),
-    out: Path = typer.Option(..., "--out", help="Output directory (train/, val/, manifest.json, README.md, class_counts.png)."),
-    sources_file: Optional[Path] = typer.Option(None, "--sources", help="TOML file of source tables (same keys as SOURCE; see docs/balance.md)."),
+    sources: Optional[list[str]] = typer.Argument(None, metavar="SOURCE...", help=_SOURCE_HELP, show_default=False),
+    out: Path = typer.Option(
+        ..., "--out", help="Output directory (train/, val/, manifest.json, README.md, class_counts.png)."
+    ),
+    sources_file: Optional[Path] = typer.Option(
+        None, "--sources", help="TOML file of source tables (same keys as SOURCE; see docs/balance.md)."
+    ),
     labels: str = typer.Option("in100", "--labels", help="Label set: in100, in1k or a TSV file (class_id, name)."),
-    balance: str = typer.Option("none", "--balance", help="none (keep the class distribution), cap (cap classes; a budget is water-filled) or equal (same target per class)."),
-    min_per_class: Optional[int] = typer.Option(None, "--min-per-class", help="Fill classes up to N from role=fill sources, in priority order; shortfalls are reported."),
-    max_per_class: Optional[int] = typer.Option(None, "--max-per-class", help="Cap every class at N (seeded sampling)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit) or a count."),
-    budget_unit: str = typer.Option("120000", "--budget-unit", help="Samples in 1x: a count (default 120000, the paper's IN100) or a source name."),
+    balance: str = typer.Option(
+        "none",
+        "--balance",
+        help="none (keep the class distribution), cap (cap classes; a budget is water-filled) or equal (same target per class).",
+    ),
+    min_per_class: Optional[int] = typer.Option(
+        None,
+        "--min-per-class",
+        help="Fill classes up to N from role=fill sources, in priority order; shortfalls are reported.",
+    ),
+    max_per_class: Optional[int] = typer.Option(
+        None, "--max-per-class", help="Cap every class at N (seeded sampling)."
+    ),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit) or a count."
+    ),
+    budget_unit: str = typer.Option(
+        "120000", "--budget-unit", help="Samples in 1x: a count (default 120000, the paper's IN100) or a source name."
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    val_fraction: float = typer.Option(0.02, "--val-fraction", help="Share of the selected samples held out as val (stable hash of the key)."),
+    val_fraction: float = typer.Option(
+        0.02, "--val-fraction", help="Share of the selected samples held out as val (stable hash of the key)."
+    ),
     shard_size: int = typer.Option(10_000, "--shard-size", help="Samples per output tar."),
-    dedup: str = typer.Option("key,id,url,hash", "--dedup", help="Duplicate checks: key, id (photo id), url, hash (exact image bytes), comma-separated, or none."),
-    unknown_labels: str = typer.Option("error", "--unknown-labels", help="error or drop rows whose label is not in the label set."),
-    missing_images: str = typer.Option("skip", "--missing-images", help="skip (and report) or error on labelled rows without image bytes."),
+    dedup: str = typer.Option(
+        "key,id,url,hash",
+        "--dedup",
+        help="Duplicate checks: key, id (photo id), url, hash (exact image bytes), comma-separated, or none.",
+    ),
+    unknown_labels: str = typer.Option(
+        "error", "--unknown-labels", help="error or drop rows whose label is not in the label set."
+    ),
+    missing_images: str = typer.Option(
+        "skip", "--missing-images", help="skip (and report) or error on labelled rows without image bytes."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Select, de-duplicate and balance labelled samples into webdataset shards with a dataset card."""
-    from janus_build.balance import BalanceConfig, SourceSpec, balance as run_balance, load_sources_file
+    from janus_build.balance import BalanceConfig, SourceSpec, load_sources_file
+    from janus_build.balance import balance as run_balance
     from janus_build.cli.common import RichProgress, console
     from janus_build.errors import ConfigError
 
@@ -48,9 +77,21 @@ def balance_command(
         raise ConfigError("janus balance: give at least one SOURCE or --sources FILE")
     checks = () if dedup.strip().lower() == "none" else tuple(d.strip() for d in dedup.split(",") if d.strip())
     config = BalanceConfig(
-        out=str(out), sources=tuple(specs), labels=labels, balance=balance, min_per_class=min_per_class,
-        max_per_class=max_per_class, budget=budget, budget_unit=budget_unit, seed=seed, val_fraction=val_fraction,
-        shard_size=shard_size, dedup=checks, unknown_labels=unknown_labels, missing_images=missing_images, overwrite=overwrite,
+        out=str(out),
+        sources=tuple(specs),
+        labels=labels,
+        balance=balance,
+        min_per_class=min_per_class,
+        max_per_class=max_per_class,
+        budget=budget,
+        budget_unit=budget_unit,
+        seed=seed,
+        val_fraction=val_fraction,
+        shard_size=shard_size,
+        dedup=checks,
+        unknown_labels=unknown_labels,
+        missing_images=missing_images,
+        overwrite=overwrite,
     )
     with RichProgress() as progress:
         result = run_balance(config, progress)
@@ -61,11 +102,19 @@ def balance_command(
         highlight=False,
     )
     for name, s in stats["sources"].items():
-        console().print(f"  {name}: {s['selected']:,} selected of {s.get('rows', 0):,} rows "
-                        f"({s.get('missing_image', 0):,} without image bytes)", highlight=False)
+        console().print(
+            f"  {name}: {s['selected']:,} selected of {s.get('rows', 0):,} rows "
+            f"({s.get('missing_image', 0):,} without image bytes)",
+            highlight=False,
+        )
     removed = sum(stats["dedup"]["removed"].values())
     if removed:
-        console().print(f"  duplicates removed: {removed:,} ({', '.join(f'{k} {v:,}' for k, v in stats['dedup']['removed'].items() if v)})", highlight=False)
+        console().print(
+            f"  duplicates removed: {removed:,} ({', '.join(f'{k} {v:,}' for k, v in stats['dedup']['removed'].items() if v)})",
+            highlight=False,
+        )
     if result.short_classes:
-        console().print(f"[yellow]  {len(result.short_classes)} class(es) short of their minimum; see {result.out / 'README.md'}[/]")
+        console().print(
+            f"[yellow]  {len(result.short_classes)} class(es) short of their minimum; see {result.out / 'README.md'}[/]"
+        )
     console().print(f"  dataset card: {result.out / 'README.md'}", highlight=False)

@@ -19,26 +19,73 @@ def _default(name: str):
 
 @app.command()
 def caption(
-    stage_dir: Path = typer.Argument(..., help="Image stage: a fetch output (its images/), janus image shards, img2dataset output or webdataset tars."),
+    stage_dir: Path = typer.Argument(
+        ...,
+        help="Image stage: a fetch output (its images/), janus image shards, img2dataset output or webdataset tars.",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory of caption shards (one per input shard)."),
-    model: str = typer.Option(_default("model"), "--model", help="Hugging Face model name (e.g. Salesforce/blip-image-captioning-large) or a local directory."),
-    prompt: str = typer.Option(_default("prompt"), "--prompt", help="Text the decoder starts from (BLIP's own default); stripped from captions. '' for none."),
+    model: str = typer.Option(
+        _default("model"),
+        "--model",
+        help="Hugging Face model name (e.g. Salesforce/blip-image-captioning-large) or a local directory.",
+    ),
+    prompt: str = typer.Option(
+        _default("prompt"),
+        "--prompt",
+        help="Text the decoder starts from (BLIP's own default); stripped from captions. '' for none.",
+    ),
     device: str = typer.Option(_default("device"), "--device", help="auto | cpu | cuda."),
-    precision: str = typer.Option(_default("precision"), "--precision", help="auto (bf16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."),
+    precision: str = typer.Option(
+        _default("precision"), "--precision", help="auto (bf16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16."
+    ),
     batch_size: int = typer.Option(_default("batch_size"), "--batch-size", help="Images per generate() call."),
-    num_workers: int = typer.Option(_default("num_workers"), "--num-workers", help="Processes decoding and preprocessing images (0: in the main process)."),
-    seed: int = typer.Option(_default("seed"), "--seed", help="Sampling seed; same seed, batch size and device give the same captions."),
-    num_beams: int = typer.Option(_default("num_beams"), "--num-beams", help="1: nucleus sampling (the paper); >1: beam search."),
+    num_workers: int = typer.Option(
+        _default("num_workers"),
+        "--num-workers",
+        help="Processes decoding and preprocessing images (0: in the main process).",
+    ),
+    seed: int = typer.Option(
+        _default("seed"), "--seed", help="Sampling seed; same seed, batch size and device give the same captions."
+    ),
+    num_beams: int = typer.Option(
+        _default("num_beams"), "--num-beams", help="1: nucleus sampling (the paper); >1: beam search."
+    ),
     top_p: float = typer.Option(_default("top_p"), "--top-p", help="Nucleus sampling probability mass."),
-    top_k: int = typer.Option(_default("top_k"), "--top-k", help="Top-k cut before nucleus sampling (50 as in BLIP's code; 0: off)."),
-    max_length: int = typer.Option(_default("max_length"), "--max-length", help="Longest caption in tokens (prompt included)."),
-    min_length: int = typer.Option(_default("min_length"), "--min-length", help="Shortest caption in tokens (prompt included)."),
-    repetition_penalty: float = typer.Option(_default("repetition_penalty"), "--repetition-penalty", help="Penalty on repeated tokens (1.0: none)."),
-    title_col: str = typer.Option(_default("title_col"), "--title-col", help="Column (or json field) holding the title merged into caption_blip_title."),
-    human_caption_col: Optional[str] = typer.Option(None, "--human-caption-col", help="Column with human-written captions preferred for prose_caption; default: human_caption / localized_narrative / narrative when present."),
-    classnames: str = typer.Option(_default("classnames"), "--classnames", help="Term set whose words are never spell-corrected: openai | default | FILE."),
-    spellcheck: bool = typer.Option(_default("spellcheck"), "--spellcheck/--no-spellcheck", help="Spell-check BLIP's captions."),
-    max_image_pixels: int = typer.Option(_default("max_image_pixels"), "--max-image-pixels", help="Refuse images that would decode to more pixels (after JPEG reduced-scale decoding)."),
+    top_k: int = typer.Option(
+        _default("top_k"), "--top-k", help="Top-k cut before nucleus sampling (50 as in BLIP's code; 0: off)."
+    ),
+    max_length: int = typer.Option(
+        _default("max_length"), "--max-length", help="Longest caption in tokens (prompt included)."
+    ),
+    min_length: int = typer.Option(
+        _default("min_length"), "--min-length", help="Shortest caption in tokens (prompt included)."
+    ),
+    repetition_penalty: float = typer.Option(
+        _default("repetition_penalty"), "--repetition-penalty", help="Penalty on repeated tokens (1.0: none)."
+    ),
+    title_col: str = typer.Option(
+        _default("title_col"),
+        "--title-col",
+        help="Column (or json field) holding the title merged into caption_blip_title.",
+    ),
+    human_caption_col: Optional[str] = typer.Option(
+        None,
+        "--human-caption-col",
+        help="Column with human-written captions preferred for prose_caption; default: human_caption / localized_narrative / narrative when present.",
+    ),
+    classnames: str = typer.Option(
+        _default("classnames"),
+        "--classnames",
+        help="Term set whose words are never spell-corrected: openai | default | FILE.",
+    ),
+    spellcheck: bool = typer.Option(
+        _default("spellcheck"), "--spellcheck/--no-spellcheck", help="Spell-check BLIP's captions."
+    ),
+    max_image_pixels: int = typer.Option(
+        _default("max_image_pixels"),
+        "--max-image-pixels",
+        help="Refuse images that would decode to more pixels (after JPEG reduced-scale decoding).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output instead of resuming it."),
 ) -> None:
     """Caption images with BLIP (nucleus sampling), fix spelling, merge the title; resumable by shard."""

@@ -13,11 +13,17 @@ from janus_build.cli import app
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Where the miniature JANuS goes (an earlier demo there is replaced)."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated IN100 class ids (default: lion, goose, koala, flamingo)."),
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", help="Where the miniature JANuS goes (an earlier demo there is replaced)."
+    ),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="Comma-separated IN100 class ids (default: lion, goose, koala, flamingo)."
+    ),
     per_class: int = typer.Option(60, "--per-class", help="Flickr photos kept per class."),
     epochs: int = typer.Option(6, "--epochs", help="CPU training epochs per budget."),
-    interactive: bool = typer.Option(False, "--interactive", help="Tag the photos yourself in the browser instead of from the generated truth."),
+    interactive: bool = typer.Option(
+        False, "--interactive", help="Tag the photos yourself in the browser instead of from the generated truth."
+    ),
     port: int = typer.Option(8765, "--port", help="Port of the tagging page with --interactive."),
 ) -> None:
     """Build a miniature JANuS offline: fetch, tag, caption, match, balance, train, eval."""
@@ -38,16 +44,29 @@ def demo_command(
         result = run_demo(config, narrate, progress)
     con = console()
     report = result.fetch_report.get("classes", {})
-    con.print("[bold]fetch[/]: " + ", ".join(f"class {c}: {v.get('available')} available, {v.get('fetched')} fetched, "
-                                              f"{v.get('downloaded')} downloaded" for c, v in report.items()))
-    con.print("[bold]tag[/] (Table 8 columns): " + ", ".join(
-        f"{row['name']}: {row['good']} good of {row['total']} ({row['pct_good']:.0f}%), {row['available']} available"
-        for row in result.tag_stats.get("classes", [])))
+    con.print(
+        "[bold]fetch[/]: "
+        + ", ".join(
+            f"class {c}: {v.get('available')} available, {v.get('fetched')} fetched, {v.get('downloaded')} downloaded"
+            for c, v in report.items()
+        )
+    )
+    con.print(
+        "[bold]tag[/] (Table 8 columns): "
+        + ", ".join(
+            f"{row['name']}: {row['good']} good of {row['total']} ({row['pct_good']:.0f}%), {row['available']} available"
+            for row in result.tag_stats.get("classes", [])
+        )
+    )
     stats = result.match_stats
-    con.print(f"[bold]match[/]: {stats['labelled']}/{stats['rows']} captions labelled, label accuracy "
-              f"{stats.get('label_accuracy', 0):.3f}, dataset utilisation {stats.get('dataset_utilization', 0):.3f}")
+    con.print(
+        f"[bold]match[/]: {stats['labelled']}/{stats['rows']} captions labelled, label accuracy "
+        f"{stats.get('label_accuracy', 0):.3f}, dataset utilisation {stats.get('dataset_utilization', 0):.3f}"
+    )
     for budget, summary in result.balance.items():
-        con.print(f"[bold]balance {budget}[/]: {summary.counts.get('train', 0)} training samples -> {result.paths[f'janus_{budget}']}")
+        con.print(
+            f"[bold]balance {budget}[/]: {summary.counts.get('train', 0)} training samples -> {result.paths[f'janus_{budget}']}"
+        )
     for budget, metrics in result.metrics.items():
         render_metrics(metrics, title=f"Robustness of a small CNN trained on the {budget} budget")
     con.print(f"\nBuilt in {time.perf_counter() - started:.0f} s. Everything is under [bold]{result.out}[/]:")

@@ -18,15 +18,31 @@ _DEFAULT_LICENSES = "1,2,3,4,5,6,9,11,12,13,14,15,16"  # = flickr.CREATIVE_COMMO
 @app.command()
 def fetch(
     out: Path = typer.Option(..., "--out", help="Output stage directory (metadata/, images/, report.json)."),
-    queries: Optional[Path] = typer.Option(None, "--queries", help="Queries TOML file (default: the shipped queries/in100.toml)."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class ids to fetch (default: all in the file)."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="Photos to keep per class (default: each class's target)."),
-    api_url: str = typer.Option("https://api.flickr.com/services/rest/", "--api-url", help="Flickr REST endpoint (mirrors, proxies, tests)."),
-    metadata_only: bool = typer.Option(False, "--metadata-only", help="Stop after the metadata shards; download no image."),
-    calls_per_hour: int = typer.Option(3600, "--calls-per-hour", help="API call budget (Flickr allows 3,600 per key per hour)."),
+    queries: Optional[Path] = typer.Option(
+        None, "--queries", help="Queries TOML file (default: the shipped queries/in100.toml)."
+    ),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="Comma-separated class ids to fetch (default: all in the file)."
+    ),
+    per_class: Optional[int] = typer.Option(
+        None, "--per-class", help="Photos to keep per class (default: each class's target)."
+    ),
+    api_url: str = typer.Option(
+        "https://api.flickr.com/services/rest/", "--api-url", help="Flickr REST endpoint (mirrors, proxies, tests)."
+    ),
+    metadata_only: bool = typer.Option(
+        False, "--metadata-only", help="Stop after the metadata shards; download no image."
+    ),
+    calls_per_hour: int = typer.Option(
+        3600, "--calls-per-hour", help="API call budget (Flickr allows 3,600 per key per hour)."
+    ),
     workers: int = typer.Option(1, "--workers", help="Classes searched concurrently (sharing the call budget)."),
-    licenses: str = typer.Option(_DEFAULT_LICENSES, "--licenses", help="Comma-separated Flickr licence ids (default: the Creative Commons ids)."),
-    max_size: int = typer.Option(1024, "--max-size", help="Largest image side in pixels: the biggest Flickr size at or below it is chosen."),
+    licenses: str = typer.Option(
+        _DEFAULT_LICENSES, "--licenses", help="Comma-separated Flickr licence ids (default: the Creative Commons ids)."
+    ),
+    max_size: int = typer.Option(
+        1024, "--max-size", help="Largest image side in pixels: the biggest Flickr size at or below it is chosen."
+    ),
     processes: int = typer.Option(1, "--processes", help="img2dataset download processes."),
     threads: int = typer.Option(16, "--threads", help="img2dataset download threads per process."),
     shard_size: int = typer.Option(1000, "--shard-size", help="Images per image shard."),

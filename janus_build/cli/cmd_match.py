@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -12,21 +12,51 @@ from janus_build.cli import app
 
 @app.command("match")
 def match_command(
-    inputs: Optional[List[str]] = typer.Argument(None, metavar="INPUT...", help="Parquet files, directories or globs (LAION, YFCC, your own)."),
+    inputs: Optional[list[str]] = typer.Argument(
+        None, metavar="INPUT...", help="Parquet files, directories or globs (LAION, YFCC, your own)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory: one labelled shard per input shard + stats.json."),
-    strategy: str = typer.Option("sc", "--strategy", help="sc (first class in caption order), strict (only when one class matches) or mc (all classes, up to 25)."),
-    labels: str = typer.Option("in100", "--labels", help="Label set: in100, in1k or a TSV file (class_id, name[, terms])."),
-    classnames: str = typer.Option("openai", "--classnames", help="Matching terms: openai, default (WordNet synonyms) or a TSV file (class_id, name, terms)."),
-    text_col: Optional[List[str]] = typer.Option(None, "--text-col", help="Caption column; repeat to join several with a space (YFCC: title, description, tags). Default: TEXT if present, else caption."),
-    truth_col: Optional[str] = typer.Option(None, "--truth-col", help="Ground-truth class column: enables label accuracy and dataset utilisation."),
-    min_label_accuracy: Optional[float] = typer.Option(None, "--min-label-accuracy", help="Exit with code 3 if label accuracy falls below this (needs --truth-col)."),
-    min_utilization: Optional[float] = typer.Option(None, "--min-utilization", help="Exit with code 3 if (dataset) utilisation falls below this."),
+    strategy: str = typer.Option(
+        "sc",
+        "--strategy",
+        help="sc (first class in caption order), strict (only when one class matches) or mc (all classes, up to 25).",
+    ),
+    labels: str = typer.Option(
+        "in100", "--labels", help="Label set: in100, in1k or a TSV file (class_id, name[, terms])."
+    ),
+    classnames: str = typer.Option(
+        "openai",
+        "--classnames",
+        help="Matching terms: openai, default (WordNet synonyms) or a TSV file (class_id, name, terms).",
+    ),
+    text_col: Optional[list[str]] = typer.Option(
+        None,
+        "--text-col",
+        help="Caption column; repeat to join several with a space (YFCC: title, description, tags). Default: TEXT if present, else caption.",
+    ),
+    truth_col: Optional[str] = typer.Option(
+        None, "--truth-col", help="Ground-truth class column: enables label accuracy and dataset utilisation."
+    ),
+    min_label_accuracy: Optional[float] = typer.Option(
+        None, "--min-label-accuracy", help="Exit with code 3 if label accuracy falls below this (needs --truth-col)."
+    ),
+    min_utilization: Optional[float] = typer.Option(
+        None, "--min-utilization", help="Exit with code 3 if (dataset) utilisation falls below this."
+    ),
     workers: int = typer.Option(1, "--workers", help="Processes working on separate input shards."),
-    engine: str = typer.Option("local", "--engine", help="local, or spark (PySpark; local mode unless SPARK_MASTER / spark-submit say otherwise)."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local, or spark (PySpark; local mode unless SPARK_MASTER / spark-submit say otherwise).",
+    ),
     max_ngram: int = typer.Option(3, "--max-ngram", help="Longest n-gram matched (the paper: 3)."),
-    skip_bad_inputs: bool = typer.Option(False, "--skip-bad-inputs", help="Continue past unreadable inputs and list them in stats.json."),
+    skip_bad_inputs: bool = typer.Option(
+        False, "--skip-bad-inputs", help="Continue past unreadable inputs and list them in stats.json."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds."),
-    sample: bool = typer.Option(False, "--sample", help="Match the caption sample shipped with janus-build (ground truth in class_id)."),
+    sample: bool = typer.Option(
+        False, "--sample", help="Match the caption sample shipped with janus-build (ground truth in class_id)."
+    ),
 ) -> None:
     """Label captions with classes by n-gram subset matching (strict / sc / mc)."""
     from janus_build.cli.common import RichProgress
@@ -39,12 +69,24 @@ def match_command(
         sources.append(str(package_data("sample_captions.parquet")))
         truth_col = truth_col or "class_id"
     if not sources:
-        raise ConfigError("no INPUT given: pass parquet files, directories or globs (or --sample for the shipped sample)")
+        raise ConfigError(
+            "no INPUT given: pass parquet files, directories or globs (or --sample for the shipped sample)"
+        )
     config = MatchConfig(
-        inputs=tuple(sources), out=str(out), strategy=strategy, labels=labels, classnames=classnames,
-        text_cols=tuple(text_col or ()), truth_col=truth_col, min_label_accuracy=min_label_accuracy,
-        min_utilization=min_utilization, max_ngram=max_ngram, workers=workers, engine=engine,
-        skip_bad_inputs=skip_bad_inputs, overwrite=overwrite,
+        inputs=tuple(sources),
+        out=str(out),
+        strategy=strategy,
+        labels=labels,
+        classnames=classnames,
+        text_cols=tuple(text_col or ()),
+        truth_col=truth_col,
+        min_label_accuracy=min_label_accuracy,
+        min_utilization=min_utilization,
+        max_ngram=max_ngram,
+        workers=workers,
+        engine=engine,
+        skip_bad_inputs=skip_bad_inputs,
+        overwrite=overwrite,
     )
     from janus_build.errors import GateError
 
@@ -68,7 +110,11 @@ def render_summary(stats: dict, out: Path) -> None:
     from janus_build.cli.common import console
     from janus_build.labels import load_label_set
 
-    names = load_label_set(stats["labels"]).names if stats["labels"] in ("in100", "in1k") or Path(stats["labels"]).is_file() else {}
+    names = (
+        load_label_set(stats["labels"]).names
+        if stats["labels"] in ("in100", "in1k") or Path(stats["labels"]).is_file()
+        else {}
+    )
     table = Table(title=f"janus match ({stats['strategy']}) -> {out}", show_header=False)
     table.add_row("rows", f"{stats['rows']:,}")
     table.add_row("labelled", f"{stats['labelled']:,}")
@@ -77,7 +123,10 @@ def render_summary(stats: dict, out: Path) -> None:
         table.add_row("label accuracy (correct / labelled)", f"{stats['label_accuracy']:.4f}")
         table.add_row("dataset utilization (correct / rows)", f"{stats['dataset_utilization']:.4f}")
     reasons = stats.get("unlabelled_reasons", {})
-    table.add_row("empty / non-text / too long", f"{reasons.get('empty', 0)} / {reasons.get('non_text', 0)} / {reasons.get('too_long', 0)}")
+    table.add_row(
+        "empty / non-text / too long",
+        f"{reasons.get('empty', 0)} / {reasons.get('non_text', 0)} / {reasons.get('too_long', 0)}",
+    )
     table.add_row("classes seen", str(stats.get("classes_seen", 0)))
     if stats.get("skipped_inputs"):
         table.add_row("skipped inputs", ", ".join(b["path"] for b in stats["skipped_inputs"]))

@@ -18,7 +18,7 @@ app.add_typer(tag_app, name="tag")
 _DB_HELP = "The queue's SQLite file (default STAGE_DIR/tag/tags.sqlite)."
 
 
-def _serve(queue, config) -> None:  # noqa: ANN001 - library types imported lazily
+def _serve(queue, config) -> None:
     from janus_build.cli.common import console, console_err
     from janus_build.tag import server
 
@@ -46,18 +46,34 @@ def _serve(queue, config) -> None:  # noqa: ANN001 - library types imported lazi
 
 @tag_app.command("serve")
 def serve(
-    stage_dir: Path = typer.Argument(..., help="A janus fetch output (its images/ is used) or an image stage directory."),
-    references: Optional[Path] = typer.Option(None, "--references", help="Reference photos: DIR/<class_id>/*.jpg (else the first in-class images)."),
+    stage_dir: Path = typer.Argument(
+        ..., help="A janus fetch output (its images/ is used) or an image stage directory."
+    ),
+    references: Optional[Path] = typer.Option(
+        None, "--references", help="Reference photos: DIR/<class_id>/*.jpg (else the first in-class images)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
     port: int = typer.Option(8765, "--port", help="TCP port."),
-    annotator: Optional[str] = typer.Option(None, "--annotator", help="Default annotator name (the page can change it); default $USER."),
+    annotator: Optional[str] = typer.Option(
+        None, "--annotator", help="Default annotator name (the page can change it); default $USER."
+    ),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
-    overlap: Optional[float] = typer.Option(None, "--overlap", help="Fraction of items tagged by two annotators for Cohen's kappa (default: keep; 0.05 for a new queue)."),
-    lease_seconds: float = typer.Option(120.0, "--lease-seconds", help="How long an item handed to a tab stays reserved for it."),
+    overlap: Optional[float] = typer.Option(
+        None,
+        "--overlap",
+        help="Fraction of items tagged by two annotators for Cohen's kappa (default: keep; 0.05 for a new queue).",
+    ),
+    lease_seconds: float = typer.Option(
+        120.0, "--lease-seconds", help="How long an item handed to a tab stays reserved for it."
+    ),
     prefetch: int = typer.Option(8, "--prefetch", help="Items the page keeps loaded ahead."),
     grid_size: int = typer.Option(5, "--grid-size", help="Grid mode shows N x N images."),
-    class_col: str = typer.Option("class_id", "--class-col", help="Index column holding the class id (label for balance output)."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (no login: trusted networks only)."),
+    class_col: str = typer.Option(
+        "class_id", "--class-col", help="Index column holding the class id (label for balance output)."
+    ),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow a non-loopback --host (no login: trusted networks only)."
+    ),
 ) -> None:
     """Serve the tagging page for STAGE_DIR and print its URL."""
     from janus_build.errors import ConfigError
@@ -70,9 +86,18 @@ def serve(
     server.check_host(host, allow_remote)
     kwargs = {"annotator": annotator} if annotator else {}
     config = server.ServeConfig(
-        stage_dir=stage_dir, references=references, host=host, port=port, db=db, overlap=overlap,
-        lease_seconds=lease_seconds, prefetch=prefetch, grid_size=grid_size, class_col=class_col,
-        allow_remote=allow_remote, **kwargs,
+        stage_dir=stage_dir,
+        references=references,
+        host=host,
+        port=port,
+        db=db,
+        overlap=overlap,
+        lease_seconds=lease_seconds,
+        prefetch=prefetch,
+        grid_size=grid_size,
+        class_col=class_col,
+        allow_remote=allow_remote,
+        **kwargs,
     )
     _serve(server.open_for_serving(config), config)
 
@@ -81,17 +106,27 @@ def serve(
 def audit(
     match_dir: Path = typer.Argument(..., help="A janus match output directory (*.parquet with key, label, ...)."),
     per_class: int = typer.Option(50, "--per-class", help="Rows sampled per label."),
-    images: Optional[Path] = typer.Option(None, "--images", help="An image stage directory holding the same keys (else the row's URL is shown)."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Caption column shown (default TEXT, else caption, else title)."),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="An image stage directory holding the same keys (else the row's URL is shown)."
+    ),
+    text_col: Optional[str] = typer.Option(
+        None, "--text-col", help="Caption column shown (default TEXT, else caption, else title)."
+    ),
     url_col: Optional[str] = typer.Option(None, "--url-col", help="Image URL column (default URL, else url)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    db: Optional[Path] = typer.Option(None, "--db", help="The audit queue's SQLite file (default MATCH_DIR/tag/tags.sqlite)."),
-    overlap: Optional[float] = typer.Option(None, "--overlap", help="Fraction judged by two annotators (default 0.05)."),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="The audit queue's SQLite file (default MATCH_DIR/tag/tags.sqlite)."
+    ),
+    overlap: Optional[float] = typer.Option(
+        None, "--overlap", help="Fraction judged by two annotators (default 0.05)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
     port: int = typer.Option(8765, "--port", help="TCP port."),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="Default annotator name; default $USER."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host."),
-    no_serve: bool = typer.Option(False, "--no-serve", help="Only draw the sample (serve it later with janus tag serve MATCH_DIR)."),
+    no_serve: bool = typer.Option(
+        False, "--no-serve", help="Only draw the sample (serve it later with janus tag serve MATCH_DIR)."
+    ),
 ) -> None:
     """Judge N matched rows per class (in = label right) to estimate label precision; see janus tag stats."""
     from janus_build.cli.common import console
@@ -99,19 +134,33 @@ def audit(
     from janus_build.tag.audit import AuditConfig, build_audit_queue
 
     server.check_host(host, allow_remote)
-    queue = build_audit_queue(AuditConfig(match_dir=match_dir, per_class=per_class, images=images, text_col=text_col,
-                                          url_col=url_col, seed=seed, db=db, overlap=overlap))
+    queue = build_audit_queue(
+        AuditConfig(
+            match_dir=match_dir,
+            per_class=per_class,
+            images=images,
+            text_col=text_col,
+            url_col=url_col,
+            seed=seed,
+            db=db,
+            overlap=overlap,
+        )
+    )
     if no_serve:
         n = sum(queue.progress(c)["items"] for c in queue.classes())
-        console().print(f"audit sample: {n:,} row(s) in {len(queue.classes())} class(es); queue {queue.path}", highlight=False)
+        console().print(
+            f"audit sample: {n:,} row(s) in {len(queue.classes())} class(es); queue {queue.path}", highlight=False
+        )
         queue.close()
         return
     kwargs = {"annotator": annotator} if annotator else {}
-    config = server.ServeConfig(stage_dir=match_dir, host=host, port=port, db=queue.path, allow_remote=allow_remote, **kwargs)
+    config = server.ServeConfig(
+        stage_dir=match_dir, host=host, port=port, db=queue.path, allow_remote=allow_remote, **kwargs
+    )
     _serve(queue, config)
 
 
-def _open_existing(stage_dir: Path, db: Optional[Path]):  # noqa: ANN202
+def _open_existing(stage_dir: Path, db: Optional[Path]):
     from janus_build.errors import InputError
     from janus_build.tag.db import TagQueue, default_db_path
 
@@ -138,15 +187,27 @@ def stats(
         result = compute_stats(queue, stage_dir)
     audit = result["mode"] == "audit"
     table = Table(title="label precision per class (audit)" if audit else "Table 8: hand-tagged samples per class")
-    for column in ["class", "name", "good", "total", "available", "pct good", "unsure", "remaining"] + (["precision", "95% CI"] if audit else []):
+    for column in ["class", "name", "good", "total", "available", "pct good", "unsure", "remaining"] + (
+        ["precision", "95% CI"] if audit else []
+    ):
         table.add_column(column, justify="left" if column == "name" else "right")
 
     def fmt(value: object) -> str:
         return "–" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
 
-    for r in result["classes"] + [{"class_id": "all", "name": "", **result["totals"], "unsure": sum(c["unsure"] for c in result["classes"])}]:
-        cells = [str(r["class_id"]), r["name"], fmt(r["good"]), fmt(r["total"]), fmt(r.get("available")), fmt(r["pct_good"]),
-                 fmt(r["unsure"]), fmt(r["remaining"])]
+    for r in result["classes"] + [
+        {"class_id": "all", "name": "", **result["totals"], "unsure": sum(c["unsure"] for c in result["classes"])}
+    ]:
+        cells = [
+            str(r["class_id"]),
+            r["name"],
+            fmt(r["good"]),
+            fmt(r["total"]),
+            fmt(r.get("available")),
+            fmt(r["pct_good"]),
+            fmt(r["unsure"]),
+            fmt(r["remaining"]),
+        ]
         if audit:
             ci = r.get("precision_ci95")
             cells += [fmt(r.get("precision")), f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–"]
@@ -163,8 +224,12 @@ def stats(
     if audit:
         s = result["audit"]
         ci = s["precision_ci95"]
-        line = (f"label precision ({s['strategy'] or 'match'}): {fmt(s['precision'])} "
-                f"(95% Wilson CI {ci[0]:.3f}–{ci[1]:.3f}) on {s['judged']} judged rows" if ci else "label precision: no judged rows yet")
+        line = (
+            f"label precision ({s['strategy'] or 'match'}): {fmt(s['precision'])} "
+            f"(95% Wilson CI {ci[0]:.3f}–{ci[1]:.3f}) on {s['judged']} judged rows"
+            if ci
+            else "label precision: no judged rows yet"
+        )
         if s["stratified"]:
             st = s["stratified"]
             line += f"; weighted by class size {st['precision']:.4f} ({st['ci95'][0]:.3f}–{st['ci95'][1]:.3f})"

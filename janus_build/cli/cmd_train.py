@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -34,7 +34,11 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
     table.add_column("images", justify="right")
     table.add_column("classes", justify="right")
     for shift, result in metrics["shifts"].items():
-        classes = f"{result['classes_present']}/{result['classes']}" if result.get("classes_present") is not None else str(result["classes"])
+        classes = (
+            f"{result['classes_present']}/{result['classes']}"
+            if result.get("classes_present") is not None
+            else str(result["classes"])
+        )
         table.add_row(SHIFT_TITLES.get(shift, shift), pct(result["top1"]), f"{result['images']:,}", classes)
     table.add_section()
     used = ", ".join(SHIFT_TITLES[s].removeprefix("ImageNet-") for s in metrics["average_robustness_shifts"])
@@ -47,28 +51,50 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
 
 @app.command()
 def train(
-    shards: List[str] = typer.Argument(..., help="Shard .tar files, globs, or directories (a janus balance output uses its train/ shards)."),
+    shards: list[str] = typer.Argument(
+        ..., help="Shard .tar files, globs, or directories (a janus balance output uses its train/ shards)."
+    ),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints/, eval/, history.json, manifest.json."),
-    arch: str = typer.Option("resnet50", "--arch", help="resnet50, resnet26, rn50x4, vit_small_patch16_224, deit_small, convnext_tiny, gcvit_xxtiny, tiny, timm:NAME, torchvision:NAME (vl: resnet50, rn50x4, tiny, open_clip:NAME)."),
+    arch: str = typer.Option(
+        "resnet50",
+        "--arch",
+        help="resnet50, resnet26, rn50x4, vit_small_patch16_224, deit_small, convnext_tiny, gcvit_xxtiny, tiny, timm:NAME, torchvision:NAME (vl: resnet50, rn50x4, tiny, open_clip:NAME).",
+    ),
     loss: str = typer.Option("ce", "--loss", help="ce (cross-entropy on labels) or vl (CLIP InfoNCE on captions)."),
     augment: str = typer.Option("simclr", "--augment", help="simclr (the paper's) or standard (crop + flip)."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="in100, in1k or a TSV file; default: the shards' manifest, else in100."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="in100, in1k or a TSV file; default: the shards' manifest, else in100."
+    ),
     epochs: int = typer.Option(256, "--epochs"),
     batch_size: int = typer.Option(256, "--batch-size", help="Global batch size (divided among torchrun processes)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default 1e-3 (adamw) or 0.1 x batch/256 (sgd)."),
+    lr: Optional[float] = typer.Option(
+        None, "--lr", help="Peak learning rate; default 1e-3 (adamw) or 0.1 x batch/256 (sgd)."
+    ),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd (Nesterov momentum)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Default 0.05 (adamw) or 1e-4 (sgd)."),
     momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum (Nesterov)."),
     warmup_epochs: float = typer.Option(5.0, "--warmup-epochs", help="Linear warm-up before the cosine schedule."),
     image_size: int = typer.Option(224, "--image-size"),
     workers: int = typer.Option(4, "--workers", help="Data-loader processes per training process."),
-    shuffle_buffer: int = typer.Option(2000, "--shuffle-buffer", help="Samples in each loader worker's shuffle buffer."),
-    decode: str = typer.Option("cpu", "--decode", help="cpu (PIL in loader workers) or gpu (nvJPEG decode + batched augmentation on the device)."),
-    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help="Default: training samples // batch size."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPUs that have it, else fp16; fp32 on CPU), bf16, fp16, fp32."),
+    shuffle_buffer: int = typer.Option(
+        2000, "--shuffle-buffer", help="Samples in each loader worker's shuffle buffer."
+    ),
+    decode: str = typer.Option(
+        "cpu",
+        "--decode",
+        help="cpu (PIL in loader workers) or gpu (nvJPEG decode + batched augmentation on the device).",
+    ),
+    steps_per_epoch: Optional[int] = typer.Option(
+        None, "--steps-per-epoch", help="Default: training samples // batch size."
+    ),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bf16 on GPUs that have it, else fp16; fp32 on CPU), bf16, fp16, fp32."
+    ),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the model."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last"),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm (the paper uses none)."),
+    grad_clip: Optional[float] = typer.Option(
+        None, "--grad-clip", help="Clip the gradient norm (the paper uses none)."
+    ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing"),
     eval_every: int = typer.Option(32, "--eval-every", help="Evaluate every N epochs (and after the last)."),
     eval_batch_size: int = typer.Option(256, "--eval-batch-size"),
@@ -78,7 +104,9 @@ def train(
     imagenet_r: Optional[str] = typer.Option(None, "--imagenet-r", help=_SHIFT_HELP["imagenet_r"]),
     imagenet_a: Optional[str] = typer.Option(None, "--imagenet-a", help=_SHIFT_HELP["imagenet_a"]),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each process uses cuda:LOCAL_RANK)."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each process uses cuda:LOCAL_RANK)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an earlier run in --out and start again."),
 ) -> None:
@@ -89,13 +117,40 @@ def train(
     from janus_build.train.runtime import dist_from_env
 
     config = TrainConfig(
-        shards=tuple(shards), out=str(out), arch=arch, loss=loss, augment=augment, labels=labels, epochs=epochs,
-        batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum, warmup_epochs=warmup_epochs,
-        image_size=image_size, workers=workers, shuffle_buffer=shuffle_buffer, decode=decode, steps_per_epoch=steps_per_epoch,
-        precision=precision, compile=compile, channels_last=channels_last, grad_clip=grad_clip,
-        label_smoothing=label_smoothing, eval_every=eval_every, eval_batch_size=eval_batch_size,
-        imagenet_val=imagenet_val, imagenet_v2=imagenet_v2, imagenet_sketch=imagenet_sketch, imagenet_r=imagenet_r,
-        imagenet_a=imagenet_a, seed=seed, device=device, resume=resume, overwrite=overwrite,
+        shards=tuple(shards),
+        out=str(out),
+        arch=arch,
+        loss=loss,
+        augment=augment,
+        labels=labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        warmup_epochs=warmup_epochs,
+        image_size=image_size,
+        workers=workers,
+        shuffle_buffer=shuffle_buffer,
+        decode=decode,
+        steps_per_epoch=steps_per_epoch,
+        precision=precision,
+        compile=compile,
+        channels_last=channels_last,
+        grad_clip=grad_clip,
+        label_smoothing=label_smoothing,
+        eval_every=eval_every,
+        eval_batch_size=eval_batch_size,
+        imagenet_val=imagenet_val,
+        imagenet_v2=imagenet_v2,
+        imagenet_sketch=imagenet_sketch,
+        imagenet_r=imagenet_r,
+        imagenet_a=imagenet_a,
+        seed=seed,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
     )
     main = dist_from_env().is_main
     if not main:  # under torchrun only rank 0 reports; the others speak up for errors only
@@ -109,24 +164,41 @@ def train(
         summary = run_training(config)
     if not main:
         return
-    console().print(f"trained {summary['epochs']} epoch(s), {summary['steps']} steps on {summary['world_size']} process(es) "
-                    f"({summary['precision']}); final loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}")
+    console().print(
+        f"trained {summary['epochs']} epoch(s), {summary['steps']} steps on {summary['world_size']} process(es) "
+        f"({summary['precision']}); final loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}"
+    )
     if summary["best"]:
-        render_metrics(summary["best"], title=f"Best evaluation (epoch {summary['best']['model']['epoch']}): {summary['best_checkpoint']}")
+        render_metrics(
+            summary["best"],
+            title=f"Best evaluation (epoch {summary['best']['model']['epoch']}): {summary['best_checkpoint']}",
+        )
 
 
 @app.command("eval")
 def eval_command(
-    checkpoint: Optional[str] = typer.Argument(None, help="A janus train checkpoint (or a bare state dict with --arch)."),
-    timm_model: Optional[str] = typer.Option(None, "--timm-model", help="Evaluate a pretrained timm ImageNet model by name instead (local weights only)."),
-    timm_weights: Optional[str] = typer.Option(None, "--timm-weights", help="Weights file for --timm-model (default: the local timm/Hugging Face cache)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a bare state dict; checked against a janus checkpoint."),
+    checkpoint: Optional[str] = typer.Argument(
+        None, help="A janus train checkpoint (or a bare state dict with --arch)."
+    ),
+    timm_model: Optional[str] = typer.Option(
+        None, "--timm-model", help="Evaluate a pretrained timm ImageNet model by name instead (local weights only)."
+    ),
+    timm_weights: Optional[str] = typer.Option(
+        None, "--timm-weights", help="Weights file for --timm-model (default: the local timm/Hugging Face cache)."
+    ),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="Architecture of a bare state dict; checked against a janus checkpoint."
+    ),
     imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help=_SHIFT_HELP["imagenet_val"]),
     imagenet_v2: Optional[str] = typer.Option(None, "--imagenet-v2", help=_SHIFT_HELP["imagenet_v2"]),
     imagenet_sketch: Optional[str] = typer.Option(None, "--imagenet-sketch", help=_SHIFT_HELP["imagenet_sketch"]),
     imagenet_r: Optional[str] = typer.Option(None, "--imagenet-r", help=_SHIFT_HELP["imagenet_r"]),
     imagenet_a: Optional[str] = typer.Option(None, "--imagenet-a", help=_SHIFT_HELP["imagenet_a"]),
-    labels: Optional[str] = typer.Option(None, "--labels", help="in100, in1k or a TSV file: predictions are restricted to these classes (default: the checkpoint's label set, else in100)."),
+    labels: Optional[str] = typer.Option(
+        None,
+        "--labels",
+        help="in100, in1k or a TSV file: predictions are restricted to these classes (default: the checkpoint's label set, else in100).",
+    ),
     batch_size: int = typer.Option(256, "--batch-size"),
     workers: int = typer.Option(4, "--workers"),
     device: str = typer.Option("auto", "--device"),
@@ -138,9 +210,21 @@ def eval_command(
     from janus_build.train.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(
-        checkpoint=checkpoint, timm_model=timm_model, timm_weights=timm_weights, arch=arch, imagenet_val=imagenet_val,
-        imagenet_v2=imagenet_v2, imagenet_sketch=imagenet_sketch, imagenet_r=imagenet_r, imagenet_a=imagenet_a,
-        labels=labels, batch_size=batch_size, workers=workers, device=device, precision=precision, out=out,
+        checkpoint=checkpoint,
+        timm_model=timm_model,
+        timm_weights=timm_weights,
+        arch=arch,
+        imagenet_val=imagenet_val,
+        imagenet_v2=imagenet_v2,
+        imagenet_sketch=imagenet_sketch,
+        imagenet_r=imagenet_r,
+        imagenet_a=imagenet_a,
+        labels=labels,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        precision=precision,
+        out=out,
     )
     with RichProgress(unit_rate="images") as progress:
         metrics = evaluate(config, progress)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from rich.console import Console
@@ -11,12 +11,12 @@ from rich.console import Console
 from janus_build.progress import Progress
 
 
-@lru_cache(maxsize=None)
+@cache
 def console() -> Console:
     return Console()
 
 
-@lru_cache(maxsize=None)
+@cache
 def console_err() -> Console:
     return Console(stderr=True)
 
@@ -36,10 +36,12 @@ class RichProgress(Progress):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress as _Bars,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as _Bars,
         )
 
         self._bars = _Bars(
@@ -55,7 +57,7 @@ class RichProgress(Progress):
         self._tasks: dict[str, Any] = {}
         self._units: dict[str, str] = {}
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._bars.start()
         return self
 

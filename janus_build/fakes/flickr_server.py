@@ -47,7 +47,22 @@ DATE_MAX = 1672444800  # 2022-12-31
 _SIZES = (("sq", 75), ("t", 100), ("q", 150), ("s", 240), ("n", 320), ("m", 500), ("z", 640), ("c", 800), ("l", 1024))
 _CC = (1, 2, 3, 4, 5, 6, 9, 11, 12, 14)
 _OTHER = (0, 7, 8, 10)
-_FILLER = "sunny morning trip holiday summer nikon canon outdoor family weekend light color travel nature".split()
+_FILLER = [
+    "sunny",
+    "morning",
+    "trip",
+    "holiday",
+    "summer",
+    "nikon",
+    "canon",
+    "outdoor",
+    "family",
+    "weekend",
+    "light",
+    "color",
+    "travel",
+    "nature",
+]
 _WORD = re.compile(r"[0-9a-z]+")
 
 
@@ -146,7 +161,9 @@ class FakeFlickr:
             exclusions = [t.text.lower() for t in query.exclusions]
             for index in range(self._count(class_id)):
                 rng = random.Random(f"{self.seed}-{class_id}-{index}")
-                required = [rng.choice(group).text.lower() for group in query.groups] or [self.classes[class_id].lower()]
+                required = [rng.choice(group).text.lower() for group in query.groups] or [
+                    self.classes[class_id].lower()
+                ]
                 filler = rng.sample(_FILLER, 3)
                 if rng.random() < 0.03:  # looser server match: 'lionlike' matches 'lion', local rule drops it
                     required = [w + "like" if " " not in w else w for w in required]
@@ -191,7 +208,9 @@ class FakeFlickr:
             return all(any(t.startswith(w) for t in tokens) for w in words)
         return all(w in tokens for w in words)
 
-    def search(self, text: str, licenses: set[int] | None, safe: int, min_date: int | None, max_date: int | None) -> list[FakePhoto]:
+    def search(
+        self, text: str, licenses: set[int] | None, safe: int, min_date: int | None, max_date: int | None
+    ) -> list[FakePhoto]:
         """Every photo matching, sorted by interestingness (descending)."""
         key = (text, tuple(sorted(licenses)) if licenses else None, safe, min_date, max_date)
         with self._lock:
@@ -245,7 +264,9 @@ class FakeFlickr:
         }
         for suffix, side in _SIZES:
             if side < self.image_size:
-                out.update({f"url_{suffix}": self._image_url(photo, suffix), f"height_{suffix}": side, f"width_{suffix}": side})
+                out.update(
+                    {f"url_{suffix}": self._image_url(photo, suffix), f"height_{suffix}": side, f"width_{suffix}": side}
+                )
         out.update(url_o=self._image_url(photo, "o"), height_o=self.image_size, width_o=self.image_size)
         return out
 
@@ -329,7 +350,9 @@ class FakeFlickr:
                 return response
 
             if key != self.api_key:
-                return done(JSONResponse({"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}))
+                return done(
+                    JSONResponse({"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"})
+                )
             fault = self._next_fault()
             record["fault"] = fault
             if fault == "100":
@@ -346,7 +369,7 @@ class FakeFlickr:
             if self.latency:
                 await asyncio.sleep(self.latency)
             if method != "flickr.photos.search":
-                return done(JSONResponse({"stat": "fail", "code": 112, "message": f"Method \"{method}\" not found"}))
+                return done(JSONResponse({"stat": "fail", "code": 112, "message": f'Method "{method}" not found'}))
             text = params.get("text", "")
             licenses = {int(x) for x in params["license"].split(",") if x.strip()} if params.get("license") else None
             safe = int(params.get("safe_search", 3) or 3)
@@ -398,7 +421,7 @@ class FakeFlickr:
             ]
         )
 
-    def start(self) -> "FakeFlickr":
+    def start(self) -> FakeFlickr:
         """Start serving on a free port of 127.0.0.1."""
         import uvicorn
 
@@ -407,9 +430,13 @@ class FakeFlickr:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self._app(), log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-flickr")
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-flickr"
+        )
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:
@@ -431,7 +458,7 @@ class FakeFlickr:
         """The REST endpoint to pass as ``--api-url``."""
         return f"{self.base_url}/services/rest/"
 
-    def __enter__(self) -> "FakeFlickr":
+    def __enter__(self) -> FakeFlickr:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

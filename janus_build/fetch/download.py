@@ -44,7 +44,9 @@ def image_rows(metadata: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, A
     return list(rows.values())
 
 
-def download_images(out: Path, metadata: Mapping[int, list[dict[str, Any]]], config: Any, progress: Progress) -> dict[str, str]:
+def download_images(
+    out: Path, metadata: Mapping[int, list[dict[str, Any]]], config: Any, progress: Progress
+) -> dict[str, str]:
     """Download every kept photo once; return ``{key: status}`` over all image shards."""
     import pyarrow as pa
 
@@ -92,7 +94,12 @@ def _run_img2dataset(input_path: Path, i2d_dir: Path, config: Any) -> None:
     from img2dataset import download
 
     i2d_dir.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading with img2dataset into %s (%d process(es) x %d thread(s))", i2d_dir, config.processes, config.threads)
+    log.info(
+        "downloading with img2dataset into %s (%d process(es) x %d thread(s))",
+        i2d_dir,
+        config.processes,
+        config.threads,
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # img2dataset prints its progress
         download(
             url_list=str(input_path),

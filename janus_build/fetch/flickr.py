@@ -72,7 +72,7 @@ class Credentials:
     api_secret: str = dataclasses.field(repr=False)
 
     @classmethod
-    def load(cls, config_path: str | Path | None = None) -> "Credentials":
+    def load(cls, config_path: str | Path | None = None) -> Credentials:
         """Read ``FLICKR_API_KEY``/``FLICKR_API_SECRET``, else the config file (``api_key``, ``api_secret``).
 
         Raises:
@@ -92,7 +92,7 @@ class Credentials:
         if not key:
             raise ConfigError(
                 "no Flickr API key: set FLICKR_API_KEY and FLICKR_API_SECRET in the environment, or write "
-                f"api_key = \"...\" and api_secret = \"...\" to {path} (get a key at https://www.flickr.com/services/apps/create/)"
+                f'api_key = "..." and api_secret = "..." to {path} (get a key at https://www.flickr.com/services/apps/create/)'
             )
         return cls(key, secret)
 
@@ -249,9 +249,13 @@ class FlickrClient:
                 return self._call(params)
             except _Retryable as exc:
                 if attempt >= self.retries:
-                    raise RemoteError(f"Flickr search failed after {attempt + 1} attempts: {redact(str(exc))}") from None
+                    raise RemoteError(
+                        f"Flickr search failed after {attempt + 1} attempts: {redact(str(exc))}"
+                    ) from None
                 delay = random.uniform(0, min(self.backoff_max, self.backoff * 2**attempt))
-                log.warning("Flickr call failed (%s); retry %d/%d in %.1fs", redact(str(exc)), attempt + 1, self.retries, delay)
+                log.warning(
+                    "Flickr call failed (%s); retry %d/%d in %.1fs", redact(str(exc)), attempt + 1, self.retries, delay
+                )
                 self._sleep(delay)
                 attempt += 1
 
@@ -274,7 +278,11 @@ class FlickrClient:
             if not code and "Status code" in message:
                 raise RemoteError(f"Flickr endpoint {self.api_url} answered: {redact(message)}") from None
             raise RemoteError(f"Flickr search error: {redact(message)}") from None
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.exceptions.Timeout,
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             raise _Retryable(f"{exc.__class__.__name__}") from None
         except ValueError as exc:  # json.JSONDecodeError: a malformed or truncated body
             raise _Retryable(f"malformed JSON ({exc})") from None

@@ -91,8 +91,14 @@ class FetchConfig:
             (self.shard_size >= 1, "--shard-size must be at least 1"),
             (self.max_size >= 1, "--max-size must be at least 1"),
             (bool(self.licenses), "--licenses must name at least one licence id"),
-            (all(i in _flickr.LICENSES for i in self.licenses), f"--licenses: ids must be among {sorted(_flickr.LICENSES)}"),
-            (self.api_url.startswith(("http://", "https://")), f"--api-url must be an http(s) URL, got {self.api_url!r}"),
+            (
+                all(i in _flickr.LICENSES for i in self.licenses),
+                f"--licenses: ids must be among {sorted(_flickr.LICENSES)}",
+            ),
+            (
+                self.api_url.startswith(("http://", "https://")),
+                f"--api-url must be an http(s) URL, got {self.api_url!r}",
+            ),
             (self.request_timeout > 0, "--timeout must be positive"),
         ]
         for ok, message in checks:
@@ -101,7 +107,17 @@ class FetchConfig:
 
 
 # Options that may change between a run and its resumption.
-VOLATILE = ("workers", "overwrite", "processes", "threads", "calls_per_hour", "metadata_only", "api_url", "request_timeout", "retries")
+VOLATILE = (
+    "workers",
+    "overwrite",
+    "processes",
+    "threads",
+    "calls_per_hour",
+    "metadata_only",
+    "api_url",
+    "request_timeout",
+    "retries",
+)
 
 
 @dataclasses.dataclass
@@ -120,7 +136,9 @@ def _target(config: FetchConfig, cls: ClassQueries) -> int:
 class _ClassFetcher:
     """Fetches one class: windows in depth-first order, page by page, until the target is kept."""
 
-    def __init__(self, config: FetchConfig, state: FetchState, client: _flickr.FlickrClient, progress: Progress) -> None:
+    def __init__(
+        self, config: FetchConfig, state: FetchState, client: _flickr.FlickrClient, progress: Progress
+    ) -> None:
         self.config, self.state, self.client, self.progress = config, state, client, progress
         self.cap_pages = math.ceil(_flickr.MAX_RESULTS / _flickr.PER_PAGE)
 
@@ -146,14 +164,22 @@ class _ClassFetcher:
         self.progress.finish(task)
         log.info("class %s (%s): %d photos kept (target %d)", cls.class_id, cls.name, kept, target)
 
-    def _window(self, cls: ClassQueries, query_index: int, query: Any, window: Window, target: int, kept: int, task: str) -> int:
+    def _window(
+        self, cls: ClassQueries, query_index: int, query: Any, window: Window, target: int, kept: int, task: str
+    ) -> int:
         while kept < target and window.status == "open":
             reachable = min(window.pages, self.cap_pages) if window.pages is not None else None
             if reachable is not None and window.next_page > reachable:
                 # Every reachable page is fetched; more is wanted: split if Flickr's cap hid results.
                 if window.total > _flickr.MAX_RESULTS and not self._split(window):
-                    log.warning("class %s: window %s..%s holds %d results but cannot be split further; taking the first %d",
-                                cls.class_id, window.lo, window.hi, window.total, _flickr.MAX_RESULTS)
+                    log.warning(
+                        "class %s: window %s..%s holds %d results but cannot be split further; taking the first %d",
+                        cls.class_id,
+                        window.lo,
+                        window.hi,
+                        window.total,
+                        _flickr.MAX_RESULTS,
+                    )
                 if window.status == "open":
                     self.state.close_window(window)
                 return kept
@@ -181,7 +207,11 @@ class _ClassFetcher:
                 self.state.close_window(window)
                 return kept
             # The first page tells the size: when more is wanted than one query can reach, split now.
-            if page == 1 and result.total > _flickr.MAX_RESULTS and target - kept > _flickr.MAX_RESULTS - len(result.photos):
+            if (
+                page == 1
+                and result.total > _flickr.MAX_RESULTS
+                and target - kept > _flickr.MAX_RESULTS - len(result.photos)
+            ):
                 if self._split(window):
                     return kept
         return kept
@@ -266,7 +296,9 @@ def run_fetch(
     return FetchResult(out, report, client.calls)
 
 
-def _write_metadata(out: Path, classes: Sequence[ClassQueries], config: FetchConfig, state: FetchState) -> dict[int, list[dict[str, Any]]]:
+def _write_metadata(
+    out: Path, classes: Sequence[ClassQueries], config: FetchConfig, state: FetchState
+) -> dict[int, list[dict[str, Any]]]:
     """Write ``metadata/NNNNN.parquet`` per class (and ``dropped/``); return the kept rows per class."""
     import pyarrow as pa
 
@@ -274,7 +306,9 @@ def _write_metadata(out: Path, classes: Sequence[ClassQueries], config: FetchCon
     seen_in: dict[str, list[int]] = {}
     for cls in classes:
         rows = []
-        for rank, (photo_id, query_index, _, record) in enumerate(state.photos(cls.class_id, True, _target(config, cls))):
+        for rank, (photo_id, query_index, _, record) in enumerate(
+            state.photos(cls.class_id, True, _target(config, cls))
+        ):
             row = dict(record)
             row.update(
                 class_id=cls.class_id,
@@ -297,15 +331,27 @@ def _write_metadata(out: Path, classes: Sequence[ClassQueries], config: FetchCon
         write_parquet_atomic(out / "metadata" / f"{name}.parquet", table)
         dropped = []
         for photo_id, query_index, dropped_by, record in state.photos(cls.class_id, False):
-            dropped.append({**record, "class_id": cls.class_id, "query": cls.queries[query_index].text(), "dropped_by": dropped_by})
-        write_parquet_atomic(out / "dropped" / f"{name}.parquet", _table(dropped) if dropped else pa.table({"key": pa.array([], pa.string())}))
-        atomic_write_json(out / "metadata" / f"{name}_stats.json", {"count": len(kept[cls.class_id]), "dropped": len(dropped)})
+            dropped.append(
+                {**record, "class_id": cls.class_id, "query": cls.queries[query_index].text(), "dropped_by": dropped_by}
+            )
+        write_parquet_atomic(
+            out / "dropped" / f"{name}.parquet",
+            _table(dropped) if dropped else pa.table({"key": pa.array([], pa.string())}),
+        )
+        atomic_write_json(
+            out / "metadata" / f"{name}_stats.json", {"count": len(kept[cls.class_id]), "dropped": len(dropped)}
+        )
     return kept
 
 
 _TYPES = {
-    "class_id": "int32", "query_index": "int32", "rank": "int32", "width": "int32", "height": "int32",
-    "license_id": "int32", "date_upload": "int64",
+    "class_id": "int32",
+    "query_index": "int32",
+    "rank": "int32",
+    "width": "int32",
+    "height": "int32",
+    "license_id": "int32",
+    "date_upload": "int64",
 }
 
 
@@ -363,4 +409,9 @@ def _report(classes, config, state: FetchState, metadata, downloaded: dict[str, 
         totals["downloaded"] += got
         totals["api_pages"] += pages
         totals["shared_photos"] += shared
-    return {"classes": per_class, "totals": totals, "licenses": list(config.licenses), "metadata_only": config.metadata_only}
+    return {
+        "classes": per_class,
+        "totals": totals,
+        "licenses": list(config.licenses),
+        "metadata_only": config.metadata_only,
+    }

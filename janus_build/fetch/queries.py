@@ -160,7 +160,7 @@ def parse(source: str) -> Query:
         raw = source[start:end]
         pos = end
         if '"' in raw:
-            problems.append(Problem('a quote inside a word (unbalanced quotes?)', start + 1 + raw.index('"')))
+            problems.append(Problem("a quote inside a word (unbalanced quotes?)", start + 1 + raw.index('"')))
             raw = raw.replace('"', "")
         if not negative and raw in OPERATORS:
             items.append(("op", raw, column))
@@ -205,7 +205,10 @@ def parse(source: str) -> Query:
     for term in exclusions:
         if term.words in required:
             problems.append(
-                Problem(f"-{term.render()} excludes a term the query also requires ({required[term.words].render()})", term.position)
+                Problem(
+                    f"-{term.render()} excludes a term the query also requires ({required[term.words].render()})",
+                    term.position,
+                )
             )
     return Query(source, tuple(tuple(g) for g in groups), tuple(exclusions), tuple(problems))
 
@@ -299,7 +302,9 @@ def read_queries_file(path: str | Path) -> tuple[list[ClassQueries], list[FilePr
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, list) or not raw or not all(isinstance(q, str) for q in raw):
-            problems.append(FileProblem(class_id, name, None, None, Problem("'queries' must be a non-empty list of strings", 0)))
+            problems.append(
+                FileProblem(class_id, name, None, None, Problem("'queries' must be a non-empty list of strings", 0))
+            )
             continue
         parsed = []
         for qi, text in enumerate(raw):

@@ -39,7 +39,17 @@ class Window:
     __slots__ = ("class_id", "query_index", "path", "lo", "hi", "total", "pages", "next_page", "status")
 
     def __init__(self, row: Sequence[Any]) -> None:
-        (self.class_id, self.query_index, self.path, self.lo, self.hi, self.total, self.pages, self.next_page, self.status) = row
+        (
+            self.class_id,
+            self.query_index,
+            self.path,
+            self.lo,
+            self.hi,
+            self.total,
+            self.pages,
+            self.next_page,
+            self.status,
+        ) = row
 
     @property
     def depth(self) -> int:
@@ -66,7 +76,8 @@ class FetchState:
     def ensure_root(self, class_id: int, query_index: int) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO windows (class_id, query_index, path) VALUES (?, ?, '0')", (class_id, query_index)
+                "INSERT OR IGNORE INTO windows (class_id, query_index, path) VALUES (?, ?, '0')",
+                (class_id, query_index),
             )
 
     def next_open_window(self, class_id: int, query_index: int) -> Window | None:
@@ -113,7 +124,12 @@ class FetchState:
 
     # -- pages ------------------------------------------------------------------------------
     def record_page(
-        self, window: Window, page: int, total: int, pages: int, records: Sequence[tuple[str, str | None, dict[str, Any]]]
+        self,
+        window: Window,
+        page: int,
+        total: int,
+        pages: int,
+        records: Sequence[tuple[str, str | None, dict[str, Any]]],
     ) -> int:
         """Store a page's photos ``(photo_id, dropped_by, record)`` and mark it done; return how many were new."""
         with self._lock, self._db:
@@ -139,7 +155,9 @@ class FetchState:
     def pages_done(self, class_id: int | None = None) -> list[tuple[int, int, str, int]]:
         with self._lock:
             sql = "SELECT class_id, query_index, path, page FROM pages"
-            rows = self._db.execute(sql + (" WHERE class_id=?" if class_id is not None else ""), (() if class_id is None else (class_id,))).fetchall()
+            rows = self._db.execute(
+                sql + (" WHERE class_id=?" if class_id is not None else ""), (() if class_id is None else (class_id,))
+            ).fetchall()
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def window_bounds(self) -> dict[tuple[int, int, str], tuple[int | None, int | None]]:
@@ -154,9 +172,13 @@ class FetchState:
     # -- photos -----------------------------------------------------------------------------
     def kept_count(self, class_id: int) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM photos WHERE class_id=? AND dropped_by IS NULL", (class_id,)).fetchone()[0]
+            return self._db.execute(
+                "SELECT COUNT(*) FROM photos WHERE class_id=? AND dropped_by IS NULL", (class_id,)
+            ).fetchone()[0]
 
-    def photos(self, class_id: int, kept: bool, limit: int | None = None) -> list[tuple[str, int, str | None, dict[str, Any]]]:
+    def photos(
+        self, class_id: int, kept: bool, limit: int | None = None
+    ) -> list[tuple[str, int, str | None, dict[str, Any]]]:
         """``(photo_id, query_index, dropped_by, record)`` in the order they were found."""
         sql = (
             "SELECT photo_id, query_index, dropped_by, record FROM photos WHERE class_id=? AND dropped_by IS "
@@ -179,7 +201,9 @@ class FetchState:
     def page_stats(self, class_id: int) -> tuple[int, int]:
         """(pages requested, photos returned) for a class."""
         with self._lock:
-            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(returned), 0) FROM pages WHERE class_id=?", (class_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(returned), 0) FROM pages WHERE class_id=?", (class_id,)
+            ).fetchone()
         return int(row[0]), int(row[1])
 
     # -- classes ----------------------------------------------------------------------------

@@ -28,7 +28,14 @@ from janus_build.errors import ConfigError, InputError, SchemaError
 from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match.matcher import STRATEGIES, Matcher, TermTable
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import STATS_SUFFIX, StageDir, atomic_parquet_writer, atomic_write_json, fingerprint_file, shard_name
+from janus_build.stage import (
+    STATS_SUFFIX,
+    StageDir,
+    atomic_parquet_writer,
+    atomic_write_json,
+    fingerprint_file,
+    shard_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,10 @@ class MatchConfig:
             raise ConfigError(f"--max-ngram: must be between 1 and 6, got {self.max_ngram}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size: must be at least 1, got {self.batch_size}")
-        for flag, value in (("--min-label-accuracy", self.min_label_accuracy), ("--min-utilization", self.min_utilization)):
+        for flag, value in (
+            ("--min-label-accuracy", self.min_label_accuracy),
+            ("--min-utilization", self.min_utilization),
+        ):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{flag}: must be between 0 and 1, got {value}")
         if self.min_label_accuracy is not None and not self.truth_col:
@@ -112,13 +122,13 @@ class ShardStats:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ShardStats":
+    def from_json(cls, data: dict[str, Any]) -> ShardStats:
         stats = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         for name in ("per_class", "truth_per_class", "correct_per_class"):
             setattr(stats, name, Counter({int(k): v for k, v in data.get(name, {}).items()}))
         return stats
 
-    def add(self, other: "ShardStats") -> None:
+    def add(self, other: ShardStats) -> None:
         for name in ("rows", "labelled", "empty", "non_text", "too_long", "correct", "truth_missing"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("per_class", "truth_per_class", "correct_per_class"):
@@ -200,10 +210,13 @@ def caption_text(batch: pa.RecordBatch, cols: tuple[str, ...], max_chars: int) -
             arr = arr.cast(pa.string())
         elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             decoded = _decode_binary(arr)
-            non_text |= (pc.is_valid(arr).to_numpy(zero_copy_only=False) & pc.is_null(decoded).to_numpy(zero_copy_only=False))
+            non_text |= pc.is_valid(arr).to_numpy(zero_copy_only=False) & pc.is_null(decoded).to_numpy(
+                zero_copy_only=False
+            )
             arr = decoded
         elif (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and (
-                pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type)):
+            pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type)
+        ):
             arr = pc.binary_join(arr.cast(pa.list_(pa.string())), " ")  # YFCC-style tag lists
         elif not pa.types.is_string(arr.type):
             non_text |= pc.is_valid(arr).to_numpy(zero_copy_only=False)
@@ -220,8 +233,11 @@ def caption_text(batch: pa.RecordBatch, cols: tuple[str, ...], max_chars: int) -
     if too_long_np.any():
         text = pc.if_else(too_long, pa.nulls(len(text), pa.string()), text)
     blank = pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), True).to_numpy(zero_copy_only=False)
-    reasons = np.where(too_long_np, REASON_TOO_LONG,
-                       np.where(blank & non_text, REASON_NON_TEXT, np.where(blank, REASON_EMPTY, REASON_OK))).astype(np.int8)
+    reasons = np.where(
+        too_long_np,
+        REASON_TOO_LONG,
+        np.where(blank & non_text, REASON_NON_TEXT, np.where(blank, REASON_EMPTY, REASON_OK)),
+    ).astype(np.int8)
     return text, reasons
 
 
@@ -252,7 +268,9 @@ def _renamed_collisions(schema: pa.Schema, where: str) -> dict[str, str]:
     for name in ADDED_COLUMNS:
         if name in schema.names:
             renames[name] = f"input_{name}"
-            log.warning("%s: input column %r is kept as %r (janus match writes its own %r)", where, name, renames[name], name)
+            log.warning(
+                "%s: input column %r is kept as %r (janus match writes its own %r)", where, name, renames[name], name
+            )
     return renames
 
 
@@ -270,19 +288,31 @@ def check_columns(path: Path, schema: pa.Schema, config: MatchConfig) -> tuple[s
     where = f"{path}"
     missing = [c for c in cols if c not in schema.names]
     if missing:
-        flag = "--text-col" if config.text_cols else "the default caption column (TEXT, else caption; choose with --text-col)"
+        flag = (
+            "--text-col"
+            if config.text_cols
+            else "the default caption column (TEXT, else caption; choose with --text-col)"
+        )
         raise SchemaError(
             f"{where}: caption column {', '.join(repr(c) for c in missing)} not found ({flag}); "
             f"columns present: {', '.join(schema.names)}"
         )
     if config.truth_col and config.truth_col not in schema.names:
-        raise SchemaError(f"{where}: --truth-col {config.truth_col!r} not found; columns present: {', '.join(schema.names)}")
+        raise SchemaError(
+            f"{where}: --truth-col {config.truth_col!r} not found; columns present: {', '.join(schema.names)}"
+        )
     return cols
 
 
 def match_table_batch(
-    batch: pa.RecordBatch, matcher: Matcher, config: MatchConfig, text_cols: tuple[str, ...], stats: ShardStats,
-    keys: pa.Array | None, renames: dict[str, str], out_schema: pa.Schema,
+    batch: pa.RecordBatch,
+    matcher: Matcher,
+    config: MatchConfig,
+    text_cols: tuple[str, ...],
+    stats: ShardStats,
+    keys: pa.Array | None,
+    renames: dict[str, str],
+    out_schema: pa.Schema,
 ) -> tuple[pa.RecordBatch, np.ndarray]:
     """Label one record batch; returns the output batch and each row's reason code (see :func:`caption_text`)."""
     text, reasons = caption_text(batch, text_cols, config.max_caption_chars)
@@ -367,7 +397,16 @@ def match_shard(task: ShardTask, progress_queue: Any = None) -> dict[str, Any]:
 
 # --- the whole stage -----------------------------------------------------------------------
 def _volatile() -> tuple[str, ...]:
-    return ("workers", "overwrite", "skip_bad_inputs", "min_label_accuracy", "min_utilization", "plot", "batch_size", "engine")
+    return (
+        "workers",
+        "overwrite",
+        "skip_bad_inputs",
+        "min_label_accuracy",
+        "min_utilization",
+        "plot",
+        "batch_size",
+        "engine",
+    )
 
 
 def prepare(config: MatchConfig) -> tuple[list[Path], StageDir]:
@@ -380,8 +419,12 @@ def prepare(config: MatchConfig) -> tuple[list[Path], StageDir]:
             check_columns(path, open_parquet(path).schema_arrow, config)
     resolved = replace(config, inputs=tuple(os.fspath(p) for p in paths))
     stage = StageDir(
-        config.out, "match", resolved, inputs=[fingerprint_file(p) for p in paths],
-        overwrite=config.overwrite, volatile_keys=_volatile(),
+        config.out,
+        "match",
+        resolved,
+        inputs=[fingerprint_file(p) for p in paths],
+        overwrite=config.overwrite,
+        volatile_keys=_volatile(),
     )
     return paths, stage
 

@@ -60,7 +60,9 @@ class TermTable:
         max_ngram: the longest n-gram matched; longer terms cannot match and are reported.
     """
 
-    def __init__(self, terms: Mapping[int, Sequence[str]], max_ngram: int = 3, lemmatizer: Lemmatizer | None = None) -> None:
+    def __init__(
+        self, terms: Mapping[int, Sequence[str]], max_ngram: int = 3, lemmatizer: Lemmatizer | None = None
+    ) -> None:
         if max_ngram < 1:
             raise ValueError("max_ngram must be >= 1")
         self.max_ngram = max_ngram
@@ -97,17 +99,23 @@ class TermTable:
         if self.too_long:
             log.info(
                 "%d term(s) have more than %d words and cannot match (raise --max-ngram): %s",
-                len(self.too_long), max_ngram, ", ".join(repr(t) for _, t in self.too_long[:5]),
+                len(self.too_long),
+                max_ngram,
+                ", ".join(repr(t) for _, t in self.too_long[:5]),
             )
         self.by_tokens = by_tokens
         self.base = len(self.word_ids) + 1
-        if self.base ** max_ngram >= 2**62:
+        if self.base**max_ngram >= 2**62:
             raise ValueError("too many distinct term words for integer n-gram keys at this --max-ngram")
         # Per n: sorted integer keys and the term index of each.
         self._keys: list[np.ndarray] = []
         self._key_terms: list[np.ndarray] = []
         for n in range(1, max_ngram + 1):
-            items = sorted((self._key(tuple(self.word_ids[t] for t in toks)), idx) for toks, idx in by_tokens.items() if len(toks) == n)
+            items = sorted(
+                (self._key(tuple(self.word_ids[t] for t in toks)), idx)
+                for toks, idx in by_tokens.items()
+                if len(toks) == n
+            )
             self._keys.append(np.array([k for k, _ in items], dtype=np.int64))
             self._key_terms.append(np.array([i for _, i in items], dtype=np.int64))
         self._token_cache: dict[str, int] = {}
@@ -292,7 +300,9 @@ class Matcher:
         term_rows, term_idx = rows[capped], term[capped]
         term_offsets = _offsets(term_rows, n_rows)
         term_strings = pa.array(table.term_text, pa.string())
-        matched_terms = pa.ListArray.from_arrays(pa.array(term_offsets, pa.int32()), term_strings.take(pa.array(term_idx, pa.int64())))
+        matched_terms = pa.ListArray.from_arrays(
+            pa.array(term_offsets, pa.int32()), term_strings.take(pa.array(term_idx, pa.int64()))
+        )
         # classes of each hit in order (a term may name several classes)
         starts = table._term_class_offsets[term]
         counts = table._term_class_offsets[term + 1] - starts
@@ -308,7 +318,9 @@ class Matcher:
             capped = _rank_within(cls_rows) < MAX_LABELS
             cls_rows, classes = cls_rows[capped], classes[capped]
         label_offsets = _offsets(cls_rows, n_rows)
-        labels = pa.ListArray.from_arrays(pa.array(label_offsets, pa.int32()), pa.array(classes.astype(np.int32), pa.int32()))
+        labels = pa.ListArray.from_arrays(
+            pa.array(label_offsets, pa.int32()), pa.array(classes.astype(np.int32), pa.int32())
+        )
         counts_per_row = np.diff(label_offsets)
         first_label = np.full(n_rows, NO_LABEL, dtype=np.int32)
         has = counts_per_row > 0

@@ -60,7 +60,9 @@ def check_gates(stats: dict[str, Any], min_label_accuracy: float | None, min_uti
     """
     failures = []
     if min_label_accuracy is not None and stats.get("label_accuracy", 0.0) < min_label_accuracy:
-        failures.append(f"label accuracy {stats.get('label_accuracy', 0.0):.4f} < --min-label-accuracy {min_label_accuracy}")
+        failures.append(
+            f"label accuracy {stats.get('label_accuracy', 0.0):.4f} < --min-label-accuracy {min_label_accuracy}"
+        )
     if min_utilization is not None:
         name = "dataset_utilization" if "dataset_utilization" in stats else "utilization"
         if stats[name] < min_utilization:
@@ -87,8 +89,13 @@ def plot_per_class_accuracy(stats: dict[str, Any], class_names: dict[int, str], 
     width = max(6.0, 0.18 * len(items) + 2)
     fig, ax = plt.subplots(figsize=(width, 4.2), dpi=100)
     ax.bar(range(len(values)), values, color="#3b6ea5")
-    ax.axhline(stats["label_accuracy"], color="#c0392b", linestyle="--", linewidth=1,
-               label=f"overall {stats['label_accuracy']:.3f}")
+    ax.axhline(
+        stats["label_accuracy"],
+        color="#c0392b",
+        linestyle="--",
+        linewidth=1,
+        label=f"overall {stats['label_accuracy']:.3f}",
+    )
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("label accuracy")
     ax.set_title(f"Subset matching ({stats['strategy']}): per-class label accuracy, {len(values)} classes")

@@ -37,7 +37,9 @@ def spark_session(workers: int):
         from pyspark import SparkConf
         from pyspark.sql import SparkSession
     except ImportError:
-        raise MissingResourceError("--engine spark needs PySpark: pip install 'janus-build[spark]' (and Java 17+)") from None
+        raise MissingResourceError(
+            "--engine spark needs PySpark: pip install 'janus-build[spark]' (and Java 17+)"
+        ) from None
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -47,17 +49,24 @@ def spark_session(workers: int):
         builder = builder.master(master)
         if master.startswith("local"):  # executors are this machine: use this interpreter
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false"))
+    builder = (
+        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
-        raise MissingResourceError("--engine spark needs Java 17+ (none on PATH and JAVA_HOME unset): "
-                                   "install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use --engine local")
+        raise MissingResourceError(
+            "--engine spark needs Java 17+ (none on PATH and JAVA_HOME unset): "
+            "install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use --engine local"
+        )
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
-        raise MissingResourceError(f"--engine spark: Spark could not start ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}); check Java 17+ and JAVA_HOME, "
-                                   "or use --engine local") from None
+        raise MissingResourceError(
+            f"--engine spark: Spark could not start ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check Java 17+ and JAVA_HOME, "
+            "or use --engine local"
+        ) from None
     session.sparkContext.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
     return session
 
@@ -69,8 +78,14 @@ def _mapper(config: Any, stems: dict[int, str]):
         import pyarrow.compute as pc
 
         from janus_build import schemas
-        from janus_build.match.engine import (ShardStats, _output_schema, _renamed_collisions, build_matcher,
-                                              check_columns, match_table_batch)
+        from janus_build.match.engine import (
+            ShardStats,
+            _output_schema,
+            _renamed_collisions,
+            build_matcher,
+            check_columns,
+            match_table_batch,
+        )
 
         matcher = build_matcher(config)
         for batch in batches:
@@ -89,18 +104,34 @@ def _mapper(config: Any, stems: dict[int, str]):
                 has_key = schemas.KEY in schema.names
                 in_schema = pa.schema([f.with_name(renames.get(f.name, f.name)) for f in schema])
                 out_schema = _output_schema(in_schema, add_key=not has_key)
-                keys = None if has_key else pc.binary_join_element_wise(pa.scalar(stems[shard]), part_rows.cast(pa.string()), "-")
+                keys = (
+                    None
+                    if has_key
+                    else pc.binary_join_element_wise(pa.scalar(stems[shard]), part_rows.cast(pa.string()), "-")
+                )
                 for sub in part.to_batches():
                     n = sub.num_rows
                     sub_keys = keys.slice(0, n) if keys is not None else None
                     if keys is not None:
                         keys = keys.slice(n)
-                    out, reasons = match_table_batch(sub, matcher, config, text_cols, ShardStats(), sub_keys, renames, out_schema)
-                    truth = (pc.fill_null(out.column(config.truth_col).cast(pa.int64()), -1) if config.truth_col
-                             else pa.nulls(n, pa.int64()))
-                    extra = [pa.array([shard] * n, pa.int32()), part_rows.slice(0, n), pa.array(reasons, pa.int8()), truth]
+                    out, reasons = match_table_batch(
+                        sub, matcher, config, text_cols, ShardStats(), sub_keys, renames, out_schema
+                    )
+                    truth = (
+                        pc.fill_null(out.column(config.truth_col).cast(pa.int64()), -1)
+                        if config.truth_col
+                        else pa.nulls(n, pa.int64())
+                    )
+                    extra = [
+                        pa.array([shard] * n, pa.int32()),
+                        part_rows.slice(0, n),
+                        pa.array(reasons, pa.int8()),
+                        truth,
+                    ]
                     part_rows = part_rows.slice(n)
-                    yield pa.RecordBatch.from_arrays(list(out.columns) + extra, names=out.schema.names + [_SHARD, _ROW, _REASON, _TRUTH])
+                    yield pa.RecordBatch.from_arrays(
+                        list(out.columns) + extra, names=out.schema.names + [_SHARD, _ROW, _REASON, _TRUTH]
+                    )
 
     return run
 
@@ -112,8 +143,16 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from janus_build.match.engine import (REASON_EMPTY, REASON_NON_TEXT, REASON_TOO_LONG, ShardStats, _output_schema,
-                                          _renamed_collisions, check_columns, open_parquet)
+    from janus_build.match.engine import (
+        REASON_EMPTY,
+        REASON_NON_TEXT,
+        REASON_TOO_LONG,
+        ShardStats,
+        _output_schema,
+        _renamed_collisions,
+        check_columns,
+        open_parquet,
+    )
 
     spark = spark_session(config.workers)
     groups: dict[str, list[Any]] = {}
@@ -138,12 +177,20 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
         from janus_build import schemas as contract
 
         out_schema = _output_schema(in_schema, add_key=contract.KEY not in schema.names)
-        full = pa.schema(list(out_schema) + [pa.field(_SHARD, pa.int32()), pa.field(_ROW, pa.int64()),
-                                             pa.field(_REASON, pa.int8()), pa.field(_TRUTH, pa.int64())])
+        full = pa.schema(
+            list(out_schema)
+            + [
+                pa.field(_SHARD, pa.int32()),
+                pa.field(_ROW, pa.int64()),
+                pa.field(_REASON, pa.int8()),
+                pa.field(_TRUTH, pa.int64()),
+            ]
+        )
         index_of = {os.fspath(Path(t.path).resolve()): t.index for t in tasks}
         stems = {t.index: t.stem for t in tasks}
         frame = spark.read.parquet(*[t.path for t in tasks]).select(
-            "*", F.col("_metadata.file_path").alias("__path"), F.col("_metadata.row_index").alias(_ROW))
+            "*", F.col("_metadata.file_path").alias("__path"), F.col("_metadata.row_index").alias(_ROW)
+        )
         # file_path is a URI (file:/a/b%20c.parquet): compare it as a plain, decoded path
         frame = frame.withColumn("__path", F.expr("url_decode(regexp_replace(__path, '^file:(//)?', ''))"))
         mapping = spark.createDataFrame(list(index_of.items()), f"__path string, {_SHARD} int")
@@ -152,8 +199,14 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
         mapped = frame.mapInArrow(_mapper(config, stems), from_arrow_schema(full)).persist()
         try:
             counts = mapped.groupBy(_SHARD, "label", _TRUTH, _REASON).count().collect()
-            (mapped.repartition(len(tasks), _SHARD).sortWithinPartitions(_SHARD, _ROW)
-             .drop(_ROW, _REASON, _TRUTH).write.mode("overwrite").partitionBy(_SHARD).parquet(os.fspath(work)))
+            (
+                mapped.repartition(len(tasks), _SHARD)
+                .sortWithinPartitions(_SHARD, _ROW)
+                .drop(_ROW, _REASON, _TRUTH)
+                .write.mode("overwrite")
+                .partitionBy(_SHARD)
+                .parquet(os.fspath(work))
+            )
         finally:
             mapped.unpersist()
         per_shard: dict[int, ShardStats] = {t.index: ShardStats(input=t.path) for t in tasks}
@@ -177,7 +230,11 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
                         stats.correct_per_class[label] += n
         for task in tasks:
             name = shard_name(task.index)
-            parts = sorted((work / f"{_SHARD}={task.index}").glob("part-*.parquet")) if (work / f"{_SHARD}={task.index}").is_dir() else []
+            parts = (
+                sorted((work / f"{_SHARD}={task.index}").glob("part-*.parquet"))
+                if (work / f"{_SHARD}={task.index}").is_dir()
+                else []
+            )
             target = stage.path / f"{name}.parquet"
             if not parts:  # an empty input file: Spark writes nothing for it
                 _write_empty(out_schema, target)

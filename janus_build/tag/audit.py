@@ -61,7 +61,11 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
     if not files:
         raise InputError(f"MATCH_DIR {match_dir}: no *.parquet files (expected a janus match output)")
     db_path = config.db or default_db_path(match_dir)
-    sample_options = {"per_class": str(config.per_class), "seed": str(config.seed), "match_dir": str(match_dir.resolve())}
+    sample_options = {
+        "per_class": str(config.per_class),
+        "seed": str(config.seed),
+        "match_dir": str(match_dir.resolve()),
+    }
     if Path(db_path).is_file():
         queue = TagQueue(db_path, overlap=config.overlap, lease_seconds=lease_seconds)
         meta = queue.meta()
@@ -119,16 +123,27 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
         for _inv, key, row in sorted(heaps[label], reverse=True):
             loc = locations.get(key, {})
             terms = row.get("matched_terms") or []
-            items.append({
-                "key": key, "class_id": label, "shard": loc.get("shard"), "image_ext": loc.get("image_ext"),
-                "image_offset": loc.get("image_offset"), "image_size": loc.get("image_size"),
-                "url": row.get(url_col) if url_col else None, "title": row.get(text_col),
-                "tags": ", ".join(str(t) for t in terms), "info": {"matched_terms": ", ".join(str(t) for t in terms)},
-            })
+            items.append(
+                {
+                    "key": key,
+                    "class_id": label,
+                    "shard": loc.get("shard"),
+                    "image_ext": loc.get("image_ext"),
+                    "image_offset": loc.get("image_offset"),
+                    "image_size": loc.get("image_size"),
+                    "url": row.get(url_col) if url_col else None,
+                    "title": row.get(text_col),
+                    "tags": ", ".join(str(t) for t in terms),
+                    "info": {"matched_terms": ", ".join(str(t) for t in terms)},
+                }
+            )
     queue.set_meta(
-        mode="audit", text_col=text_col, images_dir=str(Path(config.images).resolve()) if config.images else "",
+        mode="audit",
+        text_col=text_col,
+        images_dir=str(Path(config.images).resolve()) if config.images else "",
         label_counts=json.dumps({str(k): v for k, v in sorted(label_counts.items())}),
-        strategy=_strategy(match_dir), **sample_options,
+        strategy=_strategy(match_dir),
+        **sample_options,
     )
     queue.add_items(items)
     log.info("audit sample: %d row(s) over %d class(es) from %s", len(items), len(heaps), match_dir)

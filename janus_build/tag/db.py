@@ -156,23 +156,38 @@ def resolve_images_dir(stage_dir: str | os.PathLike[str]) -> Path:
 
 def _row_item(row: Sequence[Any]) -> Item:
     return Item(
-        key=row[1], class_id=row[2], shard=row[3], image_ext=row[4], image_offset=row[5], image_size=row[6],
-        url=row[7], title=row[8] or "", tags=row[9] or "", info=json.loads(row[10]) if row[10] else {},
-        need=row[11], ndecided=row[12],
+        key=row[1],
+        class_id=row[2],
+        shard=row[3],
+        image_ext=row[4],
+        image_offset=row[5],
+        image_size=row[6],
+        url=row[7],
+        title=row[8] or "",
+        tags=row[9] or "",
+        info=json.loads(row[10]) if row[10] else {},
+        need=row[11],
+        ndecided=row[12],
     )
 
 
 def _recount(cur: sqlite3.Cursor) -> None:
     """Recompute ``class_counts`` from ``items`` and ``decisions`` (on open and after loading)."""
     cur.execute("DELETE FROM class_counts")
-    cur.execute("INSERT INTO class_counts (class_id, items, open) SELECT class_id, COUNT(*), SUM(open) FROM items GROUP BY class_id")
-    for class_id, decision, n in cur.execute("SELECT class_id, decision, COUNT(*) FROM decisions GROUP BY class_id, decision").fetchall():
+    cur.execute(
+        "INSERT INTO class_counts (class_id, items, open) SELECT class_id, COUNT(*), SUM(open) FROM items GROUP BY class_id"
+    )
+    for class_id, decision, n in cur.execute(
+        "SELECT class_id, decision, COUNT(*) FROM decisions GROUP BY class_id, decision"
+    ).fetchall():
         cur.execute(f"UPDATE class_counts SET n_{decision}=? WHERE class_id=?", (n, class_id))
 
 
 def _count(cur: sqlite3.Cursor, class_id: int, decision: str | None, delta: int, open_delta: int = 0) -> None:
     if decision is not None:
-        cur.execute(f"UPDATE class_counts SET n_{_check_decision(decision)}=n_{decision}+? WHERE class_id=?", (delta, class_id))
+        cur.execute(
+            f"UPDATE class_counts SET n_{_check_decision(decision)}=n_{decision}+? WHERE class_id=?", (delta, class_id)
+        )
     if open_delta:
         cur.execute("UPDATE class_counts SET open=open+? WHERE class_id=?", (open_delta, class_id))
 
@@ -202,7 +217,9 @@ class TagQueue:
     Use :func:`open_queue` to create or open a queue over an image stage directory.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, overlap: float | None = None, lease_seconds: float = 120.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, overlap: float | None = None, lease_seconds: float = 120.0
+    ) -> None:
         if overlap is not None and not 0.0 <= overlap <= 1.0:
             raise ConfigError(f"--overlap {overlap}: expected a fraction between 0 and 1")
         if lease_seconds <= 0:
@@ -222,7 +239,10 @@ class TagQueue:
             raise InputError(f"--db {self.path}: not a usable SQLite database ({exc})") from None
         with self._write() as cur:
             cur.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            cur.execute("INSERT OR IGNORE INTO meta VALUES ('overlap', ?)", (repr(DEFAULT_OVERLAP if overlap is None else overlap),))
+            cur.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('overlap', ?)",
+                (repr(DEFAULT_OVERLAP if overlap is None else overlap),),
+            )
             _recount(cur)
         if overlap is not None:
             self.set_overlap(overlap)
@@ -256,7 +276,7 @@ class TagQueue:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "TagQueue":
+    def __enter__(self) -> TagQueue:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -303,11 +323,22 @@ class TagQueue:
             key = str(row["key"])
             rank = overlap_rank(key)
             info = {k: v for k, v in (row.get("info") or {}).items() if v is not None}
-            batch.append((
-                key, int(row["class_id"]), row.get("shard"), row.get("image_ext"), row.get("image_offset"),
-                row.get("image_size"), row.get("url"), row.get("title") or "", row.get("tags") or "",
-                json.dumps(info, ensure_ascii=False) if info else None, rank, 2 if rank < overlap else 1,
-            ))
+            batch.append(
+                (
+                    key,
+                    int(row["class_id"]),
+                    row.get("shard"),
+                    row.get("image_ext"),
+                    row.get("image_offset"),
+                    row.get("image_size"),
+                    row.get("url"),
+                    row.get("title") or "",
+                    row.get("tags") or "",
+                    json.dumps(info, ensure_ascii=False) if info else None,
+                    rank,
+                    2 if rank < overlap else 1,
+                )
+            )
         with self._write() as cur:
             before = cur.execute("SELECT COUNT(*) FROM items").fetchone()[0]
             cur.executemany(
@@ -349,7 +380,9 @@ class TagQueue:
             ).fetchall()
             keep, drop = [], []
             for row in mine:
-                decided = cur.execute("SELECT 1 FROM decisions WHERE key=? AND annotator=?", (row[1], annotator)).fetchone()
+                decided = cur.execute(
+                    "SELECT 1 FROM decisions WHERE key=? AND annotator=?", (row[1], annotator)
+                ).fetchone()
                 (drop if decided or row[12] >= row[11] else keep).append(row)
             if drop:
                 cur.executemany("DELETE FROM leases WHERE key=? AND client=?", [(r[1], client) for r in drop])
@@ -404,15 +437,25 @@ class TagQueue:
                 if row is None:
                     raise InputError(f"key {d.key!r}: not in the queue")
                 class_id, need, ndecided = row
-                prev = cur.execute("SELECT decision FROM decisions WHERE key=? AND annotator=?", (d.key, annotator)).fetchone()
+                prev = cur.execute(
+                    "SELECT decision FROM decisions WHERE key=? AND annotator=?", (d.key, annotator)
+                ).fetchone()
                 if prev is None:
-                    cur.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", (d.key, annotator, class_id, d.decision, t, t))
+                    cur.execute(
+                        "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
+                        (d.key, annotator, class_id, d.decision, t, t),
+                    )
                     ndecided += 1
-                    cur.execute("UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided, int(ndecided < need), d.key))
+                    cur.execute(
+                        "UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided, int(ndecided < need), d.key)
+                    )
                     _count(cur, class_id, d.decision, 1, -1 if ndecided == need else 0)
                     action = "decide"
                 else:
-                    cur.execute("UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?", (d.decision, t, d.key, annotator))
+                    cur.execute(
+                        "UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?",
+                        (d.decision, t, d.key, annotator),
+                    )
                     _count(cur, class_id, prev[0], -1)
                     _count(cur, class_id, d.decision, 1)
                     action = "edit"
@@ -421,8 +464,12 @@ class TagQueue:
                     "VALUES (?,?,?,?,?,?,?,?,?)",
                     (batch, d.key, class_id, annotator, client, action, d.decision, prev[0] if prev else None, t),
                 )
-                cur.execute("DELETE FROM leases WHERE key=? AND (client=? OR ?=0)", (d.key, client, int(ndecided < need)))
-                results.append({"key": d.key, "class_id": class_id, "decision": d.decision, "action": action, "time_ms": t})
+                cur.execute(
+                    "DELETE FROM leases WHERE key=? AND (client=? OR ?=0)", (d.key, client, int(ndecided < need))
+                )
+                results.append(
+                    {"key": d.key, "class_id": class_id, "decision": d.decision, "action": action, "time_ms": t}
+                )
         return results
 
     def undo(self, client: str, annotator: str) -> list[Item]:
@@ -442,20 +489,28 @@ class TagQueue:
             if last is None:
                 return []
             rows = cur.execute(
-                "SELECT seq, key, class_id, action, previous FROM history WHERE batch=? AND undone=0 ORDER BY seq DESC", (last,)
+                "SELECT seq, key, class_id, action, previous FROM history WHERE batch=? AND undone=0 ORDER BY seq DESC",
+                (last,),
             ).fetchall()
             keys = []
             for seq, key, class_id, action, previous in rows:
-                current = cur.execute("SELECT decision FROM decisions WHERE key=? AND annotator=?", (key, annotator)).fetchone()
+                current = cur.execute(
+                    "SELECT decision FROM decisions WHERE key=? AND annotator=?", (key, annotator)
+                ).fetchone()
                 if current is None:
                     pass  # already gone (undone elsewhere): nothing to revert
                 elif previous is None:
                     need, ndecided = cur.execute("SELECT need, ndecided FROM items WHERE key=?", (key,)).fetchone()
                     cur.execute("DELETE FROM decisions WHERE key=? AND annotator=?", (key, annotator))
-                    cur.execute("UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided - 1, int(ndecided - 1 < need), key))
+                    cur.execute(
+                        "UPDATE items SET ndecided=?, open=? WHERE key=?", (ndecided - 1, int(ndecided - 1 < need), key)
+                    )
                     _count(cur, class_id, current[0], -1, 1 if ndecided == need else 0)
                 else:
-                    cur.execute("UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?", (previous, t, key, annotator))
+                    cur.execute(
+                        "UPDATE decisions SET decision=?, time_ms=? WHERE key=? AND annotator=?",
+                        (previous, t, key, annotator),
+                    )
                     _count(cur, class_id, current[0], -1)
                     _count(cur, class_id, previous, 1)
                 cur.execute("UPDATE history SET undone=1 WHERE seq=?", (seq,))
@@ -464,10 +519,14 @@ class TagQueue:
                     "VALUES (?,?,?,?,?,'undo',?,?,?,1)",
                     (last, key, class_id, annotator, client, previous, current[0] if current else None, t),
                 )
-                cur.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (key, client, annotator, class_id, t + self.lease_ms))
+                cur.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                    (key, client, annotator, class_id, t + self.lease_ms),
+                )
                 keys.append(key)
             items = [
-                _row_item(cur.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE key=?", (k,)).fetchone()) for k in reversed(keys)
+                _row_item(cur.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE key=?", (k,)).fetchone())
+                for k in reversed(keys)
             ]
         return items
 
@@ -530,10 +589,13 @@ class TagQueue:
 
     def first_in_keys(self, class_id: int, n: int = 6) -> list[str]:
         """The first images tagged in-class (the fallback reference photos)."""
-        return [r[0] for r in self._read(
-            "SELECT key FROM decisions WHERE class_id=? AND decision='in' GROUP BY key ORDER BY MIN(first_time_ms) LIMIT ?",
-            (class_id, n),
-        )]
+        return [
+            r[0]
+            for r in self._read(
+                "SELECT key FROM decisions WHERE class_id=? AND decision='in' GROUP BY key ORDER BY MIN(first_time_ms) LIMIT ?",
+                (class_id, n),
+            )
+        ]
 
 
 # --- building a queue over an image stage ----------------------------------------------------
@@ -574,18 +636,42 @@ def load_image_stage(queue: TagQueue, images_dir: str | os.PathLike[str], class_
         path = images_dir / f"{name}.parquet"
         columns = pq.read_schema(path).names
         schemas.require_columns(columns, ["key", "shard", "image_offset", "image_size", "status", class_col], f"{path}")
-        wanted = [c for c in ["key", "shard", "image_ext", "image_offset", "image_size", "status", class_col, "title", "tags", "url", *INFO_COLUMNS] if c in columns]
+        wanted = [
+            c
+            for c in [
+                "key",
+                "shard",
+                "image_ext",
+                "image_offset",
+                "image_size",
+                "status",
+                class_col,
+                "title",
+                "tags",
+                "url",
+                *INFO_COLUMNS,
+            ]
+            if c in columns
+        ]
         table = pq.read_table(path, columns=wanted).to_pylist()
         rows = []
         for r in table:
             if r["status"] != "success" or r["image_offset"] is None or r[class_col] is None:
                 continue
-            rows.append({
-                "key": r["key"], "class_id": r[class_col], "shard": r["shard"], "image_ext": r.get("image_ext"),
-                "image_offset": r["image_offset"], "image_size": r["image_size"], "url": r.get("url"),
-                "title": _text(r.get("title")), "tags": _text(r.get("tags")),
-                "info": {c: _text(r.get(c)) for c in INFO_COLUMNS if c in r},
-            })
+            rows.append(
+                {
+                    "key": r["key"],
+                    "class_id": r[class_col],
+                    "shard": r["shard"],
+                    "image_ext": r.get("image_ext"),
+                    "image_offset": r["image_offset"],
+                    "image_size": r["image_size"],
+                    "url": r.get("url"),
+                    "title": _text(r.get("title")),
+                    "tags": _text(r.get("tags")),
+                    "info": {c: _text(r.get(c)) for c in INFO_COLUMNS if c in r},
+                }
+            )
         added += queue.add_items(rows, shard_name=name)
     if added:
         log.info("queue %s: %d new item(s) from %s", queue.path, added, images_dir)

@@ -163,25 +163,31 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def api_config(request: Request) -> Response:
-        return JSONResponse({
-            "mode": mode,
-            "annotator": config.annotator,
-            "prefetch": config.prefetch,
-            "grid_size": config.grid_size,
-            "references_per_class": config.references_per_class,
-            "classes": [{"class_id": c, "name": names.get(c, "")} for c in class_ids],
-        })
+        return JSONResponse(
+            {
+                "mode": mode,
+                "annotator": config.annotator,
+                "prefetch": config.prefetch,
+                "grid_size": config.grid_size,
+                "references_per_class": config.references_per_class,
+                "classes": [{"class_id": c, "name": names.get(c, "")} for c in class_ids],
+            }
+        )
 
     def api_next(request: Request) -> Response:
         p = request.query_params
         annotator, client = who(p)
-        items = queue.next_items(class_param(p.get("class_id")), client, annotator, int_param(p.get("n", config.prefetch), "n"))
+        items = queue.next_items(
+            class_param(p.get("class_id")), client, annotator, int_param(p.get("n", config.prefetch), "n")
+        )
         return JSONResponse({"items": [item_json(i) for i in items]})
 
     async def api_decide(request: Request) -> Response:
         data = await body(request)
         annotator, client = who(data)
-        results = await _threadpool(queue.decide, str(data.get("key", "")), str(data.get("decision", "")), annotator, client)
+        results = await _threadpool(
+            queue.decide, str(data.get("key", "")), str(data.get("decision", "")), annotator, client
+        )
         return JSONResponse({"saved": [results]})
 
     async def api_decide_batch(request: Request) -> Response:
@@ -252,8 +258,11 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
         if not 0 <= index < len(files):
             return JSONResponse({"error": "no such reference image"}, status_code=404)
         path = files[index]
-        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream"),
-                            headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream"),
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
 
     async def janus_error(request: Request, exc: Exception) -> Response:
         status = 404 if "not in the queue" in str(exc) else 400
@@ -327,8 +336,13 @@ def open_for_serving(config: ServeConfig) -> TagQueue:
     """Open the queue named by a serve config (a stage's queue, or an existing audit queue)."""
     from janus_build.tag.db import open_queue
 
-    return open_queue(config.stage_dir, config.db, overlap=config.overlap, lease_seconds=config.lease_seconds,
-                      class_col=config.class_col)
+    return open_queue(
+        config.stage_dir,
+        config.db,
+        overlap=config.overlap,
+        lease_seconds=config.lease_seconds,
+        class_col=config.class_col,
+    )
 
 
 def run(queue: TagQueue, config: ServeConfig) -> None:

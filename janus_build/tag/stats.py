@@ -69,8 +69,10 @@ def _report_classes(stage_dir: str | os.PathLike[str] | None) -> dict[int, dict[
         log.warning("%s: unreadable (%s); 'available' left empty", path, exc)
         return {}
     per_class = report.get("per_class", report.get("classes")) if isinstance(report, dict) else None
-    entries = per_class.items() if isinstance(per_class, dict) else (
-        ((e.get("class_id"), e) for e in per_class if isinstance(e, dict)) if isinstance(per_class, list) else ()
+    entries = (
+        per_class.items()
+        if isinstance(per_class, dict)
+        else (((e.get("class_id"), e) for e in per_class if isinstance(e, dict)) if isinstance(per_class, list) else ())
     )
     out: dict[int, dict[str, Any]] = {}
     for class_id, entry in entries:
@@ -200,7 +202,9 @@ def _audit_summary(classes: list[dict[str, Any]], meta: dict[str, str]) -> dict[
     judged = sum(r["good"] + r["out"] for r in classes)
     low, high = wilson_interval(good, judged)
     labelled = {int(k): int(v) for k, v in json.loads(meta.get("label_counts", "{}")).items()}
-    strata = [(labelled.get(r["class_id"], 0), r["good"], r["good"] + r["out"]) for r in classes if r["good"] + r["out"] > 0]
+    strata = [
+        (labelled.get(r["class_id"], 0), r["good"], r["good"] + r["out"]) for r in classes if r["good"] + r["out"] > 0
+    ]
     weight_total = sum(w for w, _, _ in strata)
     stratified = None
     if weight_total > 0:
@@ -246,7 +250,9 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str]) -> dict[str, Any]:
     from janus_build.stage import write_parquet_atomic
 
     if Path(out).is_dir():
-        raise OutputError(f"--out {out}: is a directory; name the parquet file to write (e.g. {Path(out) / 'tags.parquet'})")
+        raise OutputError(
+            f"--out {out}: is a directory; name the parquet file to write (e.g. {Path(out) / 'tags.parquet'})"
+        )
     rows = queue.decisions()
     table = pa.table(
         {
@@ -260,5 +266,9 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str]) -> dict[str, Any]:
     table = schemas.validate(table, schemas.TAGS, f"tags export {out}")
     write_parquet_atomic(out, table)
     counts = Counter(r[2] for r in rows)
-    return {"path": os.fspath(out), "rows": len(rows), "keys": len({r[0] for r in rows}),
-            **{d: counts.get(d, 0) for d in DECISIONS}}
+    return {
+        "path": os.fspath(out),
+        "rows": len(rows),
+        "keys": len({r[0] for r in rows}),
+        **{d: counts.get(d, 0) for d in DECISIONS},
+    }

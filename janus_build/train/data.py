@@ -94,7 +94,11 @@ def _count_samples(tar_path: Path) -> int:
         return table.num_rows
     try:
         with tarfile.open(tar_path, "r:") as tar:
-            keys = {m.name.partition(".")[0] for m in tar if m.isfile() and m.name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS}
+            keys = {
+                m.name.partition(".")[0]
+                for m in tar
+                if m.isfile() and m.name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS
+            }
     except (OSError, tarfile.TarError) as exc:
         raise InputError(f"{tar_path}: not a readable tar file ({exc})") from None
     return len(keys)
@@ -242,7 +246,9 @@ class Normalize:
 
 
 # --- the stream ----------------------------------------------------------------------------
-def consumer_plan(shards: Sequence[Shard], consumer: int, consumers: int, seed: int, epoch: int, rounds: int = 0) -> tuple[list[str], int, int]:
+def consumer_plan(
+    shards: Sequence[Shard], consumer: int, consumers: int, seed: int, epoch: int, rounds: int = 0
+) -> tuple[list[str], int, int]:
     """Which shards a consumer reads and which of their samples it keeps: ``(urls, stride, offset)``.
 
     The shard order is shuffled by ``(seed, epoch, rounds)``; with at least as many shards as
@@ -366,7 +372,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                     produced += 1
                     yield item
             if produced == 0:
-                raise InputError(f"loader consumer {consumer}: its shards yielded no usable samples (check the labels and images)")
+                raise InputError(
+                    f"loader consumer {consumer}: its shards yielded no usable samples (check the labels and images)"
+                )
             rounds += 1
 
 
@@ -377,7 +385,9 @@ def collate_jpegs(batch: list[tuple[Any, Any]]) -> tuple[list[Any], Any]:
     return [item[0] for item in batch], default_collate([item[1] for item in batch])
 
 
-def make_loader(stream: ShardStream, batch_size: int, workers: int, *, seed: int, epoch: int, pin_memory: bool = False) -> Any:
+def make_loader(
+    stream: ShardStream, batch_size: int, workers: int, *, seed: int, epoch: int, pin_memory: bool = False
+) -> Any:
     """A DataLoader over ``stream`` for ``epoch`` (per-worker batches; endless)."""
     stream.set_epoch(epoch)
     generator = torch.Generator()

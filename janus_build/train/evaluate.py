@@ -93,7 +93,11 @@ def list_folder(shift: str, root: str | os.PathLike[str], label_ids: Sequence[in
     flag, path = _flag(shift), Path(root)
     if not path.is_dir():
         raise InputError(f"{flag} {path}: no such directory")
-    if shift == "imagenet_val" and (path / "val").is_dir() and not any(p.name.startswith("n") for p in path.iterdir() if p.is_dir()):
+    if (
+        shift == "imagenet_val"
+        and (path / "val").is_dir()
+        and not any(p.name.startswith("n") for p in path.iterdir() if p.is_dir())
+    ):
         path = path / "val"
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
@@ -105,14 +109,20 @@ def list_folder(shift: str, root: str | os.PathLike[str], label_ids: Sequence[in
     for folder in folders:
         if shift == "imagenet_v2":
             if not folder.name.isdigit() or not 0 <= int(folder.name) <= 999:
-                raise InputError(f"{flag} {path}: unexpected class folder {folder.name!r} (ImageNet-V2 folders are ImageNet indices 0..999)")
+                raise InputError(
+                    f"{flag} {path}: unexpected class folder {folder.name!r} (ImageNet-V2 folders are ImageNet indices 0..999)"
+                )
             class_id = int(folder.name)  # by integer value: "10" is class 10, not the 3rd folder
         else:
             if folder.name not in by_wnid:
-                raise InputError(f"{flag} {path}: unexpected class folder {folder.name!r} (expected ImageNet wnid folders such as n01440764)")
+                raise InputError(
+                    f"{flag} {path}: unexpected class folder {folder.name!r} (expected ImageNet wnid folders such as n01440764)"
+                )
             class_id = by_wnid[folder.name]
             if class_id not in covered:
-                raise InputError(f"{flag} {path}: class folder {folder.name!r} is not one of the 200 {SHIFT_TITLES[shift]} classes")
+                raise InputError(
+                    f"{flag} {path}: class folder {folder.name!r} is not one of the 200 {SHIFT_TITLES[shift]} classes"
+                )
         mapping[class_id] = folder
     classes = evaluated_classes(label_ids, shift)
     files = []
@@ -125,7 +135,9 @@ def list_folder(shift: str, root: str | os.PathLike[str], label_ids: Sequence[in
         raise InputError(f"{flag} {path}: no images of the {len(classes)} evaluated classes of the label set")
     present = tuple(c for c in classes if c in mapping)
     if len(present) < len(classes):
-        log.warning("%s %s: %d of %d evaluated classes have no folder", flag, path, len(classes) - len(present), len(classes))
+        log.warning(
+            "%s %s: %d of %d evaluated classes have no folder", flag, path, len(classes) - len(present), len(classes)
+        )
     return EvalFolder(shift=shift, root=os.fspath(path), classes=classes, files=tuple(files), present=present)
 
 
@@ -206,7 +218,9 @@ def score_folder(
     """Top-1 of ``forward`` (images -> logits over ``head_ids``) on one shift folder."""
     import torch
 
-    loader = torch.utils.data.DataLoader(_Images(folder.files, transform), batch_size=batch_size, num_workers=workers, shuffle=False)
+    loader = torch.utils.data.DataLoader(
+        _Images(folder.files, transform), batch_size=batch_size, num_workers=workers, shuffle=False
+    )
     task = task_prefix + SHIFT_TITLES[folder.shift]
     progress.start(task, total=len(folder.files), unit="images")
     correct = 0
@@ -220,8 +234,14 @@ def score_folder(
             progress.advance(task, len(targets))
     progress.finish(task)
     total = len(folder.files)
-    return {"top1": correct / total, "correct": correct, "images": total, "classes": len(folder.classes),
-            "classes_present": len(folder.present), "path": folder.root}
+    return {
+        "top1": correct / total,
+        "correct": correct,
+        "images": total,
+        "classes": len(folder.classes),
+        "classes_present": len(folder.present),
+        "path": folder.root,
+    }
 
 
 def make_forward(model: Any, spec: Any, device: Any, precision: str) -> Any:
@@ -256,7 +276,7 @@ def make_forward(model: Any, spec: Any, device: Any, precision: str) -> Any:
 def evaluate_model(
     model: Any,
     spec: Any,
-    folders: Mapping[str, "str | os.PathLike[str] | EvalFolder | None"],
+    folders: Mapping[str, str | os.PathLike[str] | EvalFolder | None],
     label_ids: Sequence[int],
     *,
     device: Any,
@@ -270,15 +290,30 @@ def evaluate_model(
     """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict."""
     from janus_build.train.data import eval_transform
 
-    listed = {shift: root if isinstance(root, EvalFolder) else list_folder(shift, root, label_ids) for shift, root in folders.items() if root}
+    listed = {
+        shift: root if isinstance(root, EvalFolder) else list_folder(shift, root, label_ids)
+        for shift, root in folders.items()
+        if root
+    }
     if not listed:
-        raise ConfigError("no evaluation folder given (--imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a)")
+        raise ConfigError(
+            "no evaluation folder given (--imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a)"
+        )
     if transform is None:
         transform = eval_transform(spec.image_size)
     forward = make_forward(model, spec, device, precision)
     results = {
-        shift: score_folder(forward, folder, spec.head_ids, transform, device=device, batch_size=batch_size, workers=workers, progress=progress,
-                              task_prefix=task_prefix)
+        shift: score_folder(
+            forward,
+            folder,
+            spec.head_ids,
+            transform,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            progress=progress,
+            task_prefix=task_prefix,
+        )
         for shift, folder in listed.items()
     }
     return summarize(results)
@@ -309,7 +344,9 @@ class EvalConfig:
         return {s: getattr(self, s) for s in SHIFTS if getattr(self, s)}
 
 
-def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, image_size: int | None = None) -> tuple[Any, Any, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], arch: str | None = None, image_size: int | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """Rebuild the model stored in a ``janus train`` checkpoint (or a bare state dict with ``arch``).
 
     Returns ``(model, spec, info)``.
@@ -324,7 +361,10 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, image
     file = Path(path)
     if file.is_dir():  # a janus train run directory: its best checkpoint, else its last
         run = file
-        file = next((c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()), run / "checkpoints" / "last.pt")
+        file = next(
+            (c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()),
+            run / "checkpoints" / "last.pt",
+        )
     if not file.is_file():
         raise InputError(f"CHECKPOINT {file}: no such file")
     try:
@@ -336,13 +376,28 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, image
         if arch and arch != spec.arch:
             raise InputError(f"CHECKPOINT {file}: was trained with --arch {spec.arch}, not --arch {arch}")
         state = data["model"]
-        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": spec.loss, "epoch": data.get("epoch"), "step": data.get("step"),
-                "labels": data.get("labels")}
+        info = {
+            "checkpoint": os.fspath(file),
+            "arch": spec.arch,
+            "loss": spec.loss,
+            "epoch": data.get("epoch"),
+            "step": data.get("step"),
+            "labels": data.get("labels"),
+        }
     elif isinstance(data, dict):
         if not arch:
-            raise InputError(f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch")
+            raise InputError(
+                f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch"
+            )
         state = data.get("state_dict", data)
-        head = next((v for k, v in state.items() if k.endswith(("fc.weight", "head.weight", "head.fc.weight", "classifier.weight"))), None)
+        head = next(
+            (
+                v
+                for k, v in state.items()
+                if k.endswith(("fc.weight", "head.weight", "head.fc.weight", "classifier.weight"))
+            ),
+            None,
+        )
         classes = int(head.shape[0]) if head is not None else 1000
         spec = ModelSpec(arch=arch, loss="ce", head_ids=tuple(range(classes)), image_size=image_size or 224)
         info = {"checkpoint": os.fspath(file), "arch": arch, "loss": "ce"}
@@ -409,13 +464,22 @@ def load_timm_model(name: str, weights: str | None = None) -> tuple[Any, Any, di
     try:
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": os.fspath(file)})
     except RuntimeError as exc:
-        raise InputError(f"--timm-weights {file}: does not fit timm model {name} ({str(exc).splitlines()[0]})") from None
+        raise InputError(
+            f"--timm-weights {file}: does not fit timm model {name} ({str(exc).splitlines()[0]})"
+        ) from None
     num_classes = model.num_classes
     if num_classes != 1000:
         raise ConfigError(f"--timm-model {name}: has {num_classes} outputs; ImageNet-1k (1000) models are expected")
     data_config = resolve_data_config({}, model=model)
-    spec = ModelSpec(arch=f"timm:{name}", loss="ce", head_ids=tuple(range(1000)), image_size=int(data_config["input_size"][-1]))
-    return model, spec, {"timm_model": name, "weights": os.fspath(file)}, create_transform(**data_config, is_training=False)
+    spec = ModelSpec(
+        arch=f"timm:{name}", loss="ce", head_ids=tuple(range(1000)), image_size=int(data_config["input_size"][-1])
+    )
+    return (
+        model,
+        spec,
+        {"timm_model": name, "weights": os.fspath(file)},
+        create_transform(**data_config, is_training=False),
+    )
 
 
 def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
@@ -434,10 +498,14 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
         raise ConfigError("janus eval: give either CHECKPOINT or --timm-model NAME")
     folders = config.shift_folders()
     if not folders:
-        raise ConfigError("janus eval: give at least one of --imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a")
+        raise ConfigError(
+            "janus eval: give at least one of --imagenet-val, --imagenet-v2, --imagenet-sketch, --imagenet-r, --imagenet-a"
+        )
     if config.labels is not None:
         label_set = load_label_set(config.labels)
-        listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}  # fail before loading a model
+        listed = {
+            shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()
+        }  # fail before loading a model
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     transform = None
@@ -452,8 +520,16 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
     if device.type == "cuda" and spec.loss == "ce":
         model = model.to(memory_format=torch.channels_last)
     metrics = evaluate_model(
-        model, spec, listed, label_set.ids, device=device, precision=precision, transform=transform,
-        batch_size=config.batch_size, workers=config.workers, progress=progress,
+        model,
+        spec,
+        listed,
+        label_set.ids,
+        device=device,
+        precision=precision,
+        transform=transform,
+        batch_size=config.batch_size,
+        workers=config.workers,
+        progress=progress,
     )
     metrics = {"model": info, "labels": label_set.name, **metrics}
     if config.out:

@@ -95,7 +95,9 @@ class DeviceAugment:
         for k, image in enumerate(images):
             top, left, height, width = RandomResizedCrop.get_params(image, scale=[0.08, 1.0], ratio=[3 / 4, 4 / 3])
             crop = image[:, top : top + height, left : left + width].unsqueeze(0).float()
-            out[k] = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)[0]
+            out[k] = F.interpolate(
+                crop, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )[0]
         return out.div_(255.0).clamp_(0.0, 1.0)
 
     def _jitter(self, x: Any) -> Any:

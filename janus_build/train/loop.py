@@ -34,8 +34,18 @@ OPTIMIZERS = ("adamw", "sgd")
 CHECKPOINT_FORMAT = "janus-train-checkpoint/1"
 # Options that may change between a run and its --resume (they do not change the result).
 VOLATILE_KEYS = (
-    "workers", "device", "resume", "overwrite", "compile", "eval_every", "eval_batch_size",
-    "imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a",
+    "workers",
+    "device",
+    "resume",
+    "overwrite",
+    "compile",
+    "eval_every",
+    "eval_batch_size",
+    "imagenet_val",
+    "imagenet_v2",
+    "imagenet_sketch",
+    "imagenet_r",
+    "imagenet_a",
 )
 
 
@@ -90,12 +100,21 @@ def _validate(config: TrainConfig, world_size: int) -> None:
 
     checks = [
         (config.loss in LOSSES, f"--loss: expected one of {', '.join(LOSSES)}, got {config.loss!r}"),
-        (config.augment in AUGMENTATIONS, f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {config.augment!r}"),
+        (
+            config.augment in AUGMENTATIONS,
+            f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {config.augment!r}",
+        ),
         (config.decode in ("cpu", "gpu"), f"--decode: expected cpu or gpu, got {config.decode!r}"),
-        (config.optimizer in OPTIMIZERS, f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}"),
+        (
+            config.optimizer in OPTIMIZERS,
+            f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}",
+        ),
         (config.epochs >= 1, f"--epochs: must be at least 1, got {config.epochs}"),
         (config.batch_size >= 1, f"--batch-size: must be at least 1, got {config.batch_size}"),
-        (config.batch_size % world_size == 0, f"--batch-size {config.batch_size}: must be divisible by the {world_size} torchrun processes"),
+        (
+            config.batch_size % world_size == 0,
+            f"--batch-size {config.batch_size}: must be divisible by the {world_size} torchrun processes",
+        ),
         (config.eval_every >= 1, f"--eval-every: must be at least 1, got {config.eval_every}"),
         (config.image_size >= 16, f"--image-size: must be at least 16, got {config.image_size}"),
         (config.workers >= 0, f"--workers: must be 0 or more, got {config.workers}"),
@@ -195,7 +214,14 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
 
     from janus_build.stage import StageDir, atomic_write_json, fingerprint_file
     from janus_build.train import runtime
-    from janus_build.train.data import Normalize, ShardStream, make_loader, resolve_shards, train_transform, usable_samples
+    from janus_build.train.data import (
+        Normalize,
+        ShardStream,
+        make_loader,
+        resolve_shards,
+        train_transform,
+        usable_samples,
+    )
     from janus_build.train.evaluate import evaluate_model, list_folder
     from janus_build.train.models import ModelSpec, build_model, normalization, tokenizer_for
 
@@ -211,10 +237,19 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     head_ids = head_ids_for(label_set)
     usable = usable_samples(shard_set.shards, head_ids if config.loss == "ce" else None)
     if usable is not None and usable < shard_set.samples:
-        what = f"a class of the label set {label_set.name}" if config.loss == "ce" else "a caption (--loss vl trains on captions)"
+        what = (
+            f"a class of the label set {label_set.name}"
+            if config.loss == "ce"
+            else "a caption (--loss vl trains on captions)"
+        )
         if usable == 0:
             raise InputError(f"{', '.join(config.shards)}: none of the {shard_set.samples} training samples has {what}")
-        log.warning("%d of the %d training samples lack %s; they are skipped", shard_set.samples - usable, shard_set.samples, what)
+        log.warning(
+            "%d of the %d training samples lack %s; they are skipped",
+            shard_set.samples - usable,
+            shard_set.samples,
+            what,
+        )
     samples = shard_set.samples if usable is None else usable
     # listed once, up front: a bad evaluation folder fails now, not after an epoch
     folders = {shift: list_folder(shift, root, label_set.ids) for shift, root in config.eval_folders().items()}
@@ -222,14 +257,22 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     out = Path(config.out)
     last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     if not config.resume and last_path.is_file() and not config.overwrite:
-        raise OutputError(f"--out {out}: holds a training run (checkpoints/last.pt); pass --resume to continue it or --overwrite to start again")
+        raise OutputError(
+            f"--out {out}: holds a training run (checkpoints/last.pt); pass --resume to continue it or --overwrite to start again"
+        )
     if config.resume and not last_path.is_file():
         log.warning("--resume: %s has no checkpoint yet; starting from epoch 1", out)
     runtime.init_distributed(dist, device)
     stage = None
     if dist.is_main:
-        stage = StageDir(out, "train", config, [fingerprint_file(s.path) for s in shard_set.shards],
-                         overwrite=config.overwrite and not config.resume, volatile_keys=VOLATILE_KEYS)
+        stage = StageDir(
+            out,
+            "train",
+            config,
+            [fingerprint_file(s.path) for s in shard_set.shards],
+            overwrite=config.overwrite and not config.resume,
+            volatile_keys=VOLATILE_KEYS,
+        )
     runtime.barrier(dist)
 
     spec = ModelSpec(arch=config.arch, loss=config.loss, head_ids=head_ids, image_size=config.image_size)
@@ -244,7 +287,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         raise ConfigError(f"--batch-size {config.batch_size}: larger than the {samples} training samples")
     total_steps = steps_per_epoch * config.epochs
     lr = config.lr or (1e-3 if config.optimizer == "adamw" else 0.1 * config.batch_size / 256)
-    weight_decay = config.weight_decay if config.weight_decay is not None else (0.05 if config.optimizer == "adamw" else 1e-4)
+    weight_decay = (
+        config.weight_decay if config.weight_decay is not None else (0.05 if config.optimizer == "adamw" else 1e-4)
+    )
     groups = _param_groups(model, weight_decay)
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
@@ -252,8 +297,12 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=True)
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     if warmup >= total_steps and dist.is_main:
-        log.warning("--warmup-epochs %g covers the whole run of %d epoch(s): the learning rate never reaches --lr "
-                    "and never decays; lower --warmup-epochs", config.warmup_epochs, config.epochs)
+        log.warning(
+            "--warmup-epochs %g covers the whole run of %d epoch(s): the learning rate never reaches --lr "
+            "and never decays; lower --warmup-epochs",
+            config.warmup_epochs,
+            config.epochs,
+        )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total_steps, warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
@@ -261,8 +310,10 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     if config.resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         if state.get("format") != CHECKPOINT_FORMAT or state.get("model_spec") != spec.to_dict():
-            raise InputError(f"--resume {last_path}: a checkpoint of another model ({state.get('model_spec', {}).get('arch')}); "
-                             "use the same --arch/--loss/--labels/--image-size or another --out")
+            raise InputError(
+                f"--resume {last_path}: a checkpoint of another model ({state.get('model_spec', {}).get('arch')}); "
+                "use the same --arch/--loss/--labels/--image-size or another --out"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -282,7 +333,9 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     if config.loss == "vl":
         from open_clip.loss import ClipLoss
 
-        clip_loss = ClipLoss(local_loss=False, gather_with_grad=True, cache_labels=True, rank=dist.rank, world_size=dist.world_size)
+        clip_loss = ClipLoss(
+            local_loss=False, gather_with_grad=True, cache_labels=True, rank=dist.rank, world_size=dist.world_size
+        )
         stream_kwargs: dict[str, Any] = {"tokenizer": tokenizer_for(spec)}
     else:
         criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -294,20 +347,38 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
         normalize = DeviceAugment(config.augment, config.image_size, *normalization(spec), device=device)
     else:
         normalize = Normalize(*normalization(spec), device=device)
-    stream = ShardStream(shard_set.shards, train_transform(config.augment, config.image_size), rank=dist.rank,
-                         world_size=dist.world_size, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
-                         decode=config.decode == "cpu", **stream_kwargs)
+    stream = ShardStream(
+        shard_set.shards,
+        train_transform(config.augment, config.image_size),
+        rank=dist.rank,
+        world_size=dist.world_size,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+        decode=config.decode == "cpu",
+        **stream_kwargs,
+    )
     if dist.is_main:
-        log.info("training %s (--loss %s, %s) on %d samples in %d shard(s): %d epoch(s) x %d steps of %d images, %d process(es)",
-                 config.arch, config.loss, precision, samples, len(shard_set.shards), config.epochs, steps_per_epoch,
-                 config.batch_size, dist.world_size)
+        log.info(
+            "training %s (--loss %s, %s) on %d samples in %d shard(s): %d epoch(s) x %d steps of %d images, %d process(es)",
+            config.arch,
+            config.loss,
+            precision,
+            samples,
+            len(shard_set.shards),
+            config.epochs,
+            steps_per_epoch,
+            config.batch_size,
+            dist.world_size,
+        )
 
     last_loss = history[-1]["loss"] if history else None  # resuming a finished run trains nothing more
     if start_epoch >= config.epochs and dist.is_main:
         log.info("%s: all %d epochs are done; nothing to train", out, config.epochs)
     for epoch in range(start_epoch, config.epochs):
         _seed_epoch(config.seed, epoch, dist.rank)
-        loader = make_loader(stream, batch_per_rank, config.workers, seed=config.seed, epoch=epoch, pin_memory=device.type == "cuda")
+        loader = make_loader(
+            stream, batch_per_rank, config.workers, seed=config.seed, epoch=epoch, pin_memory=device.type == "cuda"
+        )
         batches = iter(loader)
         model.train()
         task = f"epoch {epoch + 1}/{config.epochs}"
@@ -351,32 +422,74 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= dist.world_size
         last_loss = float(loss_sum) / steps_per_epoch
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
-                                  "images_per_second": steps_per_epoch * config.batch_size / seconds, "seconds": seconds}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": last_loss,
+            "lr": scheduler.get_last_lr()[0],
+            "images_per_second": steps_per_epoch * config.batch_size / seconds,
+            "seconds": seconds,
+        }
         if dist.is_main:
             progress.finish(task)
-            log.info("epoch %d/%d: loss %.4f, %.0f images/s", epoch + 1, config.epochs, last_loss, record["images_per_second"])
+            log.info(
+                "epoch %d/%d: loss %.4f, %.0f images/s",
+                epoch + 1,
+                config.epochs,
+                last_loss,
+                record["images_per_second"],
+            )
         evaluate_now = bool(folders) and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
         is_best = False
         if evaluate_now and dist.is_main:
-            metrics = evaluate_model(core, spec, folders, label_set.ids, device=device, precision=precision,
-                                     batch_size=config.eval_batch_size, workers=config.workers, progress=progress,
-                                     task_prefix=f"eval {epoch + 1}: ")
-            metrics = {"model": {"checkpoint": os.fspath(last_path), "arch": spec.arch, "loss": spec.loss, "epoch": epoch + 1, "step": step},
-                       "labels": label_set.name, **metrics}
+            metrics = evaluate_model(
+                core,
+                spec,
+                folders,
+                label_set.ids,
+                device=device,
+                precision=precision,
+                batch_size=config.eval_batch_size,
+                workers=config.workers,
+                progress=progress,
+                task_prefix=f"eval {epoch + 1}: ",
+            )
+            metrics = {
+                "model": {
+                    "checkpoint": os.fspath(last_path),
+                    "arch": spec.arch,
+                    "loss": spec.loss,
+                    "epoch": epoch + 1,
+                    "step": step,
+                },
+                "labels": label_set.name,
+                **metrics,
+            }
             atomic_write_json(out / "eval" / f"epoch_{epoch + 1:04d}.json", metrics)
-            record["metrics"] = {k: metrics[k] for k in ("val_top1", "average_robustness", "effective_robustness_ratio")}
+            record["metrics"] = {
+                k: metrics[k] for k in ("val_top1", "average_robustness", "effective_robustness_ratio")
+            }
             score = _score(metrics)
             if score is not None and (best is None or score > (_score(best) or -1.0)):
                 best, is_best = metrics, True
-            log.info("epoch %d: val %s, average robustness %s", epoch + 1, metrics["val_top1"], metrics["average_robustness"])
+            log.info(
+                "epoch %d: val %s, average robustness %s", epoch + 1, metrics["val_top1"], metrics["average_robustness"]
+            )
         history.append(record)
         if dist.is_main:
             payload = {
-                "format": CHECKPOINT_FORMAT, "model_spec": spec.to_dict(), "config": stage.config if stage else None,
+                "format": CHECKPOINT_FORMAT,
+                "model_spec": spec.to_dict(),
+                "config": stage.config if stage else None,
                 "labels": labels_name,
-                "model": core.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "rng": _rng_state(), "best": best,
+                "model": core.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "rng": _rng_state(),
+                "best": best,
                 "history": history,
             }
             if is_best:  # best first: a crash between the two writes redoes this epoch, which rewrites both
@@ -385,9 +498,18 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
             atomic_write_json(out / "history.json", history)
         runtime.barrier(dist)
 
-    summary = {"epochs": config.epochs, "steps": step, "last_loss": last_loss, "history": history, "best": best,
-               "checkpoint": os.fspath(last_path), "best_checkpoint": os.fspath(best_path) if best_path.is_file() else None,
-               "world_size": dist.world_size, "precision": precision, "device": str(device)}
+    summary = {
+        "epochs": config.epochs,
+        "steps": step,
+        "last_loss": last_loss,
+        "history": history,
+        "best": best,
+        "checkpoint": os.fspath(last_path),
+        "best_checkpoint": os.fspath(best_path) if best_path.is_file() else None,
+        "world_size": dist.world_size,
+        "precision": precision,
+        "device": str(device),
+    }
     if stage is not None:
         stage.finish({k: summary[k] for k in ("epochs", "steps", "last_loss", "world_size", "precision")})
     return summary

@@ -58,8 +58,13 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
-        return cls(arch=str(data["arch"]), loss=str(data["loss"]), head_ids=tuple(int(i) for i in data["head_ids"]), image_size=int(data["image_size"]))
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(
+            arch=str(data["arch"]),
+            loss=str(data["loss"]),
+            head_ids=tuple(int(i) for i in data["head_ids"]),
+            image_size=int(data["image_size"]),
+        )
 
 
 def _timm(name: str, num_classes: int, image_size: int, pretrained: bool = False) -> Any:
@@ -123,7 +128,9 @@ def build_model(spec: ModelSpec) -> Any:
         return _timm(spec.arch.split(":", 1)[1], num_classes, spec.image_size)
     if spec.arch in CE_ARCHS:
         return _timm(CE_ARCHS[spec.arch], num_classes, spec.image_size)
-    raise ConfigError(f"--arch: expected one of {', '.join(CE_ARCHS)}, timm:NAME or torchvision:NAME, got {spec.arch!r}")
+    raise ConfigError(
+        f"--arch: expected one of {', '.join(CE_ARCHS)}, timm:NAME or torchvision:NAME, got {spec.arch!r}"
+    )
 
 
 def tokenizer_for(spec: ModelSpec) -> Any:
@@ -168,7 +175,9 @@ def load_weights(model: Any, state_dict: dict[str, Any], spec: ModelSpec, source
             detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if wrong:
             k = wrong[0]
-            detail.append(f"{len(wrong)} with other shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+            detail.append(
+                f"{len(wrong)} with other shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise InputError(
             f"{source}: the weights do not fit --arch {spec.arch} (--loss {spec.loss}, {len(spec.head_ids)} classes): "
             + "; ".join(detail)
@@ -177,7 +186,9 @@ def load_weights(model: Any, state_dict: dict[str, Any], spec: ModelSpec, source
     model.load_state_dict(state, strict=True)
 
 
-def zero_shot_weights(model: Any, spec: ModelSpec, class_names: Sequence[str], device: Any, template: str = "a photo of a {}.") -> Any:
+def zero_shot_weights(
+    model: Any, spec: ModelSpec, class_names: Sequence[str], device: Any, template: str = "a photo of a {}."
+) -> Any:
     """Normalised text embeddings of ``template`` for each class (a VL model's classifier)."""
     import torch
 

@@ -51,10 +51,18 @@ def write_synthetic_shards(
                 writer.write(
                     f"syn-{class_id}-{index}",
                     class_image(class_id, index, size=size),
-                    {"label": class_id, "caption": f"a photo of a {name}", "source": "custom", "label_source": "ground_truth", "split": split},
+                    {
+                        "label": class_id,
+                        "caption": f"a photo of a {name}",
+                        "source": "custom",
+                        "label_source": "ground_truth",
+                        "split": split,
+                    },
                     extra={"cls": str(class_id), "txt": f"a photo of a {name}"},
                 )
-    atomic_write_json(Path(out) / "manifest.json", {"stage": "balance", "config": {"labels": labels}, "synthetic": True})
+    atomic_write_json(
+        Path(out) / "manifest.json", {"stage": "balance", "config": {"labels": labels}, "synthetic": True}
+    )
     return directory
 
 
