@@ -38,7 +38,7 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from janus_build.images import ImageShardWriter, read_index
+    from janus_build.core.shards import ImageShardWriter, read_index
     from janus_build.labels import load_label_set
     from janus_build.synthetic import class_image
 
@@ -134,7 +134,7 @@ def baseline(samples: int, source: Path, out: Path) -> dict:
     """Write ``samples`` samples with a bare TarWriter from in-memory bytes (no selection, no index)."""
     import webdataset as wds
 
-    from janus_build.images import read_image, read_index
+    from janus_build.core.shards import read_image, read_index
 
     index = read_index(source, columns=["image_offset", "image_size"]).slice(0, DISTINCT_IMAGES).to_pydict()
     blobs = [read_image(source, "00000.tar", o, s) for o, s in zip(index["image_offset"], index["image_size"])]

@@ -37,7 +37,7 @@ from pathlib import Path
 
 
 def build_stage(directory: Path, images: int, side: int, per_shard: int = 256) -> None:
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
     from janus_build.synthetic import class_image
 
     for start in range(0, images, per_shard):

@@ -64,9 +64,9 @@ def api_calls(photos: int, targets: list[int]) -> list[dict]:
 def download_rate(count: int, processes: int, threads: int) -> dict:
     import requests
 
+    from janus_build.core.shards import read_index
     from janus_build.fakes import FakeFlickr
     from janus_build.fetch import FetchConfig, run_fetch
-    from janus_build.images import read_index
 
     with (
         FakeFlickr({291: "lion"}, photos_per_class=int(count * 1.7), image_size=256) as fake,

@@ -37,7 +37,7 @@ def write_shards(directory: Path, images: int, side: int, per_shard: int) -> Non
     """Shards of ``images`` JPEGs (~side x 0.8 side, quality 90, like ImageNet's ~110 kB photos)."""
     from PIL import Image
 
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
 
     rng = np.random.default_rng(0)
     pool = []

@@ -168,7 +168,7 @@ def make_fake_flickr(config: DemoConfig) -> Any:
 
 
 def _tag(config: DemoConfig, flickr: Path, truth: dict[str, bool], result: DemoResult, narrate: Narrate) -> None:
-    from janus_build.images import read_index
+    from janus_build.core.shards import read_index
     from janus_build.tag import compute_stats, export_tags, open_queue, record_decisions
 
     keys = [
@@ -243,7 +243,7 @@ def _match_and_download(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
     from janus_build.match import MatchConfig, run_match
     from janus_build.resources import package_data
     from janus_build.synthetic import class_image
@@ -284,7 +284,7 @@ def _match_and_download(
 
 
 def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate) -> None:
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
     from janus_build.synthetic import class_image
 
     narrate(

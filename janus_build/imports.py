@@ -24,17 +24,19 @@ import io
 import logging
 import os
 import re
-import tarfile
 from collections import Counter
-from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from janus_build import schemas
+from janus_build.core.fsio import atomic_parquet_writer
+from janus_build.core.imaging import sniff_image_ext
+from janus_build.core.img2dataset import img2dataset_shards, rekey_img2dataset_shard
+from janus_build.core.shards import ImageShardWriter
+from janus_build.core.stage import ShardDir, StageDir, read_manifest, shard_name
 from janus_build.errors import ConfigError, InputError, OutputError
-from janus_build.images import IMAGE_EXTENSIONS, ImageShardWriter
 from janus_build.import_config import (
     DEFAULT_LICENSES,
     FILE_EXTENSIONS,
@@ -45,7 +47,6 @@ from janus_build.import_config import (
     UrlListConfig,
 )
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import STATS_SUFFIX, StageDir, atomic_parquet_writer, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ MAX_EXAMPLES = 10
 
 
 # --- shared helpers ------------------------------------------------------------------------
-def sniff_image_ext(data: bytes) -> str | None:
-    """The image format of ``data`` from its magic bytes: ``jpg``, ``png``, ``webp`` or None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 @dataclass(frozen=True)
 class _FileResult:
     data: bytes | None
@@ -96,111 +86,6 @@ def _read_image_file(path: Path) -> _FileResult:
         message = re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc))  # no object addresses: rows are deterministic
         return _FileResult(None, None, "decode_error", f"{type(exc).__name__}: {message}")
     return _FileResult(data, ext, "success", None, width, height)
-
-
-def _member_locations(tar_path: Path) -> dict[str, tuple[str, int, int]]:
-    """``{stem: (ext, offset, size)}`` of the image members of a tar (headers only are read)."""
-    out: dict[str, tuple[str, int, int]] = {}
-    with tarfile.open(tar_path, "r:") as tar:
-        for info in tar:
-            stem, _, ext = info.name.partition(".")
-            if info.isfile() and ext.lower() in IMAGE_EXTENSIONS:
-                out.setdefault(stem, (ext.lower(), info.offset_data, info.size))
-    return out
-
-
-def rekey_img2dataset_shard(
-    src_dir: Path,
-    name: str,
-    out_dir: Path,
-    row_for: Callable[[dict[str, Any]], tuple[str, Mapping[str, Any]] | None],
-    *,
-    mtime: float | None = None,
-    index_schema: Any = None,
-    stats: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Rewrite one finished img2dataset webdataset shard as a janus image shard ``out_dir/<name>``.
-
-    Rows are taken in img2dataset key order (its parquet lists them in completion order), so
-    the output is deterministic. Image bytes are read by offset from the source tar one at a
-    time (the shard is never held in memory) and their format is sniffed. Failed downloads stay
-    rows with img2dataset's ``status`` and ``error_message``.
-
-    Args:
-        src_dir: img2dataset's output folder.
-        name: the shard stem (``00000``), the same in and out.
-        out_dir: the image stage directory to write.
-        row_for: maps an img2dataset parquet row to ``(key, metadata)``, or None to leave the
-            row out (counted as ``skipped``).
-        mtime: tar member mtime (0 for byte-identical re-runs).
-        index_schema: the stage's own index columns (see :class:`ImageShardWriter`).
-        stats: extra fields for the shard's ``_stats.json``.
-
-    Returns:
-        The shard's stats (count, successes, failed, skipped, duplicate_keys, ...).
-    """
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(src_dir / f"{name}.parquet").to_pylist()
-    rows.sort(key=lambda r: (str(r.get("key")),))
-    tar_path = src_dir / f"{name}.tar"
-    members = _member_locations(tar_path) if tar_path.is_file() else {}
-    skipped = duplicates = 0
-    seen: set[str] = set()
-    writer = ImageShardWriter(out_dir, name, mtime=mtime, index_schema=index_schema)
-    try:
-        with open(tar_path, "rb") if tar_path.is_file() else io.BytesIO() as handle:
-            for sample in rows:
-                mapped = row_for(sample)
-                if mapped is None:
-                    skipped += 1
-                    continue
-                key, metadata = mapped
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-                data: bytes | None = None
-                ext = "jpg"
-                member = members.get(str(sample.get("key"))) if sample.get("status") == "success" else None
-                if member is not None:
-                    ext, offset, size = member
-                    handle.seek(offset)
-                    data = handle.read(size)
-                    ext = sniff_image_ext(data) or ext
-                status = "success" if data is not None else (sample.get("status") or "failed_to_download")
-                if status == "success" and data is None:
-                    status = "missing_image"
-                writer.write(
-                    key,
-                    data,
-                    metadata,
-                    image_ext=ext,
-                    status=status,
-                    error_message=None if data is not None else (sample.get("error_message") or status),
-                )
-    except BaseException:
-        writer.abort()
-        raise
-    if duplicates:
-        log.warning(
-            "img2dataset shard %s: %d row(s) repeat a key already in the shard; the first is kept", name, duplicates
-        )
-    return writer.close(
-        {**dict(stats or {}), "img2dataset_shard": name, "skipped": skipped, "duplicate_keys": duplicates}
-    )
-
-
-def img2dataset_shards(directory: Path) -> tuple[list[str], list[str]]:
-    """(finished, unfinished) img2dataset shard stems in ``directory``: finished ones have a
-    ``_stats.json`` and a ``.parquet``; unfinished ones only a tar or parquet."""
-    finished = sorted(
-        p.name[: -len(STATS_SUFFIX)]
-        for p in directory.glob(f"*{STATS_SUFFIX}")
-        if (directory / f"{p.name[: -len(STATS_SUFFIX)]}.parquet").is_file()
-    )
-    started = {p.stem for p in directory.glob("*.tar")} | {p.stem for p in directory.glob("*.parquet")}
-    return finished, sorted(started - set(finished))
 
 
 # --- folders -------------------------------------------------------------------------------
@@ -551,14 +436,10 @@ def write_url_list(config: UrlListConfig) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     match_dir = Path(config.match_dir)
-    manifest = StageDir.read_manifest(match_dir) if match_dir.is_dir() else None
+    manifest = read_manifest(match_dir) if match_dir.is_dir() else None
     if manifest is None or manifest.get("stage") != "match":
         raise InputError(f"MATCH_DIR {match_dir}: not a janus match output (no manifest.json of stage 'match')")
-    shards = sorted(
-        p.name[: -len(STATS_SUFFIX)]
-        for p in match_dir.glob(f"*{STATS_SUFFIX}")
-        if (match_dir / f"{p.name[: -len(STATS_SUFFIX)]}.parquet").is_file()
-    )
+    shards = [n for n in ShardDir(match_dir).done_shards() if (match_dir / f"{n}.parquet").is_file()]
     if not shards:
         raise InputError(f"MATCH_DIR {match_dir}: no finished match shard")
     names = pq.read_schema(match_dir / f"{shards[0]}.parquet").names

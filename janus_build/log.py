@@ -7,6 +7,7 @@ import os
 import re
 
 _SECRET_ENV_VARS = ("FLICKR_API_KEY", "FLICKR_API_SECRET")
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
 _SECRET_PARAM = re.compile(r"(api_key|api_secret|oauth_token|api_sig)=([^&\s'\"]+)", re.IGNORECASE)
 
 
@@ -15,9 +16,11 @@ def _secrets() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """Remove Flickr credentials (known values and ``api_key=...`` URL parameters) from text."""
+    """Remove credentials from text: known secret values, ``api_key=...`` URL parameters and the
+    ``user:password@`` part of any URL."""
     for secret in _secrets():
         text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
     return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from janus_build import schemas
-from janus_build.images import ImageShardWriter
+from janus_build.core.shards import ImageShardWriter
 from janus_build.synthetic import class_image
 
 CLASSES = (2, 6, 8, 13)  # IN100 class ids (great white shark, stingray, hen, junco)

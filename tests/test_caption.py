@@ -17,8 +17,8 @@ import pytest
 
 from janus_build import schemas
 from janus_build.caption import CaptionConfig, run_caption
+from janus_build.core.shards import ImageShardWriter, read_index
 from janus_build.errors import ConfigError, MissingResourceError, OutputError
-from janus_build.images import ImageShardWriter, read_index
 from janus_build.progress import Progress
 from janus_build.synthetic import class_image
 

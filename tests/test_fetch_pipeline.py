@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from janus_build import images, schemas
+from janus_build import schemas
 from janus_build.cli import app
+from janus_build.core import shards as images
 from janus_build.errors import OutputError
 from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run_fetch

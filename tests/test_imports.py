@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from janus_build.cli import app
+from janus_build.core.shards import read_image, read_index
 from janus_build.errors import InputError, OutputError
-from janus_build.images import read_image, read_index
 from janus_build.imports import (
     FoldersImportConfig,
     Img2datasetImportConfig,

@@ -276,7 +276,7 @@ def test_custom_label_set_sizes_the_head_and_skips_other_classes(shards: Path, t
 
 
 def test_samples_training_cannot_use_are_counted_up_front(shards: Path, tmp_path: Path) -> None:
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
     from janus_build.synthetic import class_image
     from janus_build.train.data import usable_samples
 

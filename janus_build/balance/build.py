@@ -30,11 +30,12 @@ from janus_build.balance.card import (
 )
 from janus_build.balance.sources import LoadedSource, load_source
 from janus_build.balance.spec import BalanceConfig, parse_budget
+from janus_build.core.fsio import atomic_path, atomic_write_json
+from janus_build.core.shards import ImageShardWriter
+from janus_build.core.stage import ShardDir, StageDir
 from janus_build.errors import InputError
-from janus_build.images import ImageShardWriter
 from janus_build.labels import load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import StageDir, atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class _TarReader:
 def _to_jpeg(data: bytes, ext: str | None) -> bytes:
     if (ext or "jpg").lower() in ("jpg", "jpeg"):
         return data
-    from janus_build.images import open_image
+    from janus_build.core.imaging import open_image
 
     buffer = io.BytesIO()
     open_image(data).save(buffer, format="JPEG", quality=95)
@@ -456,7 +457,7 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
                         attribution_count += 1
                         if len(attribution) < MAX_ATTRIBUTION_IN_CARD:
                             attribution.append(entry)
-                if (split_dir / f"{name}_stats.json").is_file():
+                if ShardDir(split_dir).is_done(name):
                     resumed += 1
                 else:
                     _write_shard(split_dir, name, records, read_jpeg)

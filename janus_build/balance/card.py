@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from janus_build.balance.spec import BalanceConfig
+from janus_build.core.fsio import atomic_path, atomic_write_bytes
 from janus_build.labels import LabelSet
-from janus_build.stage import atomic_path, atomic_write_bytes
 
 ATTRIBUTION_TSV = "ATTRIBUTION.tsv"
 MAX_ATTRIBUTION_IN_CARD = 5000

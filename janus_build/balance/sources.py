@@ -8,7 +8,6 @@ and ``url``. Everything else stays on disk until the selected samples are writte
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from janus_build import images, schemas
+from janus_build import schemas
 from janus_build.balance.spec import SourceSpec
+from janus_build.core import shards as images
 from janus_build.errors import InputError, SchemaError
 from janus_build.labels import LabelSet
 
@@ -217,13 +217,9 @@ def _tag_labels(spec: SourceSpec) -> tuple[dict[str, int], Counter, dict[str, li
 
 
 def _match_strategy(directory: Path, where: str) -> str:
-    manifest = directory / "manifest.json"
-    strategy = None
-    if manifest.is_file():
-        try:
-            strategy = (json.loads(manifest.read_text()).get("config") or {}).get("strategy")
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where}: unreadable manifest.json ({exc})") from None
+    from janus_build.core.stage import read_manifest
+
+    strategy = ((read_manifest(directory) or {}).get("config") or {}).get("strategy")
     if strategy not in ("sc", "strict", "mc"):
         log.warning("%s: manifest.json names no match strategy; label_source is recorded as 'sc'", where)
         strategy = "sc"

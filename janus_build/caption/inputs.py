@@ -26,8 +26,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from janus_build.core.stage import fingerprint_file
 from janus_build.errors import ConfigError, InputError
-from janus_build.stage import STATS_SUFFIX, fingerprint_file
 
 log = logging.getLogger(__name__)
 
@@ -60,40 +60,16 @@ class InputShard:
         return [fingerprint_file(p) for p in (self.tar, self.index) if p is not None]
 
 
-def image_directory(stage_dir: str | os.PathLike[str]) -> Path:
-    """The directory holding the tars: ``STAGE_DIR/images`` for a fetch output, else ``STAGE_DIR``."""
-    root = Path(stage_dir)
-    if not root.is_dir():
-        raise InputError(f"STAGE_DIR {root}: not a directory")
-    images = root / "images"
-    if images.is_dir() and any(images.glob("*.tar")):
-        return images
-    return root
-
-
 def find_shards(stage_dir: str | os.PathLike[str]) -> list[InputShard]:
-    """The input shards of ``stage_dir`` in name order (finished ones only when markers exist).
+    """The input shards of ``stage_dir`` (any stage directory with images), in name order.
 
     Raises:
-        InputError: no ``.tar`` shard was found.
+        InputError: no (finished) ``.tar`` shard was found.
     """
-    directory = image_directory(stage_dir)
-    tars = sorted(directory.glob("*.tar"))
-    if not tars:
-        raise InputError(
-            f"STAGE_DIR {stage_dir}: no .tar shards found (expected a janus image stage, a fetch output "
-            "with images/, img2dataset output or webdataset .tar files)"
-        )
-    if any(directory.glob(f"*{STATS_SUFFIX}")):
-        finished = [t for t in tars if (directory / f"{t.stem}{STATS_SUFFIX}").is_file()]
-        if len(finished) < len(tars):
-            log.warning("%s: %d unfinished shard(s) skipped (no _stats.json)", directory, len(tars) - len(finished))
-        tars = finished
-    if not tars:
-        raise InputError(f"STAGE_DIR {directory}: no finished shard (no NNNNN.tar with NNNNN_stats.json)")
-    return [
-        InputShard(t.stem, t, t.with_suffix(".parquet") if t.with_suffix(".parquet").is_file() else None) for t in tars
-    ]
+    from janus_build.core.shards import find_tar_shards, resolve_image_stage
+
+    directory = resolve_image_stage(stage_dir)
+    return [InputShard(s.name, s.tar, s.index) for s in find_tar_shards(directory)]
 
 
 def _text(value: Any) -> str | None:

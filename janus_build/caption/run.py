@@ -14,8 +14,8 @@ from janus_build.caption.config import HUMAN_CAPTION_COLUMNS, VOLATILE_KEYS, Cap
 from janus_build.caption.inputs import InputShard, MetadataColumns, Sample, find_shards, load_samples
 from janus_build.caption.merge import merge_title, prose_caption
 from janus_build.caption.spelling import SpellFixer, words_of
+from janus_build.core.stage import ShardDir, StageDir
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import STATS_SUFFIX, StageDir
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def run_caption(config: CaptionConfig, progress: Progress = NULL_PROGRESS, capti
     # Load the term set and the model before --out is opened (which records the options): a typo
     # in --model or --classnames must not leave a manifest that refuses the corrected command.
     spell = None
-    if config.overwrite or not all((config.out / f"{s.name}{STATS_SUFFIX}").is_file() for s in shards):
+    if config.overwrite or not all(ShardDir(config.out).is_done(s.name) for s in shards):
         spell = SpellFixer(protected_words(config.classnames)) if config.spellcheck else None
         if captioner is None:
             from janus_build.caption.model import load_captioner

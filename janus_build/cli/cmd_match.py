@@ -97,7 +97,7 @@ def match_command(
         except GateError as exc:
             import json
 
-            stats, gate_error = json.loads((out / "stats.json").read_text()), exc
+            stats, gate_error = json.loads((out / "_stats.json").read_text()), exc
     render_summary(stats, out)
     if gate_error is not None:
         raise gate_error

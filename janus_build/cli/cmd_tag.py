@@ -180,7 +180,7 @@ def stats(
     from rich.table import Table
 
     from janus_build.cli.common import console
-    from janus_build.stage import atomic_write_json
+    from janus_build.core.fsio import atomic_write_json
     from janus_build.tag.stats import compute_stats
 
     with _open_existing(stage_dir, db) as queue:

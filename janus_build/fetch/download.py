@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from janus_build.images import shard_names
+from janus_build.core.fsio import write_parquet_atomic
+from janus_build.core.img2dataset import I2D_STATS_SUFFIX as STATS_SUFFIX
+from janus_build.core.shards import shard_names
+from janus_build.core.stage import ShardDir
 from janus_build.progress import Progress
-from janus_build.stage import STATS_SUFFIX, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def download_images(
         _run_img2dataset(input_path, i2d_dir, config)
     statuses: dict[str, str] = {}
     for name in sorted(p.name[: -len(STATS_SUFFIX)] for p in i2d_dir.glob(f"*{STATS_SUFFIX}")):
-        if not (images_dir / f"{name}{STATS_SUFFIX}").is_file():
+        if not ShardDir(images_dir).is_done(name):
             _rekey_shard(i2d_dir, name, images_dir, by_key)
 
     for name in shard_names(images_dir) if images_dir.is_dir() else []:
@@ -124,7 +126,7 @@ def _run_img2dataset(input_path: Path, i2d_dir: Path, config: Any) -> None:
 
 
 def _rekey_shard(i2d_dir: Path, name: str, images_dir: Path, by_key: Mapping[str, dict[str, Any]]) -> None:
-    from janus_build.imports import rekey_img2dataset_shard
+    from janus_build.core.img2dataset import rekey_img2dataset_shard
 
     def row_for(sample: dict[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
         key = sample.get("janus_key")

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from janus_build import schemas
+from janus_build.core.fsio import atomic_write_json, write_parquet_atomic
+from janus_build.core.stage import ShardDir, StageDir, fingerprint_file
 from janus_build.errors import ConfigError
 from janus_build.fetch import flickr as _flickr
 from janus_build.fetch.queries import ClassQueries, default_queries_file, load_queries
 from janus_build.fetch.state import FetchState, Window
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import StageDir, atomic_write_json, fingerprint_file, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +339,7 @@ def _write_metadata(
             out / "dropped" / f"{name}.parquet",
             _table(dropped) if dropped else pa.table({"key": pa.array([], pa.string())}),
         )
-        atomic_write_json(
-            out / "metadata" / f"{name}_stats.json", {"count": len(kept[cls.class_id]), "dropped": len(dropped)}
-        )
+        ShardDir(out / "metadata").mark_done(name, {"count": len(kept[cls.class_id]), "dropped": len(dropped)})
     return kept
 
 

@@ -24,20 +24,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from janus_build import schemas
+from janus_build.core.fsio import atomic_parquet_writer, atomic_write_json
+from janus_build.core.stage import ShardDir, StageDir, fingerprint_file, shard_name
 from janus_build.errors import ConfigError, InputError, SchemaError
 from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match.matcher import STRATEGIES, Matcher, TermTable
 from janus_build.progress import NULL_PROGRESS, Progress
-from janus_build.stage import (
-    STATS_SUFFIX,
-    StageDir,
-    atomic_parquet_writer,
-    atomic_write_json,
-    fingerprint_file,
-    shard_name,
-)
 
 log = logging.getLogger(__name__)
+
+STATS_FILE = "_stats.json"  # the run's summary; '_' keeps the directory a plain parquet dataset
 
 ENGINES = ("local", "spark")
 DEFAULT_TEXT_COLS = ("TEXT", "caption")
@@ -391,7 +387,7 @@ def match_shard(task: ShardTask, progress_queue: Any = None) -> dict[str, Any]:
         raise InputError(f"{path}: corrupt or unreadable parquet at row {row} ({exc})") from None
     result = stats.to_json()
     result.update(shard=name, output=f"{name}.parquet")
-    atomic_write_json(stage_dir / f"{name}{STATS_SUFFIX}", result)
+    ShardDir(stage_dir).mark_done(name, result)
     return result
 
 
@@ -542,9 +538,9 @@ def finish(stage: StageDir, tasks: list[ShardTask], config: MatchConfig, bad: li
         "unmatchable_terms": [{"class_id": c, "term": t} for c, t in table.too_long],
     }
     stats = summarize(total, config, label_set.names, extra)
-    atomic_write_json(stage.path / "stats.json", stats)
+    atomic_write_json(stage.path / STATS_FILE, stats)
     if config.plot and config.truth_col:
-        plot_per_class_accuracy(stats, label_set.names, stage.path / "per_class_accuracy.png")
+        plot_per_class_accuracy(stats, label_set.names, stage.path / "_per_class_accuracy.png")
     stage.finish({k: stats[k] for k in ("rows", "labelled", "utilization") if k in stats})
     check_gates(stats, config.min_label_accuracy, config.min_utilization)
     return stats

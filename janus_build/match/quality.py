@@ -81,7 +81,7 @@ def plot_per_class_accuracy(stats: dict[str, Any], class_names: dict[int, str], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from janus_build.stage import atomic_path
+    from janus_build.core.fsio import atomic_path
 
     items = sorted(per_class.items(), key=lambda kv: (-kv[1], int(kv[0])))
     labels = [class_names.get(int(c), c) for c, _ in items]

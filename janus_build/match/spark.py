@@ -22,9 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from janus_build.core.stage import StageDir, shard_name
 from janus_build.errors import InputError, MissingResourceError
 from janus_build.progress import Progress
-from janus_build.stage import STATS_SUFFIX, StageDir, atomic_write_json, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +244,12 @@ def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress,
                 raise RuntimeError(f"Spark wrote {len(parts)} parts for shard {name}")
             result = per_shard[task.index].to_json()
             result.update(shard=name, output=f"{name}.parquet", engine="spark")
-            atomic_write_json(stage.path / f"{name}{STATS_SUFFIX}", result)
+            stage.mark_done(name, result)
             progress.advance("match", per_shard[task.index].rows)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _write_empty(schema: pa.Schema, target: Path) -> None:
-    from janus_build.stage import write_parquet_atomic
+    from janus_build.core.fsio import write_parquet_atomic
 
     write_parquet_atomic(target, schema.empty_table())

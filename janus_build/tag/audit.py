@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from janus_build import schemas
-from janus_build.errors import ConfigError, InputError
+from janus_build.errors import ConfigError, InputError, JanusError
 from janus_build.tag.db import TagQueue, default_db_path
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
 
     locations: dict[str, dict] = {}
     if config.images is not None:
-        from janus_build.images import read_index
+        from janus_build.core.shards import read_index
 
         index = read_index(config.images, columns=["key", "shard", "image_ext", "image_offset", "image_size", "status"])
         wanted = {e[1] for heap in heaps.values() for e in heap}
@@ -152,8 +152,9 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
 
 def _strategy(match_dir: Path) -> str:
     """The matching strategy recorded in the match output's manifest, when there is one."""
+    from janus_build.core.stage import read_manifest
+
     try:
-        manifest = json.loads((match_dir / "manifest.json").read_text())
-        return str(manifest.get("config", {}).get("strategy", ""))
-    except (OSError, json.JSONDecodeError):
+        return str(((read_manifest(match_dir) or {}).get("config") or {}).get("strategy", ""))
+    except JanusError:
         return ""

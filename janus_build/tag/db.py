@@ -619,7 +619,7 @@ def load_image_stage(queue: TagQueue, images_dir: str | os.PathLike[str], class_
     """
     import pyarrow.parquet as pq
 
-    from janus_build.images import shard_names
+    from janus_build.core.shards import shard_names
 
     images_dir = Path(images_dir)
     names = shard_names(images_dir)

@@ -112,7 +112,7 @@ def create_app(queue: TagQueue, config: ServeConfig) -> Any:
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    from janus_build.images import read_image
+    from janus_build.core.shards import read_image
     from janus_build.tag.stats import class_names, compute_stats
 
     meta = queue.meta()

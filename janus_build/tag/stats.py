@@ -246,8 +246,8 @@ def export_tags(queue: TagQueue, out: str | os.PathLike[str]) -> dict[str, Any]:
     import pyarrow as pa
 
     from janus_build import schemas
+    from janus_build.core.fsio import write_parquet_atomic
     from janus_build.errors import OutputError
-    from janus_build.stage import write_parquet_atomic
 
     if Path(out).is_dir():
         raise OutputError(

@@ -18,7 +18,6 @@ GPUs), every consumer reads all shards and keeps every n-th sample.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import random
@@ -31,8 +30,8 @@ from typing import Any
 import torch
 
 from janus_build import schemas
+from janus_build.core.imaging import IMAGE_EXTENSIONS, open_image
 from janus_build.errors import ConfigError, InputError
-from janus_build.images import IMAGE_EXTENSIONS, open_image
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +68,9 @@ class ShardSet:
 
 
 def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    for candidate in (directory / "manifest.json", directory.parent / "manifest.json"):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise InputError(f"{candidate}: unreadable manifest ({exc})") from None
-    return None
+    from janus_build.core.stage import read_manifest
+
+    return read_manifest(directory) or read_manifest(directory.parent)
 
 
 def _count_samples(tar_path: Path) -> int:

@@ -491,7 +491,7 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
     """
     import torch
 
-    from janus_build.stage import atomic_write_json
+    from janus_build.core.fsio import atomic_write_json
     from janus_build.train.runtime import resolve_device, resolve_precision
 
     if bool(config.checkpoint) == bool(config.timm_model):

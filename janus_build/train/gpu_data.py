@@ -44,7 +44,7 @@ def _decode_one(jpeg: Any, device: Any) -> Any:
     import numpy as np
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from janus_build.images import open_image
+    from janus_build.core.imaging import open_image
 
     try:
         return decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device)

@@ -183,7 +183,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def _save(path: Path, payload: dict[str, Any]) -> None:
     import torch
 
-    from janus_build.stage import atomic_path
+    from janus_build.core.fsio import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -212,7 +212,8 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
     """
     import torch
 
-    from janus_build.stage import StageDir, atomic_write_json, fingerprint_file
+    from janus_build.core.fsio import atomic_write_json
+    from janus_build.core.stage import StageDir, fingerprint_file
     from janus_build.train import runtime
     from janus_build.train.data import (
         Normalize,

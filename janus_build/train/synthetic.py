@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from janus_build.stage import atomic_write_json
+from janus_build.core.fsio import atomic_write_json
 
 # IN100 classes present in ImageNet-V2/Sketch and in both ImageNet-R and ImageNet-A.
 DEMO_CLASSES = (6, 13, 22, 23, 76, 99)
@@ -36,9 +36,9 @@ def write_synthetic_shards(
     Samples carry ``jpg``, ``cls`` (the class id), ``txt`` (a caption naming the class) and
     ``json``. Returns the split directory.
     """
-    from janus_build.images import ImageShardWriter
+    from janus_build.core.shards import ImageShardWriter
+    from janus_build.core.stage import shard_name
     from janus_build.labels import load_label_set
-    from janus_build.stage import shard_name
     from janus_build.synthetic import class_image
 
     names = load_label_set("in1k").names
@@ -61,7 +61,7 @@ def write_synthetic_shards(
                     extra={"cls": str(class_id), "txt": f"a photo of a {name}"},
                 )
     atomic_write_json(
-        Path(out) / "manifest.json", {"stage": "balance", "config": {"labels": labels}, "synthetic": True}
+        Path(out) / "_manifest.json", {"stage": "balance", "config": {"labels": labels}, "synthetic": True}
     )
     return directory
 
