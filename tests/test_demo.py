@@ -74,7 +74,7 @@ def test_captions_match_keys_and_have_all_columns(demo):
 
 def test_match_stats_have_label_quality(demo):
     out, _ = demo
-    stats = json.loads((out / "laion-match" / "stats.json").read_text())
+    stats = json.loads((out / "laion-match" / "_stats.json").read_text())
     assert stats["rows"] == 271 and 0 < stats["labelled"] < 271
     assert 0 < stats["label_accuracy"] <= 1 and "dataset_utilization" in stats
 
