@@ -110,3 +110,49 @@ def test_metrics_json_complete(demo):
             metrics["average_robustness"] / metrics["val_top1"]
         )
         assert (out / f"train-{budget}" / "checkpoints" / "last.pt").is_file()
+
+
+# --- the data contract, checked on every stage output the demo wrote --------------------------
+CONTRACT = [
+    ("flickr/metadata", "FETCH_METADATA", False),
+    ("flickr/images", "IMAGE_INDEX", True),
+    ("flickr-captions", "CAPTIONS", False),
+    ("laion-match", "MATCH_ADDED", False),
+    ("imagenet-like", "IMAGE_INDEX", True),
+    ("laion-images", "IMAGE_INDEX", True),
+    ("janus-1x/train", "BALANCE_INDEX", True),
+    ("janus-2x/train", "BALANCE_INDEX", True),
+]
+
+
+def _schema(name):
+    from janus_build import schemas
+    from janus_build.core import shards
+
+    return getattr(shards, name) if name == "IMAGE_INDEX" else getattr(schemas, name)
+
+
+@pytest.mark.parametrize(("relative", "schema_name", "has_tars"), CONTRACT, ids=[c[0] for c in CONTRACT])
+def test_every_stage_output_keeps_the_contract(demo, relative, schema_name, has_tars):
+    import pyarrow.dataset as ds
+
+    from janus_build import schemas
+    from janus_build.core.stage import ShardDir
+
+    out, _ = demo
+    directory = out / relative
+    shard_dir = ShardDir(directory)
+    done = shard_dir.done_shards()
+    assert done, f"{relative}: no finished shard"
+    for name in done:
+        marker = shard_dir.marker_path(name).stat().st_mtime_ns
+        files = [p for p in directory.iterdir() if p.name.split(".")[0] == name]
+        assert files and all(p.stat().st_mtime_ns <= marker for p in files), f"{relative}/{name}: marker not last"
+        table = pq.read_table(directory / f"{name}.parquet")
+        schemas.validate(table, _schema(schema_name), f"{relative}/{name}")  # raises on a broken contract
+        assert len(set(table.column("key").to_pylist())) == table.num_rows
+    leftovers = [p.name for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    assert not leftovers
+    if not has_tars:  # a parquet shard directory opens as-is
+        rows = sum(pq.read_metadata(directory / f"{n}.parquet").num_rows for n in done)
+        assert ds.dataset(directory, format="parquet").count_rows() == rows
