@@ -227,3 +227,23 @@ IMPORT_IMG2DATASET_INDEX = pa.schema(
         pa.field("i2d_key", pa.string()),  # img2dataset's own running key
     ]
 )
+
+
+# --- janus label (janus_build/label/; docs/label.md) -----------------------------------------
+# One row per input image: the model's label over the label set (-1 below --threshold or when
+# the image could not be decoded), its probability and the top-5; `labels` holds [label] (or [])
+# so a label output joins into balance exactly as a match output does.
+MODEL_LABELS = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field(LABEL, pa.int32(), nullable=False),
+        pa.field(LABELS, pa.list_(pa.int32()), nullable=False),
+        pa.field("confidence", pa.float32()),
+        pa.field("top_labels", pa.list_(pa.int32()), nullable=False),
+        pa.field("top_scores", pa.list_(pa.float32()), nullable=False),
+        pa.field(LABEL_SOURCE, pa.string(), nullable=False),  # zeroshot:<open_clip model> | classifier:<timm model>
+        pa.field("truth", pa.int32()),  # --truth-col's value, when given
+        pa.field(STATUS, pa.string(), nullable=False),
+        pa.field(ERROR_MESSAGE, pa.string()),
+    ]
+)
