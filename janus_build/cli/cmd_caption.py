@@ -90,7 +90,7 @@ def caption(
 ) -> None:
     """Caption images with BLIP (nucleus sampling), fix spelling, merge the title; resumable by shard."""
     from janus_build.caption.run import run_caption
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
 
     config = CaptionConfig(
         stage_dir=stage_dir.expanduser().resolve(),
@@ -117,11 +117,11 @@ def caption(
     )
     with RichProgress() as progress:
         summary = run_caption(config, progress)
-    failures = ", ".join(f"{k} {v}" for k, v in summary.get("failures", {}).items()) or "none"
+    failures = ", ".join(f"{esc(k)} {v}" for k, v in summary.get("failures", {}).items()) or "none"
     rate = summary.get("images_per_second")
     console().print(
         f"[bold green]caption[/] {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done; "
         f"{summary['rows']} row(s), {summary['successes']} captioned; failures: {failures}"
         + (f"; {rate} images/s" if rate else "")
-        + f" -> {config.out}"
+        + f" -> {esc(config.out)}"
     )

@@ -21,6 +21,13 @@ def console_err() -> Console:
     return Console(stderr=True)
 
 
+def esc(value: object) -> str:
+    """Text from users or data (class names, titles, paths, messages) made safe to print as Rich markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def rich_log_handler() -> logging.Handler:
     from rich.logging import RichHandler
 
@@ -45,7 +52,7 @@ class RichProgress(Progress):
         )
 
         self._bars = _Bars(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # task names hold class names
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -62,6 +69,8 @@ class RichProgress(Progress):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._tasks:  # nothing was shown: leave no empty line above an error message
+            self._bars.live.transient = True
         self._bars.stop()
 
     def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
