@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import sys
 import tempfile
 import time
@@ -53,6 +54,9 @@ if hasattr(errno, "EDQUOT"):
     _OS_ERRORS[errno.EDQUOT] = ("disk quota exceeded", _FULL)
 if hasattr(errno, "ESTALE"):
     _OS_ERRORS[errno.ESTALE] = ("stale network file handle", "check the network file system and re-run")
+
+
+_SYMLINK_LOOP = re.compile(r"Symlink loop from '(.*)'$")
 
 
 def one_line(text: str) -> str:
@@ -94,6 +98,8 @@ def run(app: Callable[..., object], args: Sequence[str] | None = None) -> int:
         say("aborted")
         return 1
     except Exception as exc:
+        if _is_usage_error(exc):
+            return _show_usage_error(exc, app, args)
         return _unexpected(exc, args)
     # Not standalone, Typer returns the code of a typer.Exit, and 130 for a Ctrl-C it caught itself.
     if isinstance(result, int) and not isinstance(result, bool):
@@ -107,8 +113,6 @@ def _interrupted() -> int:
 
 
 def _unexpected(exc: Exception, args: list[str]) -> int:
-    if _is_usage_error(exc):
-        return _show_usage_error(exc)
     os_error = _environment_error(exc)
     if os_error is not None:
         say(describe_os_error(os_error, args))
@@ -126,7 +130,9 @@ def _is_usage_error(exc: BaseException) -> bool:
     return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__) and hasattr(exc, "show")
 
 
-def _show_usage_error(exc: Exception) -> int:
+def _show_usage_error(exc: Exception, app: Callable[..., object], args: list[str]) -> int:
+    if getattr(exc, "ctx", False) is None:  # Click's parser omits it for e.g. "--budget" without a value
+        exc.ctx = _usage_context(app, args)  # type: ignore[attr-defined]
     buffer = io.StringIO()
     exc.show(file=buffer)  # type: ignore[attr-defined]
     try:
@@ -137,6 +143,25 @@ def _show_usage_error(exc: Exception) -> int:
     return int(getattr(exc, "exit_code", 2))
 
 
+def _usage_context(app: Callable[..., object], args: list[str]) -> object | None:
+    """The Click context of the (sub)command that ``args`` name, for its usage line; None if unknown."""
+    try:
+        from typer.main import get_command
+
+        command = get_command(app)  # type: ignore[arg-type]
+        ctx = command.make_context("janus", [], resilient_parsing=True)
+        for token in args:
+            commands = getattr(ctx.command, "commands", None)
+            if token.startswith("-") or not commands:
+                continue
+            if token not in commands:
+                break
+            ctx = commands[token].make_context(token, [], parent=ctx, resilient_parsing=True)
+        return ctx
+    except Exception:  # the usage line is a courtesy: never let it hide the error itself
+        return None
+
+
 def _environment_error(exc: BaseException) -> OSError | None:
     """The OSError with a known errno that is ``exc`` or caused it (a few links down the chain)."""
     seen: BaseException | None = exc
@@ -145,6 +170,9 @@ def _environment_error(exc: BaseException) -> OSError | None:
             return None
         if isinstance(seen, OSError) and seen.errno in _OS_ERRORS:
             return seen
+        loop = _SYMLINK_LOOP.match(str(seen)) if type(seen) is RuntimeError else None
+        if loop:  # pathlib.Path.resolve() before Python 3.13
+            return OSError(errno.ELOOP, os.strerror(errno.ELOOP), loop.group(1))
         seen = seen.__cause__ or seen.__context__
     return None
 

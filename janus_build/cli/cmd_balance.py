@@ -19,7 +19,7 @@ _SOURCE_HELP = (
 
 @app.command("balance")
 def balance_command(
-    sources: Optional[list[str]] = typer.Argument(None, metavar="SOURCE...", help=_SOURCE_HELP, show_default=False),
+    sources: Optional[list[str]] = typer.Argument(None, metavar="SOURCE", help=_SOURCE_HELP, show_default=False),
     out: Path = typer.Option(
         ..., "--out", help="Output directory (train/, val/, manifest.json, README.md, class_counts.png)."
     ),

@@ -21,6 +21,7 @@ def _default(name: str):
 def caption(
     stage_dir: Path = typer.Argument(
         ...,
+        metavar="STAGE_DIR",
         help="Image stage: a fetch output (its images/), janus image shards, img2dataset output or webdataset tars.",
     ),
     out: Path = typer.Option(..., "--out", help="Output directory of caption shards (one per input shard)."),

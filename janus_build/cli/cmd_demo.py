@@ -24,7 +24,9 @@ def demo_command(
     interactive: bool = typer.Option(
         False, "--interactive", help="Tag the photos yourself in the browser instead of from the generated truth."
     ),
-    port: int = typer.Option(8765, "--port", help="Port of the tagging page with --interactive."),
+    port: int = typer.Option(
+        8765, "--port", min=1, max=65535, help="Port of the tagging page with --interactive (1-65535)."
+    ),
 ) -> None:
     """Build a miniature JANuS offline: fetch, tag, caption, match, balance, train, eval."""
     from rich.panel import Panel

@@ -102,7 +102,7 @@ def _render_report(report: dict, con) -> None:
 
 
 @queries_app.command("check")
-def check(file: Path = typer.Argument(..., help="Queries TOML file.")) -> None:
+def check(file: Path = typer.Argument(..., metavar="FILE", help="Queries TOML file.")) -> None:
     """Report every problem of a queries file (class, query, column); exit 2 on any error."""
     from janus_build.cli.common import console, console_err, esc
     from janus_build.errors import InputError

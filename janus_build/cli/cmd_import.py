@@ -24,7 +24,7 @@ _U = UrlListConfig.__dataclass_fields__
 @import_app.command("folders")
 def folders(
     root: Path = typer.Argument(
-        ..., help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
+        ..., metavar="ROOT", help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     layout: str = typer.Option(
@@ -85,7 +85,9 @@ def folders(
 @import_app.command("img2dataset")
 def img2dataset(
     input: Path = typer.Argument(
-        ..., help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)."
+        ...,
+        metavar="DIR",
+        help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json).",
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     key_col: str = typer.Option(
@@ -126,7 +128,7 @@ def img2dataset(
 
 @import_app.command("url-list")
 def url_list(
-    match_dir: Path = typer.Argument(..., help="A janus match output directory."),
+    match_dir: Path = typer.Argument(..., metavar="MATCH_DIR", help="A janus match output directory."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (img2dataset's --url_list)."),
     url_col: Optional[str] = typer.Option(None, "--url-col", help="URL column (default: URL or url)."),
     text_col: Optional[str] = typer.Option(

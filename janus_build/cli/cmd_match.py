@@ -13,7 +13,7 @@ from janus_build.cli import app
 @app.command("match")
 def match_command(
     inputs: Optional[list[str]] = typer.Argument(
-        None, metavar="INPUT...", help="Parquet files, directories or globs (LAION, YFCC, your own)."
+        None, metavar="INPUT", help="Parquet files, directories or globs (LAION, YFCC, your own)."
     ),
     out: Path = typer.Option(..., "--out", help="Output directory: one labelled shard per input shard + stats.json."),
     strategy: str = typer.Option(

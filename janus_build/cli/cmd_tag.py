@@ -47,13 +47,13 @@ def _serve(queue, config) -> None:
 @tag_app.command("serve")
 def serve(
     stage_dir: Path = typer.Argument(
-        ..., help="A janus fetch output (its images/ is used) or an image stage directory."
+        ..., metavar="STAGE_DIR", help="A janus fetch output (its images/ is used) or an image stage directory."
     ),
     references: Optional[Path] = typer.Option(
         None, "--references", help="Reference photos: DIR/<class_id>/*.jpg (else the first in-class images)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     annotator: Optional[str] = typer.Option(
         None, "--annotator", help="Default annotator name (the page can change it); default $USER."
     ),
@@ -104,7 +104,9 @@ def serve(
 
 @tag_app.command("audit")
 def audit(
-    match_dir: Path = typer.Argument(..., help="A janus match output directory (*.parquet with key, label, ...)."),
+    match_dir: Path = typer.Argument(
+        ..., metavar="MATCH_DIR", help="A janus match output directory (*.parquet with key, label, ...)."
+    ),
     per_class: int = typer.Option(50, "--per-class", help="Rows sampled per label."),
     images: Optional[Path] = typer.Option(
         None, "--images", help="An image stage directory holding the same keys (else the row's URL is shown)."
@@ -121,7 +123,7 @@ def audit(
         None, "--overlap", help="Fraction judged by two annotators (default 0.05)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="Default annotator name; default $USER."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host."),
     no_serve: bool = typer.Option(
@@ -172,7 +174,7 @@ def _open_existing(stage_dir: Path, db: Optional[Path]):
 
 @tag_app.command("stats")
 def stats(
-    stage_dir: Path = typer.Argument(..., help="The directory given to janus tag serve / audit."),
+    stage_dir: Path = typer.Argument(..., metavar="STAGE_DIR", help="The directory given to janus tag serve / audit."),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure as JSON to this file."),
 ) -> None:
@@ -240,7 +242,7 @@ def stats(
 
 @tag_app.command("export")
 def export(
-    stage_dir: Path = typer.Argument(..., help="The directory given to janus tag serve."),
+    stage_dir: Path = typer.Argument(..., metavar="STAGE_DIR", help="The directory given to janus tag serve."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (key, class_id, decision, annotator, time)."),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:

@@ -53,7 +53,7 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
 def train(
     shards: list[str] = typer.Argument(
         ...,
-        metavar="SHARD...",
+        metavar="SHARD",
         help="Shard .tar files, globs, or directories (a janus balance output uses its train/ shards).",
     ),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints/, eval/, history.json, manifest.json."),
@@ -180,7 +180,7 @@ def train(
 @app.command("eval")
 def eval_command(
     checkpoint: Optional[str] = typer.Argument(
-        None, help="A janus train checkpoint (or a bare state dict with --arch)."
+        None, metavar="CHECKPOINT", help="A janus train checkpoint (or a bare state dict with --arch)."
     ),
     timm_model: Optional[str] = typer.Option(
         None, "--timm-model", help="Evaluate a pretrained timm ImageNet model by name instead (local weights only)."

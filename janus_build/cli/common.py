@@ -29,7 +29,13 @@ def esc(value: object) -> str:
 
 
 def rich_log_handler() -> logging.Handler:
+    """Rich log lines on a terminal; plain, unwrapped lines when stderr is a file or a pipe."""
     from rich.logging import RichHandler
+
+    if not console_err().is_terminal:
+        plain = logging.StreamHandler()
+        plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        return plain
 
     handler = RichHandler(console=console_err(), show_path=False, markup=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -71,6 +77,8 @@ class RichProgress(Progress):
     def __exit__(self, *exc: object) -> None:
         if not self._tasks:  # nothing was shown: leave no empty line above an error message
             self._bars.live.transient = True
+            self._bars.live.stop()  # Progress.stop() would print a blank line when not a terminal
+            return
         self._bars.stop()
 
     def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
