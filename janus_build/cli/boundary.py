@@ -56,6 +56,7 @@ if hasattr(errno, "ESTALE"):
     _OS_ERRORS[errno.ESTALE] = ("stale network file handle", "check the network file system and re-run")
 
 
+_WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _SYMLINK_LOOP = re.compile(r"Symlink loop from '(.*)'$")
 
 
@@ -185,8 +186,8 @@ def describe_os_error(exc: OSError, args: Sequence[str] = ()) -> str:
         where = os.fsdecode(exc.filename)
         if exc.filename2 is not None:
             where += f" -> {os.fsdecode(exc.filename2)}"
-    else:
-        out = _option_value(args, "--out")
+    else:  # pyarrow and plain file writes do not say which file: name the output they were writing
+        out = _option_value(args, "--out") if exc.errno in _WRITE_ERRORS else None
         where = f"writing --out {out}" if out else ""
     detail = f"{what} ({reason})" if reason.lower() != what else what
     return f"{where}: {detail}; {advice}" if where else f"{detail}; {advice}"

@@ -364,6 +364,19 @@ def test_a_symlink_loop_from_path_resolution_is_one_line(tmp_path, monkeypatch, 
     ]
 
 
+def test_a_user_error_is_folded_onto_one_line_and_redacted(tmp_path, monkeypatch, capsys):
+    from janus_build.errors import InputError
+
+    monkeypatch.setenv("FLICKR_API_KEY", "secret-key-0123")
+    url = "http://api.example.org/rest/?api_key=abcdef123&method=x"
+    _failing_match(monkeypatch, InputError(f"first part\n  second part from {url} (secret-key-0123)"))
+    code, _, err = _invoke(["match", "--sample", "--out", tmp_path / "o"], capsys)
+    assert code == 2
+    assert _lines(err) == [
+        "error: first part; second part from http://api.example.org/rest/?api_key=***&method=x (***)"
+    ]
+
+
 def test_ctrl_c_says_what_is_kept_and_exits_130(tmp_path, monkeypatch, capsys):
     _failing_match(monkeypatch, KeyboardInterrupt())
     code, out, err = _invoke(["match", "--sample", "--out", tmp_path / "o"], capsys)
