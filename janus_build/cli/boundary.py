@@ -164,7 +164,11 @@ def _usage_context(app: Callable[..., object], args: list[str]) -> object | None
 
 
 def _environment_error(exc: BaseException) -> OSError | None:
-    """The OSError with a known errno that is ``exc`` or caused it (a few links down the chain)."""
+    """The OSError with a known errno that is ``exc`` or, raised ``from`` it, caused it.
+
+    Only explicit causes count: an OSError that was merely being handled when a bug struck
+    (``__context__``) must not hide that bug's traceback.
+    """
     seen: BaseException | None = exc
     for _ in range(6):
         if seen is None:
@@ -174,7 +178,7 @@ def _environment_error(exc: BaseException) -> OSError | None:
         loop = _SYMLINK_LOOP.match(str(seen)) if type(seen) is RuntimeError else None
         if loop:  # pathlib.Path.resolve() before Python 3.13
             return OSError(errno.ELOOP, os.strerror(errno.ELOOP), loop.group(1))
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__
     return None
 
 

@@ -97,6 +97,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     os.symlink("a.tar", loops / "b.tar")
     paths["loop_parquet"] = loops / "a.parquet"
     paths["loop_tar"] = loops / "a.tar"
+    paths["afile"] = root / "afile.txt"  # an --out below a file: the OS answers ENOTDIR
+    paths["afile"].write_text("not a directory\n")
     paths["folders"] = root / "folders"
     (paths["folders"] / "n01440764").mkdir(parents=True)
     return paths
@@ -186,6 +188,12 @@ ONE_LINE_CASES = [
     ("import-url-list-missing", ["import", "url-list", "{missing}", "--out", "{out}"], 2, "{missing}"),
     ("demo-out-not-empty", ["demo", "--out", "{nonempty}"], 2, "--out"),
     ("demo-classes-abc", ["demo", "--out", "{out}", "--classes", "x"], 2, "--classes"),
+    # The operating system refuses the output (exit 1), whatever the stage.
+    ("match-out-below-a-file", ["match", "--sample", "--out", "{afile}/o"], 1, "{afile}/o: not a directory"),
+    ("balance-out-below-a-file", ["balance", "name=a,images={shards},labels=ground_truth", "--out", "{afile}/o"], 1, "{afile}/o: not a directory"),
+    ("train-out-below-a-file", ["train", "{shards}", "--out", "{afile}/o", *TRAIN_ARGS], 1, "{afile}/o: not a directory"),
+    ("demo-out-below-a-file", ["demo", "--out", "{afile}/o"], 1, "{afile}/o: not a directory"),
+    ("tag-serve-db-below-a-file", ["tag", "serve", "{stage}", "--db", "{afile}/q.sqlite"], 1, "{afile}"),
 ]  # fmt: skip
 
 
@@ -329,6 +337,31 @@ def test_a_write_refused_by_the_machine_is_one_line_naming_the_path(
     assert lines[0].startswith(f"error: {target}: {words}"), err
     assert advice in lines[0], err
     assert "Traceback" not in out + err and not (tmp_path / "state").exists()
+
+
+def _chained(explicit: bool) -> Exception:
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/00001.tar")
+    except OSError as full:
+        if explicit:
+            error = RuntimeError("shard 1 failed")
+            error.__cause__ = full
+            return error
+        try:
+            raise KeyError("a bug while cleaning up")
+        except KeyError as bug:
+            return bug
+
+
+def test_an_error_raised_from_a_full_disk_is_the_full_disk_but_a_bug_while_handling_one_is_a_bug(capsys, monkeypatch):
+    _failing_match(monkeypatch, _chained(explicit=True))
+    code, _, err = _invoke(["match", "--sample", "--out", "o"], capsys)
+    assert code == 1 and _lines(err) == [
+        "error: /data/out/00001.tar: disk full (No space left on device); free space or choose another --out"
+    ]
+    _failing_match(monkeypatch, _chained(explicit=False))
+    code, _, err = _invoke(["match", "--sample", "--out", "o"], capsys)
+    assert code == 1 and _lines(err)[0].startswith("error: internal error (KeyError: 'a bug while cleaning up')")
 
 
 def test_a_full_disk_during_a_real_write_names_the_output(tmp_path, monkeypatch, capsys):
