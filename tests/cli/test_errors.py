@@ -97,6 +97,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     os.symlink("a.tar", loops / "b.tar")
     paths["loop_parquet"] = loops / "a.parquet"
     paths["loop_tar"] = loops / "a.tar"
+    paths["loops"] = loops
     paths["afile"] = root / "afile.txt"  # an --out below a file: the OS answers ENOTDIR
     paths["afile"].write_text("not a directory\n")
     paths["folders"] = root / "folders"
@@ -167,7 +168,8 @@ ONE_LINE_CASES = [
     ("train-label-smoothing", ["train", "{shards}", "--out", "{out}", "--label-smoothing", "5", "--device", "cpu"], 2, "--label-smoothing"),
     ("train-epochs-zero", ["train", "{shards}", "--out", "{out}", "--epochs", "0", "--device", "cpu"], 2, "--epochs"),
     ("train-missing-shards", ["train", "{missing}", "--out", "{out}", "--device", "cpu"], 2, "{missing}"),
-    ("train-symlink-loop", ["train", "{loop_tar}", "--out", "{out}", "--device", "cpu"], None, "{loop_tar}"),
+    ("train-symlink-loop", ["train", "{loop_tar}", "--out", "{out}", "--device", "cpu"], 2, "{loop_tar}"),
+    ("train-symlink-loop-in-dir", ["train", "{loops}", "--out", "{out}", "--device", "cpu"], 2, "a symbolic link loop"),
     ("train-resume-truncated", ["train", "{shards}", "--out", "{run}", "--resume", *TRAIN_ARGS], 2, "last.pt"),
     ("eval-corrupt-checkpoint", ["eval", "{corrupt_pt}", "--imagenet-val", "{folders}", "--device", "cpu"], 2, "{corrupt_pt}"),
     ("eval-missing-checkpoint", ["eval", "{missing}", "--imagenet-val", "{folders}", "--device", "cpu"], 2, "{missing}"),
