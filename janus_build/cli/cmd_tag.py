@@ -179,9 +179,10 @@ def stats(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure as JSON to this file."),
 ) -> None:
     """Print Table 8 per class (good, total, available, pct good), agreement, and audit precision."""
+    from rich.markup import escape as esc
     from rich.table import Table
 
-    from janus_build.cli.common import console, esc
+    from janus_build.cli.common import console
     from janus_build.stage import atomic_write_json
     from janus_build.tag.stats import compute_stats
 
