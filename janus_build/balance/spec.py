@@ -13,6 +13,7 @@ or as ``[[source]]`` tables with the same keys in a TOML file given to ``--sourc
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,7 @@ def parse_budget(value: str | None) -> tuple[float, bool] | None:
         raise ConfigError(
             f"--budget {value!r}: expected a multiple such as 1x, 2x, 1/8x, or a sample count such as 120000"
         ) from None
-    if number <= 0 or (not multiple and number != int(number)):
+    if not math.isfinite(number) or number <= 0 or (not multiple and number != int(number)):
         raise ConfigError(f"--budget {value!r}: must be a positive multiple (…x) or a positive whole number of samples")
     return number, multiple
 

@@ -7,7 +7,6 @@ imported inside the commands, so ``janus --help`` starts fast.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Optional
 
@@ -57,29 +56,12 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console-script entry point: run the app, turning user errors into one line and an exit code."""
-    from janus_build.errors import JanusError
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry point: run the app; every failure becomes one line and an exit code.
 
-    try:
-        app(standalone_mode=False)
-    except JanusError as exc:
-        from janus_build.cli.common import console_err
-        from janus_build.log import redact
+    See :mod:`janus_build.cli.boundary` for the lines and codes (usage 2, user errors their
+    ``exit_code``, environment and internal errors 1 with a log file, Ctrl-C 130).
+    """
+    from janus_build.cli.boundary import run
 
-        console_err().print(f"[bold red]error:[/] {redact(str(exc))}", highlight=False, markup=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        logging.getLogger("janus_build").warning("interrupted; finished shards are kept and a re-run resumes")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    sys.exit(run(app, argv))

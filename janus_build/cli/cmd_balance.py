@@ -19,7 +19,7 @@ _SOURCE_HELP = (
 
 @app.command("balance")
 def balance_command(
-    sources: Optional[list[str]] = typer.Argument(None, metavar="SOURCE...", help=_SOURCE_HELP, show_default=False),
+    sources: Optional[list[str]] = typer.Argument(None, metavar="SOURCE", help=_SOURCE_HELP, show_default=False),
     out: Path = typer.Option(
         ..., "--out", help="Output directory (train/, val/, manifest.json, README.md, class_counts.png)."
     ),
@@ -67,7 +67,7 @@ def balance_command(
     """Select, de-duplicate and balance labelled samples into webdataset shards with a dataset card."""
     from janus_build.balance import BalanceConfig, SourceSpec, load_sources_file
     from janus_build.balance import balance as run_balance
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
     from janus_build.errors import ConfigError
 
     specs = [SourceSpec.parse(text) for text in (sources or [])]
@@ -98,23 +98,23 @@ def balance_command(
     stats = result.stats
     console().print(
         f"janus balance: {result.counts['train']:,} train + {result.counts['val']:,} val samples "
-        f"({len(result.shards['train'])} + {len(result.shards['val'])} shard(s)) in {result.out}",
+        f"({len(result.shards['train'])} + {len(result.shards['val'])} shard(s)) in {esc(result.out)}",
         highlight=False,
     )
     for name, s in stats["sources"].items():
         console().print(
-            f"  {name}: {s['selected']:,} selected of {s.get('rows', 0):,} rows "
+            f"  {esc(name)}: {s['selected']:,} selected of {s.get('rows', 0):,} rows "
             f"({s.get('missing_image', 0):,} without image bytes)",
             highlight=False,
         )
     removed = sum(stats["dedup"]["removed"].values())
     if removed:
         console().print(
-            f"  duplicates removed: {removed:,} ({', '.join(f'{k} {v:,}' for k, v in stats['dedup']['removed'].items() if v)})",
+            f"  duplicates removed: {removed:,} ({', '.join(f'{esc(k)} {v:,}' for k, v in stats['dedup']['removed'].items() if v)})",
             highlight=False,
         )
     if result.short_classes:
         console().print(
-            f"[yellow]  {len(result.short_classes)} class(es) short of their minimum; see {result.out / 'README.md'}[/]"
+            f"[yellow]  {len(result.short_classes)} class(es) short of their minimum; see {esc(result.out / 'README.md')}[/]"
         )
-    console().print(f"  dataset card: {result.out / 'README.md'}", highlight=False)
+    console().print(f"  dataset card: {esc(result.out / 'README.md')}", highlight=False)

@@ -21,6 +21,7 @@ def _default(name: str):
 def caption(
     stage_dir: Path = typer.Argument(
         ...,
+        metavar="STAGE_DIR",
         help="Image stage: a fetch output (its images/), janus image shards, img2dataset output or webdataset tars.",
     ),
     out: Path = typer.Option(..., "--out", help="Output directory of caption shards (one per input shard)."),
@@ -90,7 +91,7 @@ def caption(
 ) -> None:
     """Caption images with BLIP (nucleus sampling), fix spelling, merge the title; resumable by shard."""
     from janus_build.caption.run import run_caption
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
 
     config = CaptionConfig(
         stage_dir=stage_dir.expanduser().resolve(),
@@ -117,11 +118,11 @@ def caption(
     )
     with RichProgress() as progress:
         summary = run_caption(config, progress)
-    failures = ", ".join(f"{k} {v}" for k, v in summary.get("failures", {}).items()) or "none"
+    failures = ", ".join(f"{esc(k)} {v}" for k, v in summary.get("failures", {}).items()) or "none"
     rate = summary.get("images_per_second")
     console().print(
         f"[bold green]caption[/] {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done; "
         f"{summary['rows']} row(s), {summary['successes']} captioned; failures: {failures}"
         + (f"; {rate} images/s" if rate else "")
-        + f" -> {config.out}"
+        + f" -> {esc(config.out)}"
     )

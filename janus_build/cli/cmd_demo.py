@@ -24,13 +24,15 @@ def demo_command(
     interactive: bool = typer.Option(
         False, "--interactive", help="Tag the photos yourself in the browser instead of from the generated truth."
     ),
-    port: int = typer.Option(8765, "--port", help="Port of the tagging page with --interactive."),
+    port: int = typer.Option(
+        8765, "--port", min=1, max=65535, help="Port of the tagging page with --interactive (1-65535)."
+    ),
 ) -> None:
     """Build a miniature JANuS offline: fetch, tag, caption, match, balance, train, eval."""
     from rich.panel import Panel
 
     from janus_build.cli.cmd_train import render_metrics
-    from janus_build.cli.common import RichProgress, console, parse_int_list
+    from janus_build.cli.common import RichProgress, console, esc, parse_int_list
     from janus_build.demo import DEMO_CLASSES, DemoConfig, run_demo
 
     chosen = tuple(parse_int_list(classes, "--classes") or DEMO_CLASSES)
@@ -38,7 +40,7 @@ def demo_command(
     started = time.perf_counter()
 
     def narrate(title: str, text: str) -> None:
-        console().print(Panel(text, title=f"[bold]{title}", title_align="left", border_style="cyan"))
+        console().print(Panel(esc(text), title=f"[bold]{esc(title)}", title_align="left", border_style="cyan"))
 
     with RichProgress() as progress:
         result = run_demo(config, narrate, progress)
@@ -47,14 +49,14 @@ def demo_command(
     con.print(
         "[bold]fetch[/]: "
         + ", ".join(
-            f"class {c}: {v.get('available')} available, {v.get('fetched')} fetched, {v.get('downloaded')} downloaded"
+            f"class {esc(c)}: {v.get('available')} available, {v.get('fetched')} fetched, {v.get('downloaded')} downloaded"
             for c, v in report.items()
         )
     )
     con.print(
         "[bold]tag[/] (Table 8 columns): "
         + ", ".join(
-            f"{row['name']}: {row['good']} good of {row['total']} ({row['pct_good']:.0f}%), {row['available']} available"
+            f"{esc(row['name'])}: {row['good']} good of {row['total']} ({row['pct_good']:.0f}%), {row['available']} available"
             for row in result.tag_stats.get("classes", [])
         )
     )
@@ -65,10 +67,10 @@ def demo_command(
     )
     for budget, summary in result.balance.items():
         con.print(
-            f"[bold]balance {budget}[/]: {summary.counts.get('train', 0)} training samples -> {result.paths[f'janus_{budget}']}"
+            f"[bold]balance {esc(budget)}[/]: {summary.counts.get('train', 0)} training samples -> {esc(result.paths[f'janus_{budget}'])}"
         )
     for budget, metrics in result.metrics.items():
         render_metrics(metrics, title=f"Robustness of a small CNN trained on the {budget} budget")
-    con.print(f"\nBuilt in {time.perf_counter() - started:.0f} s. Everything is under [bold]{result.out}[/]:")
+    con.print(f"\nBuilt in {time.perf_counter() - started:.0f} s. Everything is under [bold]{esc(result.out)}[/]:")
     for name, path in result.paths.items():
-        con.print(f"  {name:<14} {path}")
+        con.print(f"  {name:<14} {esc(path)}", highlight=False)

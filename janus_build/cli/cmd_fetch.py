@@ -50,7 +50,7 @@ def fetch(
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier output in --out and start again."),
 ) -> None:
     """Search Flickr with per-class queries (resumable), write metadata shards, download image shards."""
-    from janus_build.cli.common import RichProgress, console, parse_int_list
+    from janus_build.cli.common import RichProgress, console, esc, parse_int_list
     from janus_build.fetch import FetchConfig, run_fetch
 
     class_ids = parse_int_list(classes, "--classes")
@@ -75,21 +75,23 @@ def fetch(
     with RichProgress() as progress:
         result = run_fetch(config, progress=progress)
     _render_report(result.report, console())
-    console().print(f"[green]done[/]: {out} ({result.api_calls} API call(s) this run)")
+    console().print(f"[green]done[/]: {esc(out)} ({result.api_calls} API call(s) this run)")
 
 
 def _render_report(report: dict, con) -> None:
     from rich.table import Table
 
+    from janus_build.cli.common import esc
+
     table = Table(title="janus fetch (cf. paper Table 8)")
     for column in ("class", "name", "available", "fetched", "downloaded", "dropped locally", "paper available"):
         table.add_column(column, justify="right" if column not in ("name", "dropped locally") else "left")
     for class_id, row in report["classes"].items():
-        dropped = ", ".join(f"{k} {v}" for k, v in list(row["dropped"].items())[:3])
+        dropped = ", ".join(f"{esc(k)} {v}" for k, v in list(row["dropped"].items())[:3])
         more = len(row["dropped"]) - 3
         table.add_row(
-            class_id,
-            row["name"],
+            esc(class_id),
+            esc(row["name"]),
             f"{row['available']:,}",
             f"{row['fetched']:,}",
             "-" if row["downloaded"] is None else f"{row['downloaded']:,}",
@@ -100,9 +102,9 @@ def _render_report(report: dict, con) -> None:
 
 
 @queries_app.command("check")
-def check(file: Path = typer.Argument(..., help="Queries TOML file.")) -> None:
+def check(file: Path = typer.Argument(..., metavar="FILE", help="Queries TOML file.")) -> None:
     """Report every problem of a queries file (class, query, column); exit 2 on any error."""
-    from janus_build.cli.common import console, console_err
+    from janus_build.cli.common import console, console_err, esc
     from janus_build.errors import InputError
     from janus_build.fetch.queries import check_file, read_queries_file
 
@@ -115,4 +117,4 @@ def check(file: Path = typer.Argument(..., help="Queries TOML file.")) -> None:
         raise InputError(f"{file}: {len(errors)} error(s) in the queries file (listed above)")
     classes, _ = read_queries_file(file)
     count = sum(len(c.queries) for c in classes)
-    console().print(f"[green]ok[/]: {file}: {len(classes)} classes, {count} queries, {len(problems)} warning(s)")
+    console().print(f"[green]ok[/]: {esc(file)}: {len(classes)} classes, {count} queries, {len(problems)} warning(s)")

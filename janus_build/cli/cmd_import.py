@@ -24,7 +24,7 @@ _U = UrlListConfig.__dataclass_fields__
 @import_app.command("folders")
 def folders(
     root: Path = typer.Argument(
-        ..., help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
+        ..., metavar="ROOT", help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     layout: str = typer.Option(
@@ -57,7 +57,7 @@ def folders(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output instead of resuming it."),
 ) -> None:
     """Import an ImageNet-style class-folder tree with ground-truth labels; resumable by shard."""
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
     from janus_build.imports import import_folders
 
     config = FoldersImportConfig(
@@ -74,18 +74,20 @@ def folders(
     )
     with RichProgress() as progress:
         summary = import_folders(config, progress)
-    failures = ", ".join(f"{k} {v}" for k, v in summary["failures"].items()) or "none"
+    failures = ", ".join(f"{esc(k)} {v}" for k, v in summary["failures"].items()) or "none"
     console().print(
         f"[bold green]import folders[/] {summary['successes']:,} image(s) in {summary['classes_imported']} class(es) "
-        f"of {summary['label_set']}; {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done; "
-        f"failures: {failures}; {summary['skipped_folders']} folder(s) not in the label set skipped -> {config.out}"
+        f"of {esc(summary['label_set'])}; {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done; "
+        f"failures: {failures}; {summary['skipped_folders']} folder(s) not in the label set skipped -> {esc(config.out)}"
     )
 
 
 @import_app.command("img2dataset")
 def img2dataset(
     input: Path = typer.Argument(
-        ..., help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)."
+        ...,
+        metavar="DIR",
+        help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json).",
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     key_col: str = typer.Option(
@@ -102,7 +104,7 @@ def img2dataset(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output instead of resuming it."),
 ) -> None:
     """Re-key an img2dataset download into an image stage keyed by a saved column; resumable by shard."""
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
     from janus_build.imports import import_img2dataset
 
     config = Img2datasetImportConfig(
@@ -120,13 +122,13 @@ def img2dataset(
     console().print(
         f"[bold green]import img2dataset[/] {summary['rows']:,} row(s), {summary['successes']:,} image(s), "
         f"{summary['failed']:,} failed download(s) kept as rows; {summary['skipped_without_key']:,} row(s) without "
-        f"{config.key_col} left out; {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done -> {config.out}"
+        f"{esc(config.key_col)} left out; {summary['shards_written']} shard(s) written, {summary['shards_skipped']} already done -> {esc(config.out)}"
     )
 
 
 @import_app.command("url-list")
 def url_list(
-    match_dir: Path = typer.Argument(..., help="A janus match output directory."),
+    match_dir: Path = typer.Argument(..., metavar="MATCH_DIR", help="A janus match output directory."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (img2dataset's --url_list)."),
     url_col: Optional[str] = typer.Option(None, "--url-col", help="URL column (default: URL or url)."),
     text_col: Optional[str] = typer.Option(
@@ -138,7 +140,7 @@ def url_list(
     all_rows: bool = typer.Option(False, "--all-rows", help="Keep unlabelled rows (label -1) too."),
 ) -> None:
     """Write the labelled rows of a janus match output as an img2dataset input list."""
-    from janus_build.cli.common import console
+    from janus_build.cli.common import console, esc
     from janus_build.imports import write_url_list
 
     result = write_url_list(
@@ -152,7 +154,7 @@ def url_list(
         )
     )
     console().print(
-        f"[bold green]import url-list[/] {result['written']:,} of {result['rows']:,} row(s) -> {result['out']} "
-        f"(columns {result['key_col']}, {result['url_col']}"
-        + (f", {result['text_col']})" if result["text_col"] else ")")
+        f"[bold green]import url-list[/] {result['written']:,} of {result['rows']:,} row(s) -> {esc(result['out'])} "
+        f"(columns {esc(result['key_col'])}, {esc(result['url_col'])}"
+        + (f", {esc(result['text_col'])})" if result["text_col"] else ")")
     )

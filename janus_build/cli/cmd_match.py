@@ -13,7 +13,7 @@ from janus_build.cli import app
 @app.command("match")
 def match_command(
     inputs: Optional[list[str]] = typer.Argument(
-        None, metavar="INPUT...", help="Parquet files, directories or globs (LAION, YFCC, your own)."
+        None, metavar="INPUT", help="Parquet files, directories or globs (LAION, YFCC, your own)."
     ),
     out: Path = typer.Option(..., "--out", help="Output directory: one labelled shard per input shard + stats.json."),
     strategy: str = typer.Option(
@@ -107,7 +107,7 @@ def render_summary(stats: dict, out: Path) -> None:
     """Print the run's figures and the most frequent classes."""
     from rich.table import Table
 
-    from janus_build.cli.common import console
+    from janus_build.cli.common import console, esc
     from janus_build.labels import load_label_set
 
     names = (
@@ -115,7 +115,7 @@ def render_summary(stats: dict, out: Path) -> None:
         if stats["labels"] in ("in100", "in1k") or Path(stats["labels"]).is_file()
         else {}
     )
-    table = Table(title=f"janus match ({stats['strategy']}) -> {out}", show_header=False)
+    table = Table(title=f"janus match ({esc(stats['strategy'])}) -> {esc(out)}", show_header=False)
     table.add_row("rows", f"{stats['rows']:,}")
     table.add_row("labelled", f"{stats['labelled']:,}")
     table.add_row("utilization (labelled / rows)", f"{stats['utilization']:.4f}")
@@ -129,7 +129,7 @@ def render_summary(stats: dict, out: Path) -> None:
     )
     table.add_row("classes seen", str(stats.get("classes_seen", 0)))
     if stats.get("skipped_inputs"):
-        table.add_row("skipped inputs", ", ".join(b["path"] for b in stats["skipped_inputs"]))
+        table.add_row("skipped inputs", esc(", ".join(b["path"] for b in stats["skipped_inputs"])))
     console().print(table)
     top = sorted(stats["per_class"].items(), key=lambda kv: -kv[1])[:10]
     if top:
@@ -140,7 +140,7 @@ def render_summary(stats: dict, out: Path) -> None:
         if "per_class_accuracy" in stats:
             classes.add_column("accuracy", justify="right")
         for class_id, count in top:
-            row = [class_id, names.get(int(class_id), ""), f"{count:,}"]
+            row = [esc(class_id), esc(names.get(int(class_id), "")), f"{count:,}"]
             if "per_class_accuracy" in stats:
                 row.append(f"{stats['per_class_accuracy'].get(class_id, 0.0):.3f}")
             classes.add_row(*row)

@@ -19,14 +19,14 @@ _DB_HELP = "The queue's SQLite file (default STAGE_DIR/tag/tags.sqlite)."
 
 
 def _serve(queue, config) -> None:
-    from janus_build.cli.common import console, console_err
+    from janus_build.cli.common import console, console_err, esc
     from janus_build.tag import server
 
     server.check_host(config.host, config.allow_remote)
     server.check_port(config.host, config.port)
     if config.host not in server.LOOPBACK:
         console_err().print(
-            f"[bold yellow]warning:[/] serving on {config.host}: anyone who can reach this port can read the "
+            f"[bold yellow]warning:[/] serving on {esc(config.host)}: anyone who can reach this port can read the "
             "images and record decisions (no login)."
         )
     progress = [queue.progress(c) for c in queue.classes()]
@@ -34,8 +34,8 @@ def _serve(queue, config) -> None:
     remaining = sum(p["remaining"] for p in progress)
     host = f"[{config.host}]" if ":" in config.host else config.host
     console().print(
-        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag; queue {queue.path}\n"
-        f"open [bold]http://{host}:{config.port}/[/]  (Ctrl+C stops; every decision is already saved)",
+        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag; queue {esc(queue.path)}\n"
+        f"open [bold]http://{esc(host)}:{config.port}/[/]  (Ctrl+C stops; every decision is already saved)",
         highlight=False,
     )
     try:
@@ -47,13 +47,13 @@ def _serve(queue, config) -> None:
 @tag_app.command("serve")
 def serve(
     stage_dir: Path = typer.Argument(
-        ..., help="A janus fetch output (its images/ is used) or an image stage directory."
+        ..., metavar="STAGE_DIR", help="A janus fetch output (its images/ is used) or an image stage directory."
     ),
     references: Optional[Path] = typer.Option(
         None, "--references", help="Reference photos: DIR/<class_id>/*.jpg (else the first in-class images)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     annotator: Optional[str] = typer.Option(
         None, "--annotator", help="Default annotator name (the page can change it); default $USER."
     ),
@@ -104,7 +104,9 @@ def serve(
 
 @tag_app.command("audit")
 def audit(
-    match_dir: Path = typer.Argument(..., help="A janus match output directory (*.parquet with key, label, ...)."),
+    match_dir: Path = typer.Argument(
+        ..., metavar="MATCH_DIR", help="A janus match output directory (*.parquet with key, label, ...)."
+    ),
     per_class: int = typer.Option(50, "--per-class", help="Rows sampled per label."),
     images: Optional[Path] = typer.Option(
         None, "--images", help="An image stage directory holding the same keys (else the row's URL is shown)."
@@ -121,7 +123,7 @@ def audit(
         None, "--overlap", help="Fraction judged by two annotators (default 0.05)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback unless --allow-remote)."),
-    port: int = typer.Option(8765, "--port", help="TCP port."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="Default annotator name; default $USER."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host."),
     no_serve: bool = typer.Option(
@@ -129,7 +131,7 @@ def audit(
     ),
 ) -> None:
     """Judge N matched rows per class (in = label right) to estimate label precision; see janus tag stats."""
-    from janus_build.cli.common import console
+    from janus_build.cli.common import console, esc
     from janus_build.tag import server
     from janus_build.tag.audit import AuditConfig, build_audit_queue
 
@@ -149,7 +151,7 @@ def audit(
     if no_serve:
         n = sum(queue.progress(c)["items"] for c in queue.classes())
         console().print(
-            f"audit sample: {n:,} row(s) in {len(queue.classes())} class(es); queue {queue.path}", highlight=False
+            f"audit sample: {n:,} row(s) in {len(queue.classes())} class(es); queue {esc(queue.path)}", highlight=False
         )
         queue.close()
         return
@@ -172,11 +174,12 @@ def _open_existing(stage_dir: Path, db: Optional[Path]):
 
 @tag_app.command("stats")
 def stats(
-    stage_dir: Path = typer.Argument(..., help="The directory given to janus tag serve / audit."),
+    stage_dir: Path = typer.Argument(..., metavar="STAGE_DIR", help="The directory given to janus tag serve / audit."),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every figure as JSON to this file."),
 ) -> None:
     """Print Table 8 per class (good, total, available, pct good), agreement, and audit precision."""
+    from rich.markup import escape as esc
     from rich.table import Table
 
     from janus_build.cli.common import console
@@ -199,8 +202,8 @@ def stats(
         {"class_id": "all", "name": "", **result["totals"], "unsure": sum(c["unsure"] for c in result["classes"])}
     ]:
         cells = [
-            str(r["class_id"]),
-            r["name"],
+            esc(r["class_id"]),
+            esc(r["name"]),
             fmt(r["good"]),
             fmt(r["total"]),
             fmt(r.get("available")),
@@ -218,14 +221,14 @@ def stats(
     out.print(
         f"agreement: {a['items']} overlap item(s) judged twice; Cohen's kappa {fmt(a['cohen_kappa'])}, "
         f"raw agreement {fmt(a['percent_agreement'])}%; decisions per annotator: "
-        + (", ".join(f"{k} {v}" for k, v in result["annotators"].items()) or "none"),
+        + (", ".join(f"{esc(k)} {v}" for k, v in result["annotators"].items()) or "none"),
         highlight=False,
     )
     if audit:
         s = result["audit"]
         ci = s["precision_ci95"]
         line = (
-            f"label precision ({s['strategy'] or 'match'}): {fmt(s['precision'])} "
+            f"label precision ({esc(s['strategy'] or 'match')}): {fmt(s['precision'])} "
             f"(95% Wilson CI {ci[0]:.3f}–{ci[1]:.3f}) on {s['judged']} judged rows"
             if ci
             else "label precision: no judged rows yet"
@@ -240,17 +243,17 @@ def stats(
 
 @tag_app.command("export")
 def export(
-    stage_dir: Path = typer.Argument(..., help="The directory given to janus tag serve."),
+    stage_dir: Path = typer.Argument(..., metavar="STAGE_DIR", help="The directory given to janus tag serve."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (key, class_id, decision, annotator, time)."),
     db: Optional[Path] = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Write the tags table that janus balance consumes (one row per key and annotator)."""
-    from janus_build.cli.common import console
+    from janus_build.cli.common import console, esc
     from janus_build.tag.stats import export_tags
 
     with _open_existing(stage_dir, db) as queue:
         result = export_tags(queue, out)
     console().print(
-        f"wrote {result['rows']:,} decision(s) on {result['keys']:,} image(s) to {result['path']} (in {result['in']:,}, out {result['out']:,}, unsure {result['unsure']:,})",
+        f"wrote {result['rows']:,} decision(s) on {result['keys']:,} image(s) to {esc(result['path'])} (in {result['in']:,}, out {result['out']:,}, unsure {result['unsure']:,})",
         highlight=False,
     )

@@ -22,13 +22,13 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
     """Print the per-shift top-1, average robustness and effective robustness ratio as a Rich table."""
     from rich.table import Table
 
-    from janus_build.cli.common import console
+    from janus_build.cli.common import console, esc
     from janus_build.train.evaluate import SHIFT_TITLES
 
     def pct(value: Optional[float]) -> str:
         return "-" if value is None else f"{100 * value:.2f}"
 
-    table = Table(title=title)
+    table = Table(title=esc(title))  # titles name checkpoints and label files
     table.add_column("evaluation")
     table.add_column("top-1 %", justify="right")
     table.add_column("images", justify="right")
@@ -39,7 +39,7 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
             if result.get("classes_present") is not None
             else str(result["classes"])
         )
-        table.add_row(SHIFT_TITLES.get(shift, shift), pct(result["top1"]), f"{result['images']:,}", classes)
+        table.add_row(esc(SHIFT_TITLES.get(shift, shift)), pct(result["top1"]), f"{result['images']:,}", classes)
     table.add_section()
     used = ", ".join(SHIFT_TITLES[s].removeprefix("ImageNet-") for s in metrics["average_robustness_shifts"])
     note = "" if metrics["average_robustness_complete"] else f" (only {used})" if used else ""
@@ -52,7 +52,9 @@ def render_metrics(metrics: dict[str, Any], title: str = "Robustness") -> None:
 @app.command()
 def train(
     shards: list[str] = typer.Argument(
-        ..., help="Shard .tar files, globs, or directories (a janus balance output uses its train/ shards)."
+        ...,
+        metavar="SHARD",
+        help="Shard .tar files, globs, or directories (a janus balance output uses its train/ shards).",
     ),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints/, eval/, history.json, manifest.json."),
     arch: str = typer.Option(
@@ -111,7 +113,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an earlier run in --out and start again."),
 ) -> None:
     """Train a classifier (--loss ce) or a CLIP model (--loss vl) on JANuS shards; single process or torchrun."""
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
     from janus_build.train.loop import TrainConfig
     from janus_build.train.loop import train as run_training
     from janus_build.train.runtime import dist_from_env
@@ -166,7 +168,7 @@ def train(
         return
     console().print(
         f"trained {summary['epochs']} epoch(s), {summary['steps']} steps on {summary['world_size']} process(es) "
-        f"({summary['precision']}); final loss {summary['last_loss']:.4f}; checkpoint {summary['checkpoint']}"
+        f"({summary['precision']}); final loss {summary['last_loss']:.4f}; checkpoint {esc(summary['checkpoint'])}"
     )
     if summary["best"]:
         render_metrics(
@@ -178,7 +180,7 @@ def train(
 @app.command("eval")
 def eval_command(
     checkpoint: Optional[str] = typer.Argument(
-        None, help="A janus train checkpoint (or a bare state dict with --arch)."
+        None, metavar="CHECKPOINT", help="A janus train checkpoint (or a bare state dict with --arch)."
     ),
     timm_model: Optional[str] = typer.Option(
         None, "--timm-model", help="Evaluate a pretrained timm ImageNet model by name instead (local weights only)."
@@ -206,7 +208,7 @@ def eval_command(
     out: Optional[str] = typer.Option(None, "--out", help="Write the metrics JSON here."),
 ) -> None:
     """Top-1 on ImageNet-val/V2/Sketch/R/A restricted to the label set; average and effective robustness."""
-    from janus_build.cli.common import RichProgress, console
+    from janus_build.cli.common import RichProgress, console, esc
     from janus_build.train.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(
@@ -231,4 +233,4 @@ def eval_command(
     name = metrics["model"].get("timm_model") or metrics["model"].get("checkpoint")
     render_metrics(metrics, title=f"{name} ({metrics['labels']})")
     if out:
-        console().print(f"metrics written to {out}")
+        console().print(f"metrics written to {esc(out)}", highlight=False)

@@ -21,8 +21,21 @@ def console_err() -> Console:
     return Console(stderr=True)
 
 
+def esc(value: object) -> str:
+    """Text from users or data (class names, titles, paths, messages) made safe to print as Rich markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def rich_log_handler() -> logging.Handler:
+    """Rich log lines on a terminal; plain, unwrapped lines when stderr is a file or a pipe."""
     from rich.logging import RichHandler
+
+    if not console_err().is_terminal:
+        plain = logging.StreamHandler()
+        plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        return plain
 
     handler = RichHandler(console=console_err(), show_path=False, markup=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -45,7 +58,7 @@ class RichProgress(Progress):
         )
 
         self._bars = _Bars(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # task names hold class names
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -62,6 +75,10 @@ class RichProgress(Progress):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._tasks:  # nothing was shown: leave no empty line above an error message
+            self._bars.live.transient = True
+            self._bars.live.stop()  # Progress.stop() would print a blank line when not a terminal
+            return
         self._bars.stop()
 
     def start(self, task: str, total: int | None = None, unit: str = "items") -> None:

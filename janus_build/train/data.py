@@ -134,11 +134,19 @@ def resolve_shards(inputs: Sequence[str | os.PathLike[str]]) -> ShardSet:
         if manifest is None and found:
             manifest = _read_manifest(found[0].parent)
         paths.extend(found)
-    unique = list(dict.fromkeys(p.resolve() for p in paths))
+    unique = list(dict.fromkeys(_resolved_shard(p) for p in paths))
     shards = tuple(Shard(os.fspath(p), _count_samples(p)) for p in unique)
     if not any(s.count for s in shards):
         raise InputError(f"{', '.join(map(os.fspath, inputs))}: the shards hold no image samples")
     return ShardSet(shards=shards, manifest=manifest)
+
+
+def _resolved_shard(path: Path) -> Path:
+    """The shard's real path; a looping or dangling symbolic link is an input error naming it."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop before Python 3.13
+        raise InputError(f"{path}: a symbolic link loop or a dangling link; fix or remove it") from None
 
 
 def usable_samples(shards: Sequence[Shard], head_ids: Sequence[int] | None = None) -> int | None:

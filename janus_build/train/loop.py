@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import dataclass
@@ -119,12 +120,28 @@ def _validate(config: TrainConfig, world_size: int) -> None:
         (config.image_size >= 16, f"--image-size: must be at least 16, got {config.image_size}"),
         (config.workers >= 0, f"--workers: must be 0 or more, got {config.workers}"),
         (config.warmup_epochs >= 0, f"--warmup-epochs: must be 0 or more, got {config.warmup_epochs}"),
+        (0 <= config.label_smoothing < 1, f"--label-smoothing: must be in [0, 1), got {config.label_smoothing}"),
         (config.lr is None or config.lr > 0, f"--lr: must be positive, got {config.lr}"),
         (config.steps_per_epoch is None or config.steps_per_epoch >= 1, "--steps-per-epoch: must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _load_last(torch: Any, last_path: Path) -> dict:
+    """The ``--resume`` checkpoint, or one line naming it when it is truncated or not a checkpoint."""
+    try:
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        reason = (str(exc).strip().splitlines() or ["truncated"])[0].split(". ")[0]  # torch adds advice
+        raise InputError(
+            f"--resume {last_path}: unreadable checkpoint ({type(exc).__name__}: {reason}); "
+            "restore it from a copy or start again with --overwrite"
+        ) from exc
+    if not isinstance(state, dict):
+        raise InputError(f"--resume {last_path}: not a janus checkpoint; start again with --overwrite")
+    return state
 
 
 def head_ids_for(label_set: Any) -> tuple[int, ...]:
@@ -309,7 +326,7 @@ def train(config: TrainConfig, progress: Progress = NULL_PROGRESS) -> dict[str, 
 
     start_epoch, step, best, history = 0, 0, None, []
     if config.resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = _load_last(torch, last_path)
         if state.get("format") != CHECKPOINT_FORMAT or state.get("model_spec") != spec.to_dict():
             raise InputError(
                 f"--resume {last_path}: a checkpoint of another model ({state.get('model_spec', {}).get('arch')}); "
