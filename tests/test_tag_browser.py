@@ -199,6 +199,7 @@ def test_keyboard_tagging_of_a_1000_image_class_survives_a_killed_server(browser
     # Grid mode for the rest: mark only the out (and unsure) images, commit each page with Enter.
     page.keyboard.press("g")
     page.wait_for_selector(".cell")
+    assert not page.is_visible("#single-view") and page.is_visible("#btn-commit")  # the grid replaces the image
     undone_once = False
     while page.evaluate("document.body.dataset.state") == "ready":
         keys = page.evaluate("document.body.dataset.pageKeys").split(",")
