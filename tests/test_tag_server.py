@@ -302,7 +302,7 @@ def test_a_real_server_answers_413_before_the_body_is_sent(stage):
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            for _ in range(200):
+            for _ in range(1200):  # up to a minute on a loaded machine
                 if server.started:
                     break
                 threading.Event().wait(0.05)
@@ -310,10 +310,9 @@ def test_a_real_server_answers_413_before_the_body_is_sent(stage):
                 conn.sendall(
                     f"POST /api/decide HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {128 << 20}\r\n\r\n".encode()
-                    + b"x" * 65536
-                )
+                )  # the headers alone: the answer must come without waiting for the 128 MB
                 reply = conn.recv(65536)
-            assert reply.startswith(b"HTTP/1.1 413") and b"xxxx" not in reply
+            assert reply.startswith(b"HTTP/1.1 413")
         finally:
             server.should_exit = True
             thread.join(10)
