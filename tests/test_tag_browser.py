@@ -160,7 +160,8 @@ def test_keyboard_tagging_of_a_1000_image_class_survives_a_killed_server(browser
     assert page.text_content("#title") == XSS_TITLE
     assert page.locator("#title script, #title img").count() == 0
     assert page.evaluate("window.__xss") is None
-    assert page.locator("#credit a").count() == 1  # the licence; the javascript: "page_url" is no link
+    assert page.locator("#credit a").count() == 2  # licence and Flickr page; never the javascript: "page_url"
+    assert page.locator("#credit a[href^=javascript]").count() == 0
 
     expected: dict[str, str] = {}
     for _ in range(40):  # single view: one key per decision, auto-advance

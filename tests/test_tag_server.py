@@ -45,13 +45,15 @@ def test_next_decide_undo_recent_progress(client):
     items = client.post("/api/next", json={"class_id": 1, "n": 3, **WHO}).json()["items"]
     assert [i["key"] for i in items] == [key(1, 0), key(1, 1), key(1, 2)]
     assert items[0]["title"] == XSS_TITLE  # data stays data; the page sets it with textContent
-    assert items[0]["credit"]["page_url"] is None  # a javascript: link from the data is dropped
+    # a javascript: link from the data is dropped (the page is linked from the owner and photo id)
+    assert items[0]["credit"]["page_url"] == "https://www.flickr.com/photos/12345678@N00/10"
     assert items[1]["credit"] == {
         "owner": "Owner 1",
         "license": "CC BY 2.0",
         "license_url": "https://creativecommons.org/licenses/by/2.0/",
         "page_url": "https://www.flickr.com/photos/12345678@N00/11",
     }
+    assert items[0]["credit"]["owner"] == "Owner 0"  # owner_name (display name) before the NSID
     other = client.post("/api/next", json={"class_id": 1, "n": 3, "annotator": "alice", "client": "tab-2"}).json()[
         "items"
     ]
@@ -384,3 +386,11 @@ def test_references_never_leave_their_folder(stage, tmp_path):
             (refs / "291" / "a.jpg").symlink_to("/etc/passwd")
             response = c.get("/ref/291/0")
             assert response.status_code == 404 and b"root:" not in response.content
+
+
+def test_a_queue_without_page_urls_links_the_flickr_page_from_owner_and_photo_id(tmp_path):
+    stage = make_stage(tmp_path / "old", {3: 2}, meta=lambda c, j: {"page_url": None, "owner_name": None})
+    with open_queue(stage) as queue, TestClient(create_app(queue, ServeConfig(stage_dir=stage)), base_url=BASE) as c:
+        items = c.post("/api/next", json={"class_id": 3, "n": 2, **WHO}).json()["items"]
+    credit = items[1]["credit"]
+    assert credit["page_url"] == "https://www.flickr.com/photos/12345678@N00/31" and credit["owner"] == "12345678@N00"

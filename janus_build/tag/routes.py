@@ -63,6 +63,15 @@ def safe_url(url: Any) -> str | None:
     return None
 
 
+def flickr_page(item: Item) -> str | None:
+    """The Flickr page of a photo queued without ``page_url`` (a queue built before it was kept)."""
+    owner, photo_id = item.info.get("owner"), item.info.get("photo_id")
+    flickr = item.info.get("source") == "flickr" or item.key.startswith("flickr-")
+    if flickr and owner and photo_id and str(photo_id).isdigit():
+        return f"https://www.flickr.com/photos/{quote(str(owner), safe='@')}/{photo_id}"
+    return None
+
+
 async def json_object(request: Any) -> dict[str, Any]:
     """The request's JSON object body (415 for another content type, 400 for anything but an object)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -159,7 +168,7 @@ class TagApi:
             "owner": info.get("owner_name") or info.get("owner") or "",
             "license": info.get("license") or "",
             "license_url": safe_url(info.get("license_url")),
-            "page_url": safe_url(info.get("page_url")),
+            "page_url": safe_url(info.get("page_url")) or flickr_page(item),
         }
         return data
 
