@@ -151,7 +151,7 @@ def bench_http(base: str, decisions: int) -> dict[str, list[float]]:
     with httpx.Client(base_url=base) as client:
         for _ in range(decisions):
             t = time.perf_counter()
-            r = client.get("/api/next", params={"class_id": BIG_CLASS, "n": 9, **who})
+            r = client.post("/api/next", json={"class_id": BIG_CLASS, "n": 9, **who})
             out["next_rtt"].append((time.perf_counter() - t) * 1000)
             out["next_server"].append(server_ms(r))
             item = r.json()["items"][0]
@@ -274,7 +274,7 @@ def main() -> None:
         "| request | server time (Server-Timing) p50 | p95 | max | client round trip p50 | p95 | max |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| POST /api/decide | {fmt(http['decide_server'])} | {fmt(http['decide_rtt'])} |",
-        f"| GET /api/next (9 items) | {fmt(http['next_server'])} | {fmt(http['next_rtt'])} |",
+        f"| POST /api/next (9 items) | {fmt(http['next_server'])} | {fmt(http['next_rtt'])} |",
         f"| GET /img/&lt;key&gt; (from the tar by offset) | {fmt(http['img_server'])} | {fmt(http['img_rtt'])} |",
         f"| GET /api/progress (every 10th) | {fmt(http['progress_server'])} | – | – | – |",
         f"| baseline: GET /api/config (framework floor) | {fmt(http['config_server'])} | {fmt(http['config_rtt'])} |",

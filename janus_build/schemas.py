@@ -149,7 +149,7 @@ def validate(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
 
 # --- janus balance: columns written after BALANCE_INDEX (issue 6) -------------------------------
 # Order of a balance shard's index: BALANCE_INDEX, then BALANCE_EXTRA, then the image columns of
-# janus_build.images.IMAGE_INDEX (shard, image_ext, image_offset, image_size, status, error_message).
+# janus_build.core.shards.IMAGE_INDEX (shard, image_ext, image_offset, image_size, status, error_message).
 BALANCE_EXTRA = pa.schema(
     [
         pa.field("source_name", pa.string(), nullable=False),  # the SOURCE's name=... (in100, laion100, ...)
@@ -160,7 +160,7 @@ BALANCE_EXTRA = pa.schema(
 
 # --- janus fetch: columns added beside FETCH_METADATA (see docs/data-contract.md) -----------
 # metadata/NNNNN.parquet carries FETCH_METADATA plus these; images/NNNNN.parquet carries the
-# image index (janus_build.images.IMAGE_INDEX) plus the same metadata, with CLASS_IDS instead of
+# image index (janus_build.core.shards.IMAGE_INDEX) plus the same metadata, with CLASS_IDS instead of
 # ALSO_IN_CLASSES/rank/query_index (an image is stored once even when several classes kept it).
 FETCH_EXTRA_COLUMNS = (
     "owner_name",  # the owner's display name (attribution); `owner` is the Flickr NSID

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,11 +25,14 @@ def make_stage(
     fetch_layout: bool = True,
     report: bool = True,
     failed: int = 1,
+    meta: Callable[[int, int], dict[str, Any]] | None = None,
 ) -> Path:
     """A ``janus fetch``-like output: ``root/images/`` shards (+ ``report.json``); returns ``root``.
 
     Keys are ``flickr-<n>`` numbered per class in order; the first image's title is an XSS probe;
-    ``failed`` rows per shard have no image (they must never enter the queue).
+    ``failed`` rows per shard have no image (they must never enter the queue). Every image has
+    Flickr's attribution columns (owner_name, license, license_url, page_url); ``meta(class_id, j)``
+    overrides any of its columns.
     """
     images = root / "images" if fetch_layout else root
     plan = [(c, j) for c, n in sorted(classes.items()) for j in range(n)]
@@ -38,20 +43,22 @@ def make_stage(
             for c, j in plan[s * per_shard : (s + 1) * per_shard]:
                 n += 1
                 title = XSS_TITLE if n == 1 else f"photo {j} of class {c}"
-                writer.write(
-                    f"flickr-{c}x{j}",
-                    class_image(c, j, size),
-                    {
-                        "class_id": c,
-                        "photo_id": f"{c}{j}",
-                        "title": title,
-                        "tags": f"tag{c} <b>tree</b>",
-                        "description": "",
-                        "owner": "o",
-                        "license": "CC BY 2.0",
-                        "url": f"https://example.org/{c}/{j}.jpg",
-                    },
-                )
+                row = {
+                    "class_id": c,
+                    "photo_id": f"{c}{j}",
+                    "title": title,
+                    "tags": f"tag{c} <b>tree</b>",
+                    "description": "",
+                    "owner": "12345678@N00",
+                    "owner_name": f"Owner {j % 7}",
+                    "license": "CC BY 2.0",
+                    "license_url": "https://creativecommons.org/licenses/by/2.0/",
+                    "page_url": f"https://www.flickr.com/photos/12345678@N00/{c}{j}"
+                    if n != 1
+                    else "javascript:window.__xss = 3",
+                    "url": f"https://example.org/{c}/{j}.jpg",
+                }
+                writer.write(f"flickr-{c}x{j}", class_image(c, j, size), {**row, **(meta(c, j) if meta else {})})
             for f in range(failed):
                 writer.write(
                     f"flickr-failed{s}x{f}",

@@ -135,10 +135,22 @@ def test_overlap_items_need_two_annotators_and_give_kappa(stage):
         bob = ["in", "out", "out", "out", "in", "in", "in", "in"]
         record_decisions(queue, zip(keys, alice), "alice")
         assert queue.progress(291)["done"] == 0
+        # "remaining" is what is left for this annotator; judged overlap items wait for a second one
+        mine = queue.progress(291, "alice")
+        assert (mine["items"], mine["done"], mine["remaining"], mine["awaiting_second"]) == (8, 0, 0, 8)
+        theirs = queue.progress(291, "bob")
+        assert (theirs["remaining"], theirs["awaiting_second"]) == (8, 0)
+        anyone = queue.progress(291)
+        assert (anyone["remaining"], anyone["awaiting_second"]) == (0, 8)
+        assert compute_stats(queue, stage)["classes"][1]["remaining"] == 0
+        assert compute_stats(queue, stage)["classes"][1]["awaiting_second"] == 8
+        assert queue.confirmed_in_keys(291) == []  # one annotator's "in" confirms nothing
         assert queue.next_items(291, "tab-a", "alice", 8) == []  # alice has judged them all
         assert len(queue.next_items(291, "tab-b", "bob", 8)) == 8
         record_decisions(queue, zip(keys, bob), "bob")
         assert queue.progress(291)["done"] == 8
+        assert queue.progress(291, "alice")["awaiting_second"] == 0
+        assert queue.confirmed_in_keys(291) == [keys[j] for j in (0, 4, 5, 7)]  # both said in
         result = compute_stats(queue, stage)
     pairs = list(zip(alice, bob))
     assert result["agreement"]["items"] == 8

@@ -32,9 +32,12 @@ def _serve(queue, config) -> None:
     progress = [queue.progress(c) for c in queue.classes()]
     items = sum(p["items"] for p in progress)
     remaining = sum(p["remaining"] for p in progress)
+    awaiting = sum(p["awaiting_second"] for p in progress)
+    waiting = f" ({awaiting:,} more wait for a second annotator)" if awaiting else ""
     host = f"[{config.host}]" if ":" in config.host else config.host
     console().print(
-        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag; queue {esc(queue.path)}\n"
+        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag{waiting}; queue {esc(queue.path)}
+"
         f"open [bold]http://{esc(host)}:{config.port}/[/]  (Ctrl+C stops; every decision is already saved)",
         highlight=False,
     )
@@ -74,6 +77,12 @@ def serve(
     allow_remote: bool = typer.Option(
         False, "--allow-remote", help="Allow a non-loopback --host (no login: trusted networks only)."
     ),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None,
+        "--allowed-host",
+        metavar="NAME",
+        help="Another name the page may be opened by (e.g. this machine's DNS name behind --allow-remote); repeatable.",
+    ),
 ) -> None:
     """Serve the tagging page for STAGE_DIR and print its URL."""
     from janus_build.errors import ConfigError
@@ -97,6 +106,7 @@ def serve(
         grid_size=grid_size,
         class_col=class_col,
         allow_remote=allow_remote,
+        allowed_hosts=tuple(allowed_host or ()),
         **kwargs,
     )
     _serve(server.open_for_serving(config), config)
@@ -126,6 +136,12 @@ def audit(
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="Default annotator name; default $USER."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None,
+        "--allowed-host",
+        metavar="NAME",
+        help="Another name the page may be opened by (e.g. this machine's DNS name behind --allow-remote); repeatable.",
+    ),
     no_serve: bool = typer.Option(
         False, "--no-serve", help="Only draw the sample (serve it later with janus tag serve MATCH_DIR)."
     ),
@@ -157,7 +173,13 @@ def audit(
         return
     kwargs = {"annotator": annotator} if annotator else {}
     config = server.ServeConfig(
-        stage_dir=match_dir, host=host, port=port, db=queue.path, allow_remote=allow_remote, **kwargs
+        stage_dir=match_dir,
+        host=host,
+        port=port,
+        db=queue.path,
+        allow_remote=allow_remote,
+        allowed_hosts=tuple(allowed_host or ()),
+        **kwargs,
     )
     _serve(queue, config)
 
@@ -190,7 +212,7 @@ def stats(
         result = compute_stats(queue, stage_dir)
     audit = result["mode"] == "audit"
     table = Table(title="label precision per class (audit)" if audit else "Table 8: hand-tagged samples per class")
-    for column in ["class", "name", "good", "total", "available", "pct good", "unsure", "remaining"] + (
+    for column in ["class", "name", "good", "total", "available", "pct good", "unsure", "remaining", "awaiting 2nd"] + (
         ["precision", "95% CI"] if audit else []
     ):
         table.add_column(column, justify="left" if column == "name" else "right")
@@ -210,6 +232,7 @@ def stats(
             fmt(r["pct_good"]),
             fmt(r["unsure"]),
             fmt(r["remaining"]),
+            fmt(r["awaiting_second"]),
         ]
         if audit:
             ci = r.get("precision_ci95")

@@ -67,45 +67,14 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
         "match_dir": str(match_dir.resolve()),
     }
     if Path(db_path).is_file():
-        queue = TagQueue(db_path, overlap=config.overlap, lease_seconds=lease_seconds)
-        meta = queue.meta()
-        if meta.get("mode") == "audit":
-            differing = [k for k, v in sample_options.items() if meta.get(k) != v]
-            if differing:
-                queue.close()
-                raise ConfigError(
-                    f"--db {db_path}: holds an audit sample drawn with other options "
-                    f"({', '.join(f'{k} was {meta.get(k)}' for k in differing)}); pass another --db"
-                )
-            return queue
-        queue.close()
-        raise ConfigError(f"--db {db_path}: holds a tagging queue, not an audit sample; pass another --db")
+        return _reopen(db_path, config, sample_options, lease_seconds)
 
     first_cols = pq.read_schema(files[0]).names
     text_col = config.text_col or next((c for c in TEXT_COLUMNS if c in first_cols), None)
     if text_col is None:
         raise InputError(f"{files[0]}: no caption column ({', '.join(TEXT_COLUMNS)}); pass --text-col")
     url_col = config.url_col or next((c for c in URL_COLUMNS if c in first_cols), None)
-
-    # Bottom-k per class over all shards: heap of (-rank, key, row) keeps the k smallest ranks.
-    heaps: dict[int, list[tuple[bytes, str, dict]]] = {}
-    label_counts: dict[int, int] = {}
-    for file in files:
-        names = pq.read_schema(file).names
-        schemas.require_columns(names, ["key", "label", text_col], file)
-        cols = ["key", "label", text_col] + [c for c in ("matched_terms", url_col, "strategy") if c and c in names]
-        for row in pq.read_table(file, columns=cols).to_pylist():
-            label = row["label"]
-            if label is None or label == schemas.NO_LABEL:
-                continue
-            label_counts[label] = label_counts.get(label, 0) + 1
-            inv = bytes(255 - b for b in _rank(row["key"], config.seed))  # max-heap via inverted bytes
-            heap = heaps.setdefault(label, [])
-            entry = (inv, row["key"], row)
-            if len(heap) < config.per_class:
-                heapq.heappush(heap, entry)
-            elif inv > heap[0][0]:
-                heapq.heapreplace(heap, entry)
+    heaps, label_counts = _sample(files, text_col, url_col, config)
 
     locations: dict[str, dict] = {}
     if config.images is not None:
@@ -148,6 +117,53 @@ def build_audit_queue(config: AuditConfig, *, lease_seconds: float = 120.0) -> T
     queue.add_items(items)
     log.info("audit sample: %d row(s) over %d class(es) from %s", len(items), len(heaps), match_dir)
     return queue
+
+
+def _reopen(
+    db_path: os.PathLike[str] | str, config: AuditConfig, sample_options: dict[str, str], lease_seconds: float
+) -> TagQueue:
+    """The existing audit queue at ``db_path``, when it was drawn with the same options."""
+    queue = TagQueue(db_path, overlap=config.overlap, lease_seconds=lease_seconds)
+    meta = queue.meta()
+    if meta.get("mode") != "audit":
+        queue.close()
+        raise ConfigError(f"--db {db_path}: holds a tagging queue, not an audit sample; pass another --db")
+    differing = [k for k, v in sample_options.items() if meta.get(k) != v]
+    if differing:
+        queue.close()
+        raise ConfigError(
+            f"--db {db_path}: holds an audit sample drawn with other options "
+            f"({', '.join(f'{k} was {meta.get(k)}' for k in differing)}); pass another --db"
+        )
+    return queue
+
+
+def _sample(
+    files: list[str], text_col: str, url_col: str | None, config: AuditConfig
+) -> tuple[dict[int, list[tuple[bytes, str, dict]]], dict[int, int]]:
+    """Bottom-k rows per label over all shards (one shard in memory at a time), and each label's row count."""
+    import pyarrow.parquet as pq
+
+    # heap of (inverted rank, key, row) keeps the k smallest ranks
+    heaps: dict[int, list[tuple[bytes, str, dict]]] = {}
+    label_counts: dict[int, int] = {}
+    for file in files:
+        names = pq.read_schema(file).names
+        schemas.require_columns(names, ["key", "label", text_col], file)
+        cols = ["key", "label", text_col] + [c for c in ("matched_terms", url_col, "strategy") if c and c in names]
+        for row in pq.read_table(file, columns=cols).to_pylist():
+            label = row["label"]
+            if label is None or label == schemas.NO_LABEL:
+                continue
+            label_counts[label] = label_counts.get(label, 0) + 1
+            inv = bytes(255 - b for b in _rank(row["key"], config.seed))  # max-heap via inverted bytes
+            heap = heaps.setdefault(label, [])
+            entry = (inv, row["key"], row)
+            if len(heap) < config.per_class:
+                heapq.heappush(heap, entry)
+            elif inv > heap[0][0]:
+                heapq.heapreplace(heap, entry)
+    return heaps, label_counts
 
 
 def _strategy(match_dir: Path) -> str:

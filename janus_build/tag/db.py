@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS items (
     open INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS items_queue ON items(class_id, open, id);
+-- items judged by some but not all of the annotators they need (overlap sample), and confirmed ones
+CREATE INDEX IF NOT EXISTS items_judged ON items(class_id, open, ndecided);
 CREATE TABLE IF NOT EXISTS decisions (
     key TEXT NOT NULL, annotator TEXT NOT NULL, class_id INTEGER NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('in', 'out', 'unsure')),
@@ -493,7 +495,7 @@ class TagQueue:
                 (last,),
             ).fetchall()
             keys = []
-            for seq, key, class_id, action, previous in rows:
+            for seq, key, class_id, _action, previous in rows:
                 current = cur.execute(
                     "SELECT decision FROM decisions WHERE key=? AND annotator=?", (key, annotator)
                 ).fetchone()
@@ -558,41 +560,65 @@ class TagQueue:
         )
 
     def progress(self, class_id: int, annotator: str | None = None, window_s: float = 300.0) -> dict[str, Any]:
-        """Per-class progress: items, done, remaining, in-class rate, this annotator's decisions/minute."""
+        """Per-class progress: items, done, remaining, awaiting_second, in-class rate, decisions/minute.
+
+        ``done`` items need no further decision. ``remaining`` items still need one from
+        ``annotator`` (without one: items nobody has judged yet). ``awaiting_second`` items are
+        overlap items judged (by ``annotator``, or by anyone without one) that wait for another
+        annotator. ``done + remaining + awaiting_second == items``.
+        """
         row = self._read("SELECT items, open, n_in, n_out, n_unsure FROM class_counts WHERE class_id=?", (class_id,))
-        total, remaining, n_in, n_out, n_unsure = row[0] if row else (0, 0, 0, 0, 0)
-        done = total - remaining
-        counts = {"in": n_in, "out": n_out, "unsure": n_unsure}
+        total, open_items, n_in, n_out, n_unsure = row[0] if row else (0, 0, 0, 0, 0)
         decided = n_in + n_out + n_unsure
-        rate = None
-        if annotator:
-            t = now_ms()
-            n, first = self._read(
-                "SELECT COUNT(*), MIN(time_ms) FROM history WHERE annotator=? AND class_id=? AND time_ms>? "
-                "AND action IN ('decide','edit') AND undone=0",
-                (annotator, class_id, t - int(window_s * 1000)),
-            )[0]
-            if n >= 2 and t > first:
-                rate = round((n - 1) / ((t - first) / 60000.0), 1)
+        awaiting = self._awaiting_second(class_id, annotator)
         return {
             "class_id": class_id,
             "items": total,
-            "done": done,
-            "remaining": total - done,
+            "done": total - open_items,
+            "remaining": open_items - awaiting,
+            "awaiting_second": awaiting,
             "decisions": decided,
-            "in": counts.get("in", 0),
-            "out": counts.get("out", 0),
-            "unsure": counts.get("unsure", 0),
-            "in_rate": round(counts.get("in", 0) / decided, 4) if decided else None,
-            "decisions_per_minute": rate,
+            "in": n_in,
+            "out": n_out,
+            "unsure": n_unsure,
+            "in_rate": round(n_in / decided, 4) if decided else None,
+            "decisions_per_minute": self._rate(class_id, annotator, window_s) if annotator else None,
         }
 
-    def first_in_keys(self, class_id: int, n: int = 6) -> list[str]:
-        """The first images tagged in-class (the fallback reference photos)."""
+    def _awaiting_second(self, class_id: int, annotator: str | None) -> int:
+        """Open items already judged (by ``annotator`` when given): they wait for another annotator."""
+        if annotator is None:
+            sql, params = "SELECT COUNT(*) FROM items WHERE class_id=? AND open=1 AND ndecided>=1", (class_id,)
+        else:
+            sql = (
+                "SELECT COUNT(*) FROM items i JOIN decisions d ON d.key=i.key AND d.annotator=? "
+                "WHERE i.class_id=? AND i.open=1 AND i.ndecided>=1"
+            )
+            params = (annotator, class_id)
+        return self._read(sql, params)[0][0]
+
+    def _rate(self, class_id: int, annotator: str, window_s: float) -> float | None:
+        """This annotator's decisions per minute in the class over the last ``window_s`` seconds."""
+        t = now_ms()
+        n, first = self._read(
+            "SELECT COUNT(*), MIN(time_ms) FROM history WHERE annotator=? AND class_id=? AND time_ms>? "
+            "AND action IN ('decide','edit') AND undone=0",
+            (annotator, class_id, t - int(window_s * 1000)),
+        )[0]
+        if n >= 2 and t > first:
+            return round((n - 1) / ((t - first) / 60000.0), 1)
+        return None
+
+    def confirmed_in_keys(self, class_id: int, n: int = 6) -> list[str]:
+        """Images that two or more annotators judged in-class and nobody out (the reference photos
+        when ``--references`` has none): one annotator's slip never becomes a reference."""
         return [
             r[0]
             for r in self._read(
-                "SELECT key FROM decisions WHERE class_id=? AND decision='in' GROUP BY key ORDER BY MIN(first_time_ms) LIMIT ?",
+                "SELECT i.key FROM items i WHERE i.class_id=? AND i.open IN (0, 1) AND i.ndecided>=2 "
+                "AND (SELECT COUNT(*) FROM decisions d WHERE d.key=i.key AND d.decision='in')>=2 "
+                "AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.key=i.key AND d.decision='out') "
+                "ORDER BY i.id LIMIT ?",
                 (class_id, n),
             )
         ]
@@ -607,7 +633,19 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-INFO_COLUMNS = ("description", "owner", "license", "query", "photo_id", "source", "caption")
+# shown under the image (owner and licence for attribution, the Flickr page as the source)
+INFO_COLUMNS = (
+    "description",
+    "owner",
+    "owner_name",
+    "license",
+    "license_url",
+    "page_url",
+    "query",
+    "photo_id",
+    "source",
+    "caption",
+)
 
 
 def load_image_stage(queue: TagQueue, images_dir: str | os.PathLike[str], class_col: str = "class_id") -> int:

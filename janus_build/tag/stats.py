@@ -113,7 +113,7 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
 
     Returns:
         ``{"mode", "classes": [{class_id, name, good, total, available, pct_good, unsure, queued,
-        remaining, ...}], "totals": {...}, "agreement": {...}, "annotators": {...}, "audit": {...}}``.
+        remaining, awaiting_second, ...}], "totals": {...}, "agreement": {...}, "annotators": {...}, "audit": {...}}``.
     """
     meta = queue.meta()
     mode = meta.get("mode", "tag")
@@ -127,7 +127,9 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
         by_key[key].append((annotator, decision))
         per_annotator[annotator] += 1
     queued = dict(queue._read("SELECT class_id, COUNT(*) FROM items GROUP BY class_id"))
-    remaining = dict(queue._read("SELECT class_id, COUNT(*) FROM items WHERE open=1 GROUP BY class_id"))
+    # remaining: nobody has judged them yet; awaiting_second: overlap items judged once so far
+    remaining = dict(queue._read("SELECT class_id, COUNT(*) FROM items WHERE open=1 AND ndecided=0 GROUP BY class_id"))
+    awaiting = dict(queue._read("SELECT class_id, COUNT(*) FROM items WHERE open=1 AND ndecided>=1 GROUP BY class_id"))
     counts: dict[int, Counter[str]] = defaultdict(Counter)
     for class_id, decided in votes.values():
         counts[class_id]["out" if "out" in decided else ("in" if "in" in decided else "unsure")] += 1
@@ -148,6 +150,7 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
             "unsure": c["unsure"],
             "queued": queued.get(class_id, 0),
             "remaining": remaining.get(class_id, 0),
+            "awaiting_second": awaiting.get(class_id, 0),
         }
         if mode == "audit":
             judged = c["in"] + c["out"]
@@ -164,6 +167,7 @@ def compute_stats(queue: TagQueue, stage_dir: str | os.PathLike[str] | None = No
         "pct_good": round(100.0 * good / total, 2) if total else None,
         "queued": sum(queued.values()),
         "remaining": sum(remaining.values()),
+        "awaiting_second": sum(awaiting.values()),
     }
     # Agreement on the overlap sample: first two annotators of each item, in decision order.
     pairs = [(v[0][1], v[1][1]) for v in by_key.values() if len(v) >= 2]

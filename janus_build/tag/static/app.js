@@ -1,6 +1,7 @@
-// janus tag: keyboard-first tagging page. Plain JS, no build step.
-// Every text field from the data (titles, tags, descriptions) is set with textContent, never
-// inner HTML, so a Flickr title holding <script> shows as text.
+// janus tag: keyboard-first tagging page, with buttons, swipes and taps on touch screens.
+// Plain JS, no build step. Every text field from the data (titles, tags, descriptions, owners) is
+// set with textContent, never inner HTML, so a Flickr title holding <script> shows as text; links
+// from the data are used only when they are http(s).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +21,9 @@ const S = {
   refilling: null,
   exhausted: false,
   recent: [],
+  recentSeq: 0,            // the latest /api/recent request sent; older replies are dropped
+  recentReplies: 0,        // replies received (used or dropped), for tests
+  zoomed: false,
   cache: new Map(),        // key -> Image (prefetched, decoded)
   latencies: [],           // keydown -> next item painted, ms
   lastProgress: 0,
@@ -77,8 +81,8 @@ async function refill() {
   const classId = S.classId;
   S.refilling = (async () => {
     try {
-      const q = new URLSearchParams({ class_id: classId, n: String(target() + (S.mode === "grid" ? S.page.length : 1)), ...who() });
-      const data = await api(`/api/next?${q}`);
+      const n = target() + (S.mode === "grid" ? S.page.length : 1);
+      const data = await api("/api/next", { class_id: classId, n, ...who() });
       if (classId !== S.classId) return;
       let added = 0;
       for (const item of data.items) {
@@ -105,6 +109,7 @@ function show(item) {
   $("tags").textContent = item && item.tags ? "tags: " + item.tags : "";
   $("description").textContent = item && item.info && item.info.description ? item.info.description : "";
   $("item-key").textContent = item ? item.key + (item.overlap ? "  · agreement sample" : "") : "";
+  renderCredit(item);
   if (item) {
     img.dataset.key = item.key;
     img.alt = item.title || item.key;
@@ -112,11 +117,36 @@ function show(item) {
   }
 }
 
+function httpUrl(url) { return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null; }
+
+function link(text, href) {
+  const a = document.createElement("a");
+  a.textContent = text;
+  a.href = href;
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  return a;
+}
+
+// "by Owner · CC BY 2.0 (linked to its deed) · Flickr page": attribution and the source, when known.
+function renderCredit(item) {
+  const box = $("credit");
+  box.replaceChildren();
+  const c = (item && item.credit) || {};
+  const parts = [];
+  if (c.owner) parts.push(document.createTextNode("by " + c.owner));
+  if (c.license) parts.push(httpUrl(c.license_url) ? link(c.license, c.license_url) : document.createTextNode(c.license));
+  const page = httpUrl(c.page_url);
+  if (page) parts.push(link(/flickr\.com\//i.test(page) ? "Flickr page ↗" : "source page ↗", page));
+  parts.forEach((part, i) => { if (i) box.append(" · "); box.append(part); });
+}
+
 async function advance() {
   if (!S.queue.length) await refill();
   show(S.queue.shift());
   refill();
   document.body.dataset.state = S.current ? "ready" : "done";
+  if (!S.current) showEmpty();
 }
 
 function markPainted(t0) {
@@ -134,7 +164,9 @@ async function decide(decision, t0) {
   try {
     await api("/api/decide", { key: item.key, decision, ...who() });
     pushRecent({ key: item.key, decision, image: item.image, title: item.title });
+    loadRecent();
     setStatus("saved", "ok");
+    closeZoom();
     await advance();
     markPainted(t0);
     refreshProgress();
@@ -156,6 +188,7 @@ function drain() {
 
 async function undo() {
   if (S.pending) { S.buffer.push({ kind: "undo" }); return; }
+  closeZoom();
   S.pending = true;
   try {
     const data = await api("/api/undo", who());
@@ -216,6 +249,7 @@ function renderGrid(items) {
   document.body.dataset.state = items.length ? "ready" : "done";
   document.body.dataset.pageKeys = items.map((i) => i.key).join(",");
   $("empty").hidden = !!items.length;
+  if (!items.length) showEmpty();
   paintGrid();
 }
 
@@ -242,6 +276,7 @@ async function commitPage(t0) {
   try {
     await api("/api/decide_batch", { decisions, ...who() });
     S.page.forEach((i) => pushRecent({ key: i.key, decision: S.marks[i.key] || "in", image: i.image, title: i.title }));
+    loadRecent();
     setStatus(`saved page (${decisions.length})`, "ok");
     await nextPage();
     markPainted(t0);
@@ -267,6 +302,7 @@ async function setMode(mode) {
     if (S.current) S.queue.unshift(S.current);
     S.current = null;
     S.mode = "grid";
+    closeZoom();
     $("single-view").hidden = true;
     $("grid-view").hidden = false;
     await nextPage();
@@ -279,6 +315,7 @@ async function setMode(mode) {
     await advance();
   }
   document.body.dataset.mode = S.mode;
+  $("btn-commit").hidden = S.mode !== "grid";
   $("mode-toggle").textContent = S.mode === "grid" ? "single view (g)" : "grid mode (g)";
 }
 
@@ -288,12 +325,18 @@ function pushRecent(entry) {
   renderRecent();
 }
 
+// The server's order wins: after every decision, undo or edit the strip is fetched again, and only
+// the reply to the latest request is shown (a slow reply to an earlier one must not overwrite it).
 async function loadRecent() {
+  const seq = ++S.recentSeq;
   try {
     const q = new URLSearchParams({ annotator: S.annotator, class_id: S.classId, n: "12" });
-    S.recent = (await api(`/api/recent?${q}`)).recent;
+    const data = await api(`/api/recent?${q}`);
+    S.recentReplies++;
+    if (seq !== S.recentSeq) return;
+    S.recent = data.recent;
     renderRecent();
-  } catch (e) { /* the strip is a convenience */ }
+  } catch (e) { S.recentReplies++; /* the strip is a convenience */ }
 }
 
 function renderRecent() {
@@ -329,6 +372,7 @@ async function edit(entry, decision) {
     await api("/api/decide", { key: entry.key, decision, ...who() });
     entry.decision = decision;
     renderRecent();
+    loadRecent();
     setStatus(`changed ${entry.key} to ${decision}`, "ok");
     refreshProgress(true);
   } catch (e) {
@@ -348,13 +392,24 @@ async function refreshProgress(force) {
     const q = new URLSearchParams({ class_id: S.classId, annotator: S.annotator });
     const p = await api(`/api/progress?${q}`);
     const rate = p.in_rate === null ? "–" : Math.round(100 * p.in_rate) + "%";
-    const dpm = p.decisions_per_minute === null ? "–" : p.decisions_per_minute;
-    $("progress").textContent = `done ${p.done} / ${p.items} · remaining ${p.remaining} · in-class ${rate} · ${dpm} decisions/min`;
-    $("progress").dataset.done = p.done;
-    $("progress").dataset.remaining = p.remaining;
-    // Without --references the reference strip is the first in-class images: fill it as they come.
-    const shown = $("ref-images").children.length;
-    if (S.refSource !== "references" && shown < S.config.references_per_class && p.in > shown) loadReferences();
+    const dpm = p.decisions_per_minute === null ? "–" : Math.round(p.decisions_per_minute);
+    const box = $("progress");
+    box.textContent = `${p.done}/${p.items} done · ${p.remaining} left for you · ${rate} in · ${dpm}/min`;
+    if (p.awaiting_second) {
+      const waiting = document.createElement("span");
+      waiting.className = "awaiting";
+      waiting.textContent = ` · ${p.awaiting_second} awaiting a 2nd annotator`;
+      waiting.title = "overlap images you judged: another annotator must judge them too (agreement sample)";
+      box.append(waiting);
+    }
+    box.title = box.textContent;
+    box.dataset.done = p.done;
+    box.dataset.remaining = p.remaining;
+    box.dataset.awaitingSecond = p.awaiting_second;
+    S.awaitingSecond = p.awaiting_second;
+    if (document.body.dataset.state === "done") showEmpty();
+    // Without --references the strip shows images two annotators confirmed: pick them up as they come.
+    if (S.refSource !== "references" && $("ref-images").children.length < S.config.references_per_class) loadReferences();
   } catch (e) { /* shown by the next failing action */ }
 }
 
@@ -363,17 +418,29 @@ async function loadReferences() {
     const data = await api(`/api/references?class_id=${encodeURIComponent(S.classId)}`);
     S.refSource = data.source;
     const box = $("ref-images");
-    box.replaceChildren();
-    for (const src of data.images) {
-      const img = document.createElement("img");
-      img.src = src;
-      img.alt = "reference";
-      box.append(img);
+    const shown = [...box.children].map((img) => img.getAttribute("src")).join(" ");
+    if (shown !== data.images.join(" ")) {
+      box.replaceChildren();
+      for (const src of data.images) {
+        const img = document.createElement("img");
+        img.src = src;
+        img.alt = "reference photo";
+        box.append(img);
+      }
     }
     $("ref-source").textContent = data.source === "references"
       ? "from --references"
-      : (data.images.length ? "first images tagged in-class" : "no reference photos yet (tag a few in-class)");
+      : (data.images.length
+        ? "confirmed in-class by two annotators"
+        : "No reference photos yet: start the server with --references DIR, or they appear here once two annotators agree an image is in-class.");
   } catch (e) { /* optional */ }
+}
+
+function showEmpty() {
+  const waiting = S.awaitingSecond || 0;
+  $("empty").textContent = waiting
+    ? `Nothing left for you in this class. ${waiting} image(s) you judged wait for a second annotator.`
+    : "Nothing left to tag in this class.";
 }
 
 async function selectClass(classId) {
@@ -387,6 +454,9 @@ async function selectClass(classId) {
   $("class-select").value = String(classId);
   const info = S.config.classes.find((c) => c.class_id === classId);
   $("class-name").textContent = info ? `${classId} ${info.name}` : String(classId);
+  $("question-class").textContent = info && info.name ? info.name : `class ${classId}`;
+  $("ref-images").replaceChildren();
+  S.refSource = null;
   S.queue = []; S.page = []; S.current = null; S.exhausted = false;
   if (S.mode === "grid") await nextPage(); else await advance();
   loadRecent();
@@ -404,13 +474,19 @@ function stepClass(delta) {
 // --- keys -------------------------------------------------------------------------------------
 const SINGLE_KEYS = { i: "in", 1: "in", o: "out", 2: "out", u: "unsure", 3: "unsure" };
 
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
 function onKey(event) {
   const tag = (event.target && event.target.tagName) || "";
   if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key;
+  // A held key auto-repeats: only arrows may repeat, or a held "i" would decide images never seen.
+  if (event.repeat && !ARROWS[key]) { event.preventDefault(); return; }
   const t0 = event.timeStamp || performance.now();
+  if (S.zoomed && (key === "Escape" || key === "z" || key === " ")) { event.preventDefault(); closeZoom(); return; }
   if (key === "Backspace") { event.preventDefault(); undo(); return; }
+  if (key === "z" && S.mode === "single") { openZoom(); return; }
   if (key === "g") { setMode(S.mode === "grid" ? "single" : "grid"); return; }
   if (key === "[") { stepClass(-1); return; }
   if (key === "]") { stepClass(1); return; }
@@ -419,11 +495,70 @@ function onKey(event) {
     if (decision) { event.preventDefault(); decide(decision, t0); }
     return;
   }
-  const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-  if (moves[key]) { event.preventDefault(); moveCursor(...moves[key]); }
+  if (ARROWS[key]) { event.preventDefault(); moveCursor(...ARROWS[key]); }
   else if (key === "x" || key === " ") { event.preventDefault(); toggle("out"); }
   else if (key === "u") { toggle("unsure"); }
   else if (key === "Enter") { event.preventDefault(); commitPage(t0); }
+}
+
+// --- zoom: the image at full resolution -------------------------------------------------------
+function openZoom() {
+  if (!S.current || !S.current.image) return;
+  $("zoom-img").src = S.current.image;
+  $("zoom").hidden = false;
+  S.zoomed = true;
+  document.body.dataset.zoom = "open";
+}
+
+function closeZoom() {
+  if (!S.zoomed) return;
+  $("zoom").hidden = true;
+  S.zoomed = false;
+  document.body.dataset.zoom = "";
+}
+
+// --- touch and mouse: swipe right = in, left = out; a tap or click opens the full size ---------
+const SWIPE_PX = 60;
+
+function setupStage() {
+  const stage = $("stage");
+  const img = $("main-img");
+  const hint = $("swipe-hint");
+  let start = null;
+  let dragged = false;     // the click that ends a drag or swipe is no tap
+  const reset = () => { start = null; img.style.transform = ""; hint.className = ""; };
+  stage.addEventListener("pointerdown", (e) => {
+    dragged = false;
+    if (e.button !== 0 || !S.current) return;
+    start = { x: e.clientX, y: e.clientY, t0: e.timeStamp };
+  });
+  stage.addEventListener("pointermove", (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x;
+    img.style.transform = `translateX(${dx}px) rotate(${dx / 40}deg)`;
+    hint.className = Math.abs(dx) < SWIPE_PX ? "" : (dx > 0 ? "in" : "out");
+  });
+  stage.addEventListener("pointerup", (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x, dy = e.clientY - start.y, t0 = start.t0;
+    reset();
+    dragged = Math.abs(dx) >= 10 || Math.abs(dy) >= 10;
+    if (Math.abs(dx) >= SWIPE_PX && Math.abs(dx) > 1.5 * Math.abs(dy)) decide(dx > 0 ? "in" : "out", t0);
+  });
+  stage.addEventListener("pointercancel", reset);
+  // A tap or click opens the full size: on "click", so that the tap's own click cannot close it again.
+  stage.addEventListener("click", () => { if (!dragged) openZoom(); dragged = false; });
+  $("zoom").addEventListener("click", closeZoom);
+}
+
+function setupButtons() {
+  for (const id of ["btn-in", "btn-out", "btn-unsure"]) {
+    const button = $(id);
+    button.addEventListener("click", (e) => { button.blur(); decide(button.dataset.decision, e.timeStamp); });
+  }
+  $("btn-undo").addEventListener("click", () => { $("btn-undo").blur(); undo(); });
+  $("btn-zoom").addEventListener("click", () => { $("btn-zoom").blur(); openZoom(); });
+  $("btn-commit").addEventListener("click", (e) => { $("btn-commit").blur(); commitPage(e.timeStamp); });
 }
 
 async function main() {
@@ -455,6 +590,8 @@ async function main() {
   select.addEventListener("change", () => { selectClass(Number(select.value)); select.blur(); });
   $("mode-toggle").addEventListener("click", (e) => { e.target.blur(); setMode(S.mode === "grid" ? "single" : "grid"); });
   document.addEventListener("keydown", onKey);
+  setupStage();
+  setupButtons();
   if (S.config.mode === "audit") document.title = "janus tag: audit";
   const saved = Number(localStorage.getItem("janus-class"));
   const ids = S.config.classes.map((c) => c.class_id);
