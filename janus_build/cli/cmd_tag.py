@@ -36,8 +36,7 @@ def _serve(queue, config) -> None:
     waiting = f" ({awaiting:,} more wait for a second annotator)" if awaiting else ""
     host = f"[{config.host}]" if ":" in config.host else config.host
     console().print(
-        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag{waiting}; queue {esc(queue.path)}
-"
+        f"janus tag: {items:,} item(s) in {len(progress)} class(es), {remaining:,} to tag{waiting}; queue {esc(queue.path)}\n"
         f"open [bold]http://{esc(host)}:{config.port}/[/]  (Ctrl+C stops; every decision is already saved)",
         highlight=False,
     )
