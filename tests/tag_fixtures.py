@@ -123,5 +123,5 @@ def make_match_output(root: Path, per_label: dict[int, int], unlabelled: int = 5
     half = len(rows) // 2
     pq.write_table(pa.Table.from_pylist(rows[:half], schema=schema), root / "00000.parquet")
     pq.write_table(pa.Table.from_pylist(rows[half:], schema=schema), root / "00001.parquet")
-    (root / "manifest.json").write_text(json.dumps({"stage": "match", "config": {"strategy": "sc"}}))
+    (root / "_manifest.json").write_text(json.dumps({"stage": "match", "config": {"strategy": "sc"}}))
     return root

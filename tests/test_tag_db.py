@@ -33,7 +33,7 @@ def test_queue_loads_successful_images_per_class_and_grows_with_new_shards(stage
     make_stage(stage / "more", {1: 3}, shards=1, fetch_layout=False, failed=0)
     (stage / "more" / "00000.tar").rename(stage / "images" / "00005.tar")
     (stage / "more" / "00000.parquet").rename(stage / "images" / "00005.parquet")
-    (stage / "more" / "00000_stats.json").rename(stage / "images" / "00005_stats.json")
+    (stage / "more" / "_stats" / "00000.json").rename(stage / "images" / "_stats" / "00005.json")
     with open_queue(stage) as queue:
         assert queue.progress(1)["items"] == 12  # duplicate keys are not queued twice
         assert queue.decisions()[0][:4] == (key(1, 0), 1, "in", "alice")

@@ -223,7 +223,7 @@ def stats(
         {"class_id": "all", "name": "", **result["totals"], "unsure": sum(c["unsure"] for c in result["classes"])}
     ]:
         cells = [
-            esc(r["class_id"]),
+            esc(str(r["class_id"])),
             esc(r["name"]),
             fmt(r["good"]),
             fmt(r["total"]),
