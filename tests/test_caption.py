@@ -70,11 +70,13 @@ def test_fetch_output_end_to_end(tmp_path, tiny_model):
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         "00000.parquet",
-        "00000_stats.json",
         "00001.parquet",
-        "00001_stats.json",
-        "manifest.json",
+        "_lock",
+        "_manifest.json",
+        "_stats",
     ]
+    assert sorted(p.name for p in (out / "_stats").iterdir()) == ["00000.json", "00001.json"]
+    assert pq.read_table(out).num_rows == 12  # the directory opens as a parquet dataset as-is
     table = read_captions(out)
     schemas.validate(table, schemas.CAPTIONS, "test")
     assert table.column("key").to_pylist() == read_index(fetch / "images").column("key").to_pylist()
@@ -91,9 +93,9 @@ def test_fetch_output_end_to_end(tmp_path, tiny_model):
     failed = rows["flickr-0xx"]
     assert failed["status"] == "failed_to_download" and failed["error_message"] == "HTTP 404"
     assert failed["caption_blip"] is None and failed["prose_caption"] is None
-    stats = json.loads((out / "00000_stats.json").read_text())
+    stats = json.loads((out / "_stats" / "00000.json").read_text())
     assert stats["count"] == 6 and stats["successes"] == 5 and stats["failures"] == {"failed_to_download": 1}
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["stage"] == "caption" and manifest["completed"] and manifest["config"]["top_p"] == 0.9
 
 
@@ -179,7 +181,7 @@ def test_resume_after_a_killed_run_matches_an_uninterrupted_run(tmp_path, tiny_m
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_caption(config(stage, out, tiny_model, batch_size=2), KillAfter(6))  # mid-way through shard 1
-    assert sorted(p.name for p in out.glob("*_stats.json")) == ["00000_stats.json"]
+    assert sorted(p.name for p in (out / "_stats").glob("*.json")) == ["00000.json"]
     assert not (out / "00001.parquet").exists() and not list(out.glob(".*tmp"))
     first_shard = (out / "00000.parquet").stat().st_mtime_ns
 
