@@ -244,6 +244,25 @@ def score_folder(
     }
 
 
+class _PrefixedProgress(Progress):
+    def __init__(self, inner: Progress, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
+        self.inner.start(self.prefix + task, total, unit)
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        self.inner.advance(self.prefix + task, amount)
+
+    def finish(self, task: str) -> None:
+        self.inner.finish(self.prefix + task)
+
+
+def prefixed(progress: Progress, prefix: str) -> Progress:
+    """``progress`` with every task name prefixed (``eval 32: ImageNet-R``)."""
+    return _PrefixedProgress(progress, prefix) if prefix else progress
+
+
 def make_forward(model: Any, spec: Any, device: Any, precision: str) -> Any:
     """images -> logits over ``spec.head_ids`` (a CE head, or zero-shot text embeddings for VL)."""
     import torch
@@ -285,9 +304,11 @@ def evaluate_model(
     batch_size: int = 256,
     workers: int = 4,
     progress: Progress = NULL_PROGRESS,
-    task_prefix: str = "",
 ) -> dict[str, Any]:
-    """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict."""
+    """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict.
+
+    Progress tasks are named by the shift (``ImageNet-R``); :func:`prefixed` names them per run.
+    """
     from janus_build.train.data import eval_transform
 
     listed = {
@@ -312,7 +333,6 @@ def evaluate_model(
             batch_size=batch_size,
             workers=workers,
             progress=progress,
-            task_prefix=task_prefix,
         )
         for shift, folder in listed.items()
     }
