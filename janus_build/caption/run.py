@@ -127,7 +127,7 @@ def run(config: CaptionConfig, progress: Progress = NULL_PROGRESS, captioner: An
     with torchrun.process_group(dist):
         out = _open_output(config, shards, dist)
         try:
-            todo = torchrun.deal([s for s in shards if not ShardDir(config.out).is_done(s.name, s.fingerprint())], dist)
+            todo = torchrun.deal(_pending(config, shards, dist), dist)
             tally, elapsed = _caption_shards(
                 config, todo, shards, first_samples, columns, spell, captioner, progress if dist.is_main else None
             )
@@ -138,6 +138,14 @@ def run(config: CaptionConfig, progress: Progress = NULL_PROGRESS, captioner: An
 
 
 run_caption = run  # the name the API has had
+
+
+def _pending(config: CaptionConfig, shards: list[InputShard], dist: Any) -> list[InputShard]:
+    """The unfinished shards as rank 0 sees them before anyone writes (every rank deals the same list)."""
+    done = ShardDir(config.out)
+    names = [s.name for s in shards if not done.is_done(s.name, s.fingerprint())] if dist.is_main else None
+    pending = set(torchrun.gather(dist, names)[0])
+    return [s for s in shards if s.name in pending]
 
 
 def _open_output(config: CaptionConfig, shards: list[InputShard], dist: Any) -> StageDir | None:
