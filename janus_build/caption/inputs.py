@@ -170,45 +170,52 @@ def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
     """The samples of one shard, in index order (janus / img2dataset) or tar order (webdataset)."""
     import pyarrow.parquet as pq
 
-    index_cols: list[str] = []
-    if shard.index is not None:
-        index_cols = pq.read_schema(shard.index).names
-    janus_index = {"key", "image_offset", "image_size"} <= set(index_cols)
-    tar = os.fspath(shard.tar)
+    index_cols = pq.read_schema(shard.index).names if shard.index is not None else []
+    if {"key", "image_offset", "image_size"} <= set(index_cols):
+        return _indexed_samples(shard, columns, index_cols)
+    return _scanned_samples(shard, columns, index_cols)
 
-    if janus_index:
-        columns.resolve(index_cols, os.fspath(shard.index))
-        wanted = [
-            c
-            for c in (
-                "key",
-                "image_offset",
-                "image_size",
-                "status",
-                "error_message",
-                columns.title_col,
-                columns.human_col,
-            )
-            if c and c in index_cols
-        ]
-        rows = pq.read_table(shard.index, columns=list(dict.fromkeys(wanted))).to_pylist()
-        samples = []
-        for row in rows:
-            has_image = row.get("image_offset") is not None and row.get("image_size") is not None
-            status = row.get("status") or "success"
-            samples.append(
-                Sample(
-                    key=str(row["key"]),
-                    tar=tar if has_image else None,
-                    offset=row.get("image_offset") if has_image else None,
-                    size=row.get("image_size") if has_image else None,
-                    title=_text(row.get(columns.title_col)),
-                    human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
-                    input_status="success" if has_image else (status if status != "success" else "missing_image"),
-                    input_error=None if has_image else (row.get("error_message") or "no image in the input shard"),
-                )
-            )
-        return samples
+
+def _sample(row: dict[str, Any], columns: MetadataColumns, tar: str, member: tuple[int, int] | None) -> Sample:
+    """A sample from an index or json row; ``member`` is the image's (offset, size), None without one."""
+    status = _text(row.get("status")) or "success"
+    return Sample(
+        key=str(row["key"]),
+        tar=tar if member else None,
+        offset=member[0] if member else None,
+        size=member[1] if member else None,
+        title=_text(row.get(columns.title_col)),
+        human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
+        input_status="success" if member else (status if status != "success" else "missing_image"),
+        input_error=None if member else (_text(row.get("error_message")) or "no image in the input shard"),
+    )
+
+
+def _indexed_samples(shard: InputShard, columns: MetadataColumns, index_cols: list[str]) -> list[Sample]:
+    """A janus image shard: the index holds every row and each image's offset and size."""
+    import pyarrow.parquet as pq
+
+    columns.resolve(index_cols, os.fspath(shard.index))
+    wanted = ("key", "image_offset", "image_size", "status", "error_message", columns.title_col, columns.human_col)
+    names = list(dict.fromkeys(c for c in wanted if c and c in index_cols))
+    rows = pq.read_table(shard.index, columns=names).to_pylist()
+    tar = os.fspath(shard.tar)
+    return [
+        _sample(
+            row,
+            columns,
+            tar,
+            (row["image_offset"], row["image_size"])
+            if row.get("image_offset") is not None and row.get("image_size") is not None
+            else None,
+        )
+        for row in rows
+    ]
+
+
+def _scanned_samples(shard: InputShard, columns: MetadataColumns, index_cols: list[str]) -> list[Sample]:
+    """img2dataset output or a plain webdataset: members listed by the core's tar scanner."""
+    import pyarrow.parquet as pq
 
     order, images, meta = _scan_tar(shard.tar)
     rows: list[dict[str, Any]]
@@ -221,25 +228,7 @@ def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
     else:
         if not order:
             raise InputError(f"{shard.tar}: no samples in the tar")
-        first = meta.get(order[0], {})
-        columns.resolve(sorted(first), f"{shard.tar} (json members)")
+        columns.resolve(sorted(meta.get(order[0], {})), f"{shard.tar} (json members)")
         rows = [dict(meta.get(k, {}), key=k) for k in order]
-
-    samples = []
-    for row in rows:
-        key = str(row["key"])
-        member = images.get(key)
-        status = _text(row.get("status")) or "success"
-        samples.append(
-            Sample(
-                key=key,
-                tar=tar if member else None,
-                offset=member[0] if member else None,
-                size=member[1] if member else None,
-                title=_text(row.get(columns.title_col)),
-                human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
-                input_status="success" if member else (status if status != "success" else "missing_image"),
-                input_error=None if member else (_text(row.get("error_message")) or "no image member in the tar"),
-            )
-        )
-    return samples
+    tar = os.fspath(shard.tar)
+    return [_sample(row, columns, tar, images.get(str(row["key"]))) for row in rows]

@@ -364,6 +364,34 @@ class EvalConfig:
         return {s: getattr(self, s) for s in SHIFTS if getattr(self, s)}
 
 
+def _checkpoint_file(file: Path) -> Path:
+    """A checkpoint file, or a janus train run directory's best checkpoint (else its last)."""
+    if file.is_dir():
+        run = file
+        file = next(
+            (c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()),
+            run / "checkpoints" / "last.pt",
+        )
+    if not file.is_file():
+        raise InputError(f"CHECKPOINT {file}: no such file")
+    return file
+
+
+def _bare_state_dict(file: Path, data: dict[str, Any], arch: str | None, image_size: int | None) -> tuple[Any, Any]:
+    """``(state dict, spec)`` of a bare state dict: --arch names the network, the head its classes."""
+    from janus_build.train.models import ModelSpec
+
+    if not arch:
+        raise InputError(
+            f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch"
+        )
+    state = data.get("state_dict", data)
+    heads = ("fc.weight", "head.weight", "head.fc.weight", "classifier.weight")
+    head = next((v for k, v in state.items() if k.endswith(heads)), None)
+    classes = int(head.shape[0]) if head is not None else 1000
+    return state, ModelSpec(arch=arch, loss="ce", head_ids=tuple(range(classes)), image_size=image_size or 224)
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], arch: str | None = None, image_size: int | None = None
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -378,15 +406,7 @@ def load_checkpoint(
 
     from janus_build.train.models import ModelSpec, build_model, load_weights
 
-    file = Path(path)
-    if file.is_dir():  # a janus train run directory: its best checkpoint, else its last
-        run = file
-        file = next(
-            (c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()),
-            run / "checkpoints" / "last.pt",
-        )
-    if not file.is_file():
-        raise InputError(f"CHECKPOINT {file}: no such file")
+    file = _checkpoint_file(Path(path))
     try:
         data = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for a bad file
@@ -396,31 +416,11 @@ def load_checkpoint(
         if arch and arch != spec.arch:
             raise InputError(f"CHECKPOINT {file}: was trained with --arch {spec.arch}, not --arch {arch}")
         state = data["model"]
-        info = {
-            "checkpoint": os.fspath(file),
-            "arch": spec.arch,
-            "loss": spec.loss,
-            "epoch": data.get("epoch"),
-            "step": data.get("step"),
-            "labels": data.get("labels"),
-        }
+        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": spec.loss}
+        info.update(epoch=data.get("epoch"), step=data.get("step"), labels=data.get("labels"))
     elif isinstance(data, dict):
-        if not arch:
-            raise InputError(
-                f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch"
-            )
-        state = data.get("state_dict", data)
-        head = next(
-            (
-                v
-                for k, v in state.items()
-                if k.endswith(("fc.weight", "head.weight", "head.fc.weight", "classifier.weight"))
-            ),
-            None,
-        )
-        classes = int(head.shape[0]) if head is not None else 1000
-        spec = ModelSpec(arch=arch, loss="ce", head_ids=tuple(range(classes)), image_size=image_size or 224)
-        info = {"checkpoint": os.fspath(file), "arch": arch, "loss": "ce"}
+        state, spec = _bare_state_dict(file, data, arch, image_size)
+        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": "ce"}
     else:
         raise InputError(f"CHECKPOINT {file}: holds a {type(data).__name__}, not a model checkpoint")
     if image_size:
