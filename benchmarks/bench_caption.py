@@ -165,7 +165,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument(
@@ -185,11 +185,15 @@ def main() -> None:
         "--model-batches", type=int, default=3, help="timed generate() calls per setting (after one warm-up)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
 
     import torch
 
-    from janus_build.caption import CaptionConfig, run_caption
+    from janus_build.caption import CaptionConfig
     from janus_build.caption.inputs import MetadataColumns, find_shards, load_samples
     from janus_build.caption.run import make_loader
 
@@ -267,48 +271,19 @@ def main() -> None:
         print(f"spell checker dictionaries: loaded in {results['spell_dictionary_load_s']} s")
 
         # 2. The model alone, 3. end to end.
-        side = captioner.image_processor.size["height"]
         for precision in precisions:
             captioner = build_captioner(
                 args.full_size, args.device, precision, make_config(batch_sizes[0], precision, "x"), workdir
             )
             for batch in batch_sizes:
-                pixels = torch.randn(batch, 3, side, side)
-                captioner.generate(pixels, seed=0)  # warm-up
-                sync(args.device)
-                with GpuSampler() if cuda else _Null() as sampler:
-                    t0 = time.perf_counter()
-                    for b in range(args.model_batches):
-                        texts = captioner.generate(pixels, seed=b)
-                    sync(args.device)
-                    seconds = time.perf_counter() - t0
-                rate = batch * args.model_batches / seconds
-                row = {
-                    "precision": precision,
-                    "batch_size": batch,
-                    "images_per_s": round(rate, 1),
-                    "gpu_util_pct": getattr(sampler, "mean", None),
-                    "caption_words": len(texts[0].split()),
-                }
-                results["model"].append(row)
-                print(f"model   {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
-
-                config = make_config(batch, precision, f"out-{precision}-{batch}")
-                with GpuSampler() if cuda else _Null() as sampler:
-                    t0 = time.perf_counter()
-                    summary = run_caption(config, captioner=captioner)
-                    seconds = time.perf_counter() - t0
-                rate = summary["successes"] / seconds
-                row = {
-                    "precision": precision,
-                    "batch_size": batch,
-                    "images_per_s": round(rate, 1),
-                    "gpu_util_pct": getattr(sampler, "mean", None),
-                    "captioned": summary["successes"],
-                }
-                results["end_to_end"].append(row)
-                print(f"e2e     {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
-                shutil.rmtree(config.out, ignore_errors=True)
+                _model_and_end_to_end(
+                    args,
+                    captioner,
+                    precision,
+                    batch,
+                    make_config(batch, precision, f"out-{precision}-{batch}"),
+                    results,
+                )
             if cuda:
                 del captioner
                 torch.cuda.empty_cache()
@@ -317,6 +292,53 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _model_and_end_to_end(
+    args: argparse.Namespace, captioner, precision: str, batch: int, config, results: dict
+) -> None:
+    """2. ``generate`` alone on pixel tensors in memory; 3. ``run_caption`` end to end."""
+    import torch
+
+    from janus_build.caption import run_caption
+
+    cuda = args.device == "cuda"
+    side = captioner.image_processor.size["height"]
+    pixels = torch.randn(batch, 3, side, side)
+    captioner.generate(pixels, seed=0)  # warm-up
+    sync(args.device)
+    with GpuSampler() if cuda else _Null() as sampler:
+        t0 = time.perf_counter()
+        for b in range(args.model_batches):
+            texts = captioner.generate(pixels, seed=b)
+        sync(args.device)
+        seconds = time.perf_counter() - t0
+    rate = batch * args.model_batches / seconds
+    row = {
+        "precision": precision,
+        "batch_size": batch,
+        "images_per_s": round(rate, 1),
+        "gpu_util_pct": getattr(sampler, "mean", None),
+        "caption_words": len(texts[0].split()),
+    }
+    results["model"].append(row)
+    print(f"model   {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
+
+    with GpuSampler() if cuda else _Null() as sampler:
+        t0 = time.perf_counter()
+        summary = run_caption(config, captioner=captioner)
+        seconds = time.perf_counter() - t0
+    rate = summary["successes"] / seconds
+    row = {
+        "precision": precision,
+        "batch_size": batch,
+        "images_per_s": round(rate, 1),
+        "gpu_util_pct": getattr(sampler, "mean", None),
+        "captioned": summary["successes"],
+    }
+    results["end_to_end"].append(row)
+    print(f"e2e     {precision:5s} batch {batch:4d}: {rate:8.1f} images/s  gpu {row['gpu_util_pct']}%")
+    shutil.rmtree(config.out, ignore_errors=True)
 
 
 class _Null:
