@@ -5,7 +5,7 @@ img2dataset output, any webdataset), :mod:`.decode` decodes and preprocesses ima
 workers (bad images become rows with a status), :mod:`.model` loads BLIP and generates,
 :mod:`.spelling` fixes fragments without touching class names or title words, :mod:`.merge`
 builds ``caption_blip_title`` and ``prose_caption``, :mod:`.artefacts` removes BLIP's artefact
-words, and :mod:`.run` drives the stage (``run(config, progress)``: one caption shard per input
+words, :mod:`.quality` scores clean-up against labelled captions, and :mod:`.run` drives the stage (``run(config, progress)``: one caption shard per input
 shard, resumable, data parallel under torchrun). Options: :mod:`.config`. Columns:
 :data:`janus_build.schemas.CAPTIONS`. Shards, markers and the manifest are the core's
 (:mod:`janus_build.core.shards`, :mod:`janus_build.core.stage`).

@@ -253,7 +253,9 @@ def _steps_per_epoch(config: TrainConfig, samples: int) -> int:
     return steps
 
 
-def _optimizer(config: TrainConfig, model: Any, steps_per_epoch: int, precision: str, device: Any) -> _Optim:
+def _optimizer(
+    config: TrainConfig, model: Any, steps_per_epoch: int, precision: str, device: Any, *, warn: bool = True
+) -> _Optim:
     """AdamW or Nesterov SGD (no decay on biases and norms), cosine schedule with linear warm-up,
     and a gradient scaler (active for fp16 only)."""
     import torch
@@ -265,7 +267,7 @@ def _optimizer(config: TrainConfig, model: Any, steps_per_epoch: int, precision:
         optimizer = torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)
     total_steps = steps_per_epoch * config.epochs
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    if warmup >= total_steps:
+    if warmup >= total_steps and warn:
         log.warning(
             "--warmup-epochs %g covers the whole run of %d epoch(s): the learning rate never reaches --lr "
             "and never decays; lower --warmup-epochs",
@@ -405,7 +407,7 @@ def _prepare(
 ) -> _Run:
     spec, model = _build(config, inputs, device)
     steps_per_epoch = _steps_per_epoch(config, inputs.samples)
-    optim = _optimizer(config, model, steps_per_epoch, precision, device)
+    optim = _optimizer(config, model, steps_per_epoch, precision, device, warn=dist.is_main)
     loss_fn, stream_kwargs = _objective(config, spec, inputs, dist)
     normalize, stream = _stream(config, spec, inputs, dist, device, stream_kwargs)
     if dist.is_main:
