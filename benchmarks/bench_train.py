@@ -41,7 +41,7 @@ def write_shards(directory: Path, images: int, side: int, per_shard: int) -> Non
 
     rng = np.random.default_rng(0)
     pool = []
-    for k in range(64):  # 64 distinct textured images, repeated under distinct keys
+    for _ in range(64):  # 64 distinct textured images, repeated under distinct keys
         base = rng.integers(0, 256, size=(side * 4 // 5 // 8, side // 8, 3), dtype=np.uint8)
         image = Image.fromarray(base).resize((side, side * 4 // 5), Image.BICUBIC)
         noise = rng.integers(-20, 20, size=(side * 4 // 5, side, 3))
@@ -104,7 +104,7 @@ def timed(iterator_factory, steps: int, warmup: int, batch: int, device, body) -
     return rate(steps * batch, time.perf_counter() - start)
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", default="resnet50")
@@ -121,8 +121,11 @@ def main() -> None:
         "--skip", default="", help="comma-separated parts to skip: model,loader,bytes,device,train_cpu,train_gpu"
     )
     parser.add_argument("--json", default=None, help="also write the figures here")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = _arguments()
     from janus_build.train.data import Normalize, ShardStream, make_loader, resolve_shards, train_transform
     from janus_build.train.gpu_data import DeviceAugment
     from janus_build.train.models import ModelSpec, build_model, normalization
@@ -219,6 +222,12 @@ def main() -> None:
                 lambda item: step(augment(item[0]), item[1].to(device, non_blocking=True)),
             )
 
+    _report(args, results, device, precision)
+
+
+def _report(args: argparse.Namespace, results: dict[str, float], device: torch.device, precision: str) -> None:
+    """Print the table (and write the JSON) of the figures."""
+    batch, size = args.batch_size, args.image_size
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     ceiling = results.get("model only (tensors on the device)")
     print(
@@ -230,20 +239,8 @@ def main() -> None:
         ratio = f"{value / ceiling:.2f}" if ceiling else "-"
         print(f"| {key} | {value:,.1f} | {ratio} |")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "device": name,
-                    "precision": precision,
-                    "batch": batch,
-                    "arch": args.arch,
-                    "image_size": size,
-                    "workers": args.workers,
-                    "results": results,
-                },
-                indent=2,
-            )
-        )
+        figures = {"device": name, "precision": precision, "batch": batch, "arch": args.arch, "image_size": size}
+        Path(args.json).write_text(json.dumps({**figures, "workers": args.workers, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,11 +73,13 @@ def test_fetch_output_end_to_end(tmp_path, tiny_model):
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         "00000.parquet",
-        "00000_stats.json",
         "00001.parquet",
-        "00001_stats.json",
-        "manifest.json",
+        "_lock",
+        "_manifest.json",
+        "_stats",
     ]
+    assert sorted(p.name for p in (out / "_stats").iterdir()) == ["00000.json", "00001.json"]
+    assert pq.read_table(out).num_rows == 12  # the directory opens as a parquet dataset as-is
     table = read_captions(out)
     schemas.validate(table, schemas.CAPTIONS, "test")
     assert table.column("key").to_pylist() == read_index(fetch / "images").column("key").to_pylist()
@@ -91,9 +96,9 @@ def test_fetch_output_end_to_end(tmp_path, tiny_model):
     failed = rows["flickr-0xx"]
     assert failed["status"] == "failed_to_download" and failed["error_message"] == "HTTP 404"
     assert failed["caption_blip"] is None and failed["prose_caption"] is None
-    stats = json.loads((out / "00000_stats.json").read_text())
+    stats = json.loads((out / "_stats" / "00000.json").read_text())
     assert stats["count"] == 6 and stats["successes"] == 5 and stats["failures"] == {"failed_to_download": 1}
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["stage"] == "caption" and manifest["completed"] and manifest["config"]["top_p"] == 0.9
 
 
@@ -179,7 +184,7 @@ def test_resume_after_a_killed_run_matches_an_uninterrupted_run(tmp_path, tiny_m
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_caption(config(stage, out, tiny_model, batch_size=2), KillAfter(6))  # mid-way through shard 1
-    assert sorted(p.name for p in out.glob("*_stats.json")) == ["00000_stats.json"]
+    assert sorted(p.name for p in (out / "_stats").glob("*.json")) == ["00000.json"]
     assert not (out / "00001.parquet").exists() and not list(out.glob(".*tmp"))
     first_shard = (out / "00000.parquet").stat().st_mtime_ns
 
@@ -355,3 +360,54 @@ def test_cli(tmp_path, tiny_model):
         runner.invoke(
             app, ["caption", str(stage), "--out", str(tmp_path / "x"), "--device", "tpu"], catch_exceptions=False
         )
+
+
+def _torchrun_caption(stage: Path, out: Path, model: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "janus_build", "caption", str(stage), "--out", str(out), "--model", str(model)]
+    command += ["--num-workers", "0", "--batch-size", "3", "--max-length", "12", "--seed", "3", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_torchrun_two_cpu_processes_write_what_one_process_writes(tmp_path, tiny_model):
+    stage = write_stage(tmp_path / "stage", shards=3, per_shard=3)
+    one = run_to(tmp_path / "one", stage, tiny_model, seed=3)
+    two = tmp_path / "two"
+    result = _torchrun_caption(stage, two, tiny_model)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_captions(two).to_pylist() == read_captions(one).to_pylist()
+    manifest = json.loads((two / "_manifest.json").read_text())
+    assert manifest["completed"] and manifest["summary"]["shards_written"] == 3
+    assert manifest["summary"]["rows"] == 12 and manifest["summary"]["successes"] == 9
+    assert sorted(p.name for p in (two / "_stats").iterdir()) == ["00000.json", "00001.json", "00002.json"]
+
+    # resumable: a shard lost (as after a kill) is redone, the others are kept as they are
+    (two / "_stats" / "00001.json").unlink()
+    (two / "00001.parquet").unlink()
+    kept = (two / "00002.parquet").stat().st_mtime_ns
+    result = _torchrun_caption(stage, two, tiny_model)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((two / "_manifest.json").read_text())["summary"]
+    assert summary["shards_written"] == 1 and summary["shards_skipped"] == 2
+    assert (two / "00002.parquet").stat().st_mtime_ns == kept
+    assert read_captions(two).to_pylist() == read_captions(one).to_pylist()
+
+
+def test_shards_are_dealt_round_robin():
+    from janus_build.core.torchrun import Dist, deal
+
+    names = ["00000", "00001", "00002", "00003", "00004"]
+    assert deal(names, Dist(0, 2)) == ["00000", "00002", "00004"] and deal(names, Dist(1, 2)) == ["00001", "00003"]
+    assert deal(names, Dist()) == names
+
+
+def test_a_changed_input_shard_is_captioned_again(tmp_path, tiny_model):
+    stage = write_stage(tmp_path / "stage", shards=2, per_shard=2)
+    out = run_to(tmp_path / "out", stage, tiny_model)
+    with ImageShardWriter(stage, "00001") as writer:  # the same shard name, other images
+        for i in range(4):
+            writer.write(f"flickr-new{i}", class_image(i, 3, 40), {"title": "new"})
+    summary = run_caption(config(stage, out, tiny_model))
+    assert summary["shards_written"] == 1 and summary["shards_skipped"] == 1
+    assert pq.read_table(out / "00001.parquet").column("key").to_pylist() == [f"flickr-new{i}" for i in range(4)]

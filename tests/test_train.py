@@ -156,7 +156,7 @@ def test_loss_falls_and_evaluation_is_written(shards: Path, folders: dict[str, s
     assert metrics["val_top1"] > 0.5  # 6 learnable classes, predictions over 100: chance is 1%
     assert set(metrics["shifts"]) == set(folders) and metrics["average_robustness_complete"]
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "run" / "_manifest.json").read_text())
     assert manifest["stage"] == "train" and manifest["completed"]
     with pytest.raises(OutputError, match="--resume"):
         train(_config(shards, tmp_path / "run", epochs=5))
@@ -361,5 +361,31 @@ def test_torchrun_two_cpu_processes(shards: Path, folders: dict[str, str], tmp_p
     assert [h["epoch"] for h in history] == [1, 2] and history[-1]["loss"] < history[0]["loss"]
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
     assert state["step"] == 2 * (32 * len(DEMO_CLASSES) // 32)
-    assert json.loads((out / "manifest.json").read_text())["summary"]["world_size"] == 2
+    assert json.loads((out / "_manifest.json").read_text())["summary"]["world_size"] == 2
     assert (out / "eval" / "epoch_0002.json").is_file()
+
+
+def test_config_checks_options_on_construction_and_names_every_shift() -> None:
+    from janus_build import schemas
+    from janus_build.train.config import SHIFT_FIELDS
+
+    assert SHIFT_FIELDS == schemas.EVAL_SHIFTS  # the light config cannot import schemas (pyarrow)
+    with pytest.raises(ConfigError, match="--decode: expected one of cpu, gpu, got 'tpu'"):
+        TrainConfig(shards=("x",), out="y", decode="tpu")
+    with pytest.raises(ConfigError, match="--eval-every"):
+        TrainConfig(shards=("x",), out="y", eval_every=0)
+
+
+def test_bare_tars_are_counted_by_the_core_scanner(tmp_path: Path) -> None:
+    import webdataset as wds
+
+    from janus_build.synthetic import class_image
+
+    with wds.TarWriter(str(tmp_path / "a.tar")) as sink:
+        for i in range(3):
+            sink.write({"__key__": f"s{i}", "jpg": class_image(i, 0, 16), "cls": b"1"})
+        sink.write({"__key__": "meta-only", "json": b"{}"})
+    assert resolve_shards([tmp_path / "a.tar"]).samples == 3
+    (tmp_path / "broken.tar").write_bytes(b"not a tar at all" * 64)
+    with pytest.raises(InputError, match="broken.tar"):
+        resolve_shards([tmp_path / "broken.tar"])

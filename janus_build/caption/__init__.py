@@ -4,8 +4,11 @@ Pipeline (one module each): :mod:`.inputs` finds the shards and samples (janus i
 img2dataset output, any webdataset), :mod:`.decode` decodes and preprocesses images in DataLoader
 workers (bad images become rows with a status), :mod:`.model` loads BLIP and generates,
 :mod:`.spelling` fixes fragments without touching class names or title words, :mod:`.merge`
-builds ``caption_blip_title`` and ``prose_caption``, and :mod:`.run` drives the stage
-(one caption shard per input shard, resumable). Columns: :data:`janus_build.schemas.CAPTIONS`.
+builds ``caption_blip_title`` and ``prose_caption``, :mod:`.artefacts` removes BLIP's artefact
+words, :mod:`.quality` scores clean-up against labelled captions, and :mod:`.run` drives the stage (``run(config, progress)``: one caption shard per input
+shard, resumable, data parallel under torchrun). Options: :mod:`.config`. Columns:
+:data:`janus_build.schemas.CAPTIONS`. Shards, markers and the manifest are the core's
+(:mod:`janus_build.core.shards`, :mod:`janus_build.core.stage`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ _EXPORTS = {
     "CaptionConfig": "config",
     "merge_title": "merge",
     "prose_caption": "merge",
+    "run": "run",
     "run_caption": "run",
     "SpellFixer": "spelling",
 }

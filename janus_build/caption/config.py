@@ -86,5 +86,7 @@ class CaptionConfig:
         return kwargs
 
 
-# Options that may change between a run and its resumption (they do not change any caption).
-VOLATILE_KEYS = ("num_workers", "overwrite", "out")
+# Options that may change between a run and its resumption (they do not change any caption);
+# every other field is result-changing and must agree for a resume.
+VOLATILE = ("num_workers", "overwrite", "out")
+VOLATILE_KEYS = VOLATILE  # the name the stage directory is given

@@ -99,21 +99,23 @@ def decode_image(data: bytes, target_size: int, max_image_pixels: int) -> Any:
     return image
 
 
-def read_bytes(sample: Sample) -> bytes:
-    """The image bytes of ``sample``, read by offset from its tar."""
-    assert sample.tar is not None and sample.offset is not None and sample.size is not None
+def read_bytes(sample: Sample, reader: Any = None) -> bytes:
+    """The image bytes of ``sample``, read by offset from its tar with the core's
+    :class:`~janus_build.core.shards.ImageReader` (``reader``: one kept open across samples)."""
+    from janus_build.core.shards import ImageReader
+    from janus_build.errors import InputError
+
+    if sample.tar is None or sample.offset is None or sample.size is None:
+        raise ImageError("missing_image", "no image member")
     try:
-        with open(sample.tar, "rb") as handle:
-            handle.seek(sample.offset)
-            data = handle.read(sample.size)
+        if reader is None:
+            with ImageReader(limit=1) as own:
+                return own.read(sample.tar, sample.offset, sample.size)
+        return reader.read(sample.tar, sample.offset, sample.size)
+    except InputError as exc:  # truncated: names the tar, the offset and the size
+        raise ImageError("read_error", str(exc)) from None
     except OSError as exc:
         raise ImageError("read_error", f"{os.path.basename(sample.tar)}: {exc}") from None
-    if len(data) != sample.size:
-        raise ImageError(
-            "read_error",
-            f"{os.path.basename(sample.tar)}: truncated (wanted {sample.size} bytes at {sample.offset}, got {len(data)})",
-        )
-    return data
 
 
 def model_input_size(image_processor: Any) -> int:
@@ -147,6 +149,19 @@ class CaptionDataset:
         self.image_processor = image_processor
         self.max_image_pixels = max_image_pixels
         self.target_size = model_input_size(image_processor)
+        self._reader: Any = None  # opened lazily in each worker process (file handles do not pickle)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_reader"] = None
+        return state
+
+    def _read(self, index: int) -> bytes:
+        if self._reader is None:
+            from janus_build.core.shards import ImageReader
+
+            self._reader = ImageReader(limit=8)
+        return read_bytes(self.samples[index], self._reader)
 
     def _pixels(self, images: list[Any]) -> Any:
         """Resized uint8 ``[N, 3, H, W]``: rescaling and normalising happen on the device
@@ -165,7 +180,7 @@ class CaptionDataset:
 
     def __getitem__(self, index: int) -> tuple[int, Any, str, str | None]:
         try:
-            image = decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels)
+            image = decode_image(self._read(index), self.target_size, self.max_image_pixels)
             pixels = self._pixels([image])[0]
         except ImageError as exc:
             return index, None, exc.status, str(exc)
@@ -179,9 +194,7 @@ class CaptionDataset:
         good: list[tuple[int, Any]] = []
         for index in indices:
             try:
-                good.append(
-                    (index, decode_image(read_bytes(self.samples[index]), self.target_size, self.max_image_pixels))
-                )
+                good.append((index, decode_image(self._read(index), self.target_size, self.max_image_pixels)))
             except ImageError as exc:
                 out.append((index, None, exc.status, str(exc)))
         if good:

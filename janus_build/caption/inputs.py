@@ -11,8 +11,10 @@ Accepted ``STAGE_DIR`` layouts, tried in this order:
 4. any webdataset: ``*.tar`` whose samples hold an image (jpg/jpeg/png/webp/...) and an
    optional ``json`` member with metadata.
 
-When the directory has ``*_stats.json`` done-markers (janus, img2dataset), only finished shards
-are read. Workers later read each image by its byte offset, so no tar is unpacked.
+Shards are found by the core (:func:`~janus_build.core.shards.resolve_image_stage`,
+:func:`~janus_build.core.shards.find_tar_shards`): when the directory has done-markers, only
+finished shards are read. Tars without an offset index are listed by the core's one tar scanner
+(webdataset's key rule). Workers later read each image by its byte offset, so no tar is unpacked.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ import dataclasses
 import json
 import logging
 import os
-import posixpath
-import tarfile
 from pathlib import Path
 from typing import Any
 
+from janus_build.core.imaging import IMAGE_EXTENSIONS
 from janus_build.core.stage import fingerprint_file
 from janus_build.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+# The core's image extensions first (preferred when a sample has several), then other formats PIL decodes.
+IMAGE_EXTS = (*IMAGE_EXTENSIONS, "gif", "bmp", "tif", "tiff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,10 @@ class InputShard:
     def fingerprints(self) -> list[dict[str, Any]]:
         return [fingerprint_file(p) for p in (self.tar, self.index) if p is not None]
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What the shard's done-marker records: a changed input shard is captioned again."""
+        return {"files": self.fingerprints()}
+
 
 def find_shards(stage_dir: str | os.PathLike[str]) -> list[InputShard]:
     """The input shards of ``stage_dir`` (any stage directory with images), in name order.
@@ -66,10 +72,19 @@ def find_shards(stage_dir: str | os.PathLike[str]) -> list[InputShard]:
     Raises:
         InputError: no (finished) ``.tar`` shard was found.
     """
+    from janus_build.core.img2dataset import img2dataset_shards
     from janus_build.core.shards import find_tar_shards, resolve_image_stage
 
     directory = resolve_image_stage(stage_dir)
-    return [InputShard(s.name, s.tar, s.index) for s in find_tar_shards(directory)]
+    shards = find_tar_shards(directory)
+    finished, unfinished = img2dataset_shards(directory)
+    if finished:  # img2dataset's own markers (NNNNN_stats.json): its unfinished shards are skipped
+        if unfinished:
+            log.info("%s: skipping %d unfinished img2dataset shard(s)", directory, len(unfinished))
+        shards = [s for s in shards if s.name in set(finished)]
+    if not shards:
+        raise InputError(f"{directory}: no finished .tar shards")
+    return [InputShard(s.name, s.tar, s.index) for s in shards]
 
 
 def _text(value: Any) -> str | None:
@@ -109,87 +124,98 @@ class MetadataColumns:
             log.info("prose_caption prefers the human caption column %r", self.human_col)
 
 
-def _split_member(name: str) -> tuple[str, str]:
-    """webdataset's rule: the key is the path up to the first '.' of the base name."""
-    directory, base = posixpath.split(name)
-    stem, _, ext = base.partition(".")
-    return posixpath.join(directory, stem) if directory else stem, ext.lower()
-
-
 def _scan_tar(tar_path: Path) -> tuple[list[str], dict[str, tuple[int, int]], dict[str, dict[str, Any]]]:
-    """Keys in tar order, each key's preferred image member (offset, size), and decoded json members."""
-    order: list[str] = []
+    """Keys in tar order, each key's preferred image member (offset, size), and decoded json members.
+
+    Members are listed by the core's scanner (:func:`janus_build.core.shards.scan_members`, the
+    one key rule); json members are then read by offset.
+    """
+    from janus_build.core.shards import scan_members
+
+    order: dict[str, None] = {}
     images: dict[str, tuple[int, int, int]] = {}
-    meta: dict[str, dict[str, Any]] = {}
+    json_members: dict[str, tuple[int, int]] = {}
     try:
-        with tarfile.open(tar_path, "r:") as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                key, ext = _split_member(info.name)
-                if key not in images and key not in meta:
-                    order.append(key)
-                if ext in IMAGE_EXTS:
-                    rank = IMAGE_EXTS.index(ext)
-                    if key not in images or rank < images[key][2]:
-                        images[key] = (info.offset_data, info.size, rank)
-                elif ext == "json":
-                    try:
-                        value = json.loads(tar.extractfile(info).read())  # type: ignore[union-attr]
-                        meta[key] = value if isinstance(value, dict) else {}
-                    except (ValueError, OSError) as exc:
-                        log.warning("%s: unreadable %s (%s)", tar_path, info.name, exc)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        for key, ext, offset, size in scan_members(tar_path):
+            order.setdefault(key)
+            if ext in IMAGE_EXTS:
+                rank = IMAGE_EXTS.index(ext)
+                if key not in images or rank < images[key][2]:
+                    images[key] = (offset, size, rank)
+            elif ext == "json":
+                json_members[key] = (offset, size)
+    except InputError as exc:
         # A truncated tar: keep the members read so far; the rest become missing-image rows.
-        log.warning("%s: tar read stopped early (%s); later samples are reported as missing", tar_path, exc)
-    seen: set[str] = set()
-    order = [k for k in order if not (k in seen or seen.add(k))]
-    return order, {k: (o, s) for k, (o, s, _) in images.items()}, meta
+        log.warning("%s; later samples are reported as missing", exc)
+    meta = _read_json_members(tar_path, json_members)
+    return list(order), {k: (o, s) for k, (o, s, _) in images.items()}, meta
+
+
+def _read_json_members(tar_path: Path, members: dict[str, tuple[int, int]]) -> dict[str, dict[str, Any]]:
+    from janus_build.core.shards import ImageReader
+
+    meta: dict[str, dict[str, Any]] = {}
+    with ImageReader(limit=1) as reader:
+        for key, (offset, size) in members.items():
+            try:
+                value = json.loads(reader.read(tar_path, offset, size))
+            except (ValueError, OSError, InputError) as exc:
+                log.warning("%s: unreadable %s.json (%s)", tar_path, key, exc)
+                continue
+            meta[key] = value if isinstance(value, dict) else {}
+    return meta
 
 
 def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
     """The samples of one shard, in index order (janus / img2dataset) or tar order (webdataset)."""
     import pyarrow.parquet as pq
 
-    index_cols: list[str] = []
-    if shard.index is not None:
-        index_cols = pq.read_schema(shard.index).names
-    janus_index = {"key", "image_offset", "image_size"} <= set(index_cols)
-    tar = os.fspath(shard.tar)
+    index_cols = pq.read_schema(shard.index).names if shard.index is not None else []
+    if {"key", "image_offset", "image_size"} <= set(index_cols):
+        return _indexed_samples(shard, columns, index_cols)
+    return _scanned_samples(shard, columns, index_cols)
 
-    if janus_index:
-        columns.resolve(index_cols, os.fspath(shard.index))
-        wanted = [
-            c
-            for c in (
-                "key",
-                "image_offset",
-                "image_size",
-                "status",
-                "error_message",
-                columns.title_col,
-                columns.human_col,
-            )
-            if c and c in index_cols
-        ]
-        rows = pq.read_table(shard.index, columns=list(dict.fromkeys(wanted))).to_pylist()
-        samples = []
-        for row in rows:
-            has_image = row.get("image_offset") is not None and row.get("image_size") is not None
-            status = row.get("status") or "success"
-            samples.append(
-                Sample(
-                    key=str(row["key"]),
-                    tar=tar if has_image else None,
-                    offset=row.get("image_offset") if has_image else None,
-                    size=row.get("image_size") if has_image else None,
-                    title=_text(row.get(columns.title_col)),
-                    human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
-                    input_status="success" if has_image else (status if status != "success" else "missing_image"),
-                    input_error=None if has_image else (row.get("error_message") or "no image in the input shard"),
-                )
-            )
-        return samples
+
+def _sample(row: dict[str, Any], columns: MetadataColumns, tar: str, member: tuple[int, int] | None) -> Sample:
+    """A sample from an index or json row; ``member`` is the image's (offset, size), None without one."""
+    status = _text(row.get("status")) or "success"
+    return Sample(
+        key=str(row["key"]),
+        tar=tar if member else None,
+        offset=member[0] if member else None,
+        size=member[1] if member else None,
+        title=_text(row.get(columns.title_col)),
+        human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
+        input_status="success" if member else (status if status != "success" else "missing_image"),
+        input_error=None if member else (_text(row.get("error_message")) or "no image in the input shard"),
+    )
+
+
+def _indexed_samples(shard: InputShard, columns: MetadataColumns, index_cols: list[str]) -> list[Sample]:
+    """A janus image shard: the index holds every row and each image's offset and size."""
+    import pyarrow.parquet as pq
+
+    columns.resolve(index_cols, os.fspath(shard.index))
+    wanted = ("key", "image_offset", "image_size", "status", "error_message", columns.title_col, columns.human_col)
+    names = list(dict.fromkeys(c for c in wanted if c and c in index_cols))
+    rows = pq.read_table(shard.index, columns=names).to_pylist()
+    tar = os.fspath(shard.tar)
+    return [
+        _sample(
+            row,
+            columns,
+            tar,
+            (row["image_offset"], row["image_size"])
+            if row.get("image_offset") is not None and row.get("image_size") is not None
+            else None,
+        )
+        for row in rows
+    ]
+
+
+def _scanned_samples(shard: InputShard, columns: MetadataColumns, index_cols: list[str]) -> list[Sample]:
+    """img2dataset output or a plain webdataset: members listed by the core's tar scanner."""
+    import pyarrow.parquet as pq
 
     order, images, meta = _scan_tar(shard.tar)
     rows: list[dict[str, Any]]
@@ -202,25 +228,7 @@ def load_samples(shard: InputShard, columns: MetadataColumns) -> list[Sample]:
     else:
         if not order:
             raise InputError(f"{shard.tar}: no samples in the tar")
-        first = meta.get(order[0], {})
-        columns.resolve(sorted(first), f"{shard.tar} (json members)")
+        columns.resolve(sorted(meta.get(order[0], {})), f"{shard.tar} (json members)")
         rows = [dict(meta.get(k, {}), key=k) for k in order]
-
-    samples = []
-    for row in rows:
-        key = str(row["key"])
-        member = images.get(key)
-        status = _text(row.get("status")) or "success"
-        samples.append(
-            Sample(
-                key=key,
-                tar=tar if member else None,
-                offset=member[0] if member else None,
-                size=member[1] if member else None,
-                title=_text(row.get(columns.title_col)),
-                human_caption=_text(row.get(columns.human_col)) if columns.human_col else None,
-                input_status="success" if member else (status if status != "success" else "missing_image"),
-                input_error=None if member else (_text(row.get("error_message")) or "no image member in the tar"),
-            )
-        )
-    return samples
+    tar = os.fspath(shard.tar)
+    return [_sample(row, columns, tar, images.get(str(row["key"]))) for row in rows]

@@ -10,11 +10,34 @@ from __future__ import annotations
 
 import re
 
-# Camera / phone file names Flickr users leave as titles; they carry no content.
+# Camera, phone and editor file names that Flickr users leave as titles; they carry no content.
+# Each alternative is one naming scheme (see docs/caption.md for the list and its sources).
+_CAMERA_STEM = (
+    r"(?:"
+    r"_?(?:img|dsc|dscn|dscf|dcp|pict|imag|imgp|cimg|hpim|sam|mvi|mov|vid|pxl|wp|dji|sdc|dsci|kif|pana|rimg)"
+    r"[_-]?\d{3,}(?:[_-]\d+)*"  # IMG_1234, DSC01234, SAM_0123, PICT0001, IMG_20190612_143012, PXL_2021..._...
+    r"|_mg_\d{3,}"  # Canon's Adobe-RGB prefix: _MG_1234
+    r"|\d{3}[_-]\d{4}"  # Kodak / HP folder-number names: 100_0234
+    r"|p\d{7}"  # Panasonic / Olympus: P1010123
+    r"|g[phx]\d{6}|gopr\d{4}"  # GoPro: GOPR0123, GP010123, GH010123, GX010123
+    r"|\d{8}[_-]\d{6}(?:\d{3})?"  # phones: 20190612_143012
+    r"|\d{4}-\d{2}-\d{2}[ _]\d{2}[.:-]\d{2}[.:-]\d{2}"  # 2019-06-12 14.30.12
+    r")"
+)
 _CAMERA_NAME = re.compile(
-    r"^(?:img|dsc|dscn|dscf|dcp|pict|imag|sam|gopr|p|mvi|pxl|wp)[_-]?\d+(?:[_-]\d+)*(?:\.(?:jpe?g|png|heic|tiff?))?$",
+    _CAMERA_STEM
+    + r"(?:[_ -]?(?:edit|edited|copy|hdr|pano|bw|\(\d+\)|v\d|\d{1,2}))*"  # editors' suffixes: -Edit, copy, (2)
+    + r"(?:\.(?:jpe?g|png|heic|heif|tiff?|nef|cr2|cr3|arw|orf|rw2|raf|dng|psd|gif|webp|mov|mp4))?",
     re.IGNORECASE,
 )
+
+
+def is_camera_name(text: str) -> bool:
+    """True when ``text`` (a title or one of its words) is a camera or phone file name."""
+    text = text.strip()
+    return bool(_CAMERA_NAME.fullmatch(text) or _CAMERA_NAME.fullmatch(text.strip(_EDGE_PUNCT)))
+
+
 _TOKEN = re.compile(r"\S+")
 _EDGE_PUNCT = "\"'“”‘’.,;:!?()[]{}<>*|/\\"
 
@@ -25,12 +48,12 @@ def _bare(token: str) -> str:
 
 def title_words(title: str | None) -> list[str]:
     """The title's words with edge punctuation stripped and camera file names removed."""
-    if not title:
+    if not title or is_camera_name(title):
         return []
     out = []
     for token in _TOKEN.findall(title):
         word = token.strip(_EDGE_PUNCT)
-        if word and not _CAMERA_NAME.match(word):
+        if word and not is_camera_name(word):
             out.append(word)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from janus_build.errors import ConfigError, MissingResourceError
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``.
+def resolve_device(device: str, local_rank: int | None = None) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; under torchrun (``local_rank``
+    given) a GPU is ``cuda:LOCAL_RANK``, this process's own.
 
     Raises:
         ConfigError: ``--device cuda`` without a usable GPU.
@@ -22,9 +24,17 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA GPU is available to torch (use --device cpu or auto)")
+    if device == "cuda" and local_rank is not None and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torchrun local rank {local_rank}: only {torch.cuda.device_count()} GPU(s) visible; "
+                "start at most that many processes per node"
+            )
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}"
     return device
 
 
@@ -33,7 +43,7 @@ def resolve_dtype(precision: str, device: str) -> Any:
     import torch
 
     if precision == "auto":
-        if device == "cuda":
+        if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     if precision == "fp16" and device == "cpu":
@@ -128,14 +138,14 @@ def _is_loading_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3")
 
 
-def load_captioner(config: CaptionConfig) -> Captioner:
+def load_captioner(config: CaptionConfig, local_rank: int | None = None) -> Captioner:
     """Load ``config.model`` (hub name or local directory) with ``from_pretrained``.
 
     Raises:
         MissingResourceError: the weights or processor cannot be found or downloaded.
         ConfigError: the device or precision cannot be used.
     """
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, local_rank)
     dtype = resolve_dtype(config.precision, device)
     local = Path(config.model).is_dir()
     if not local and (config.model.startswith((".", "/", "~")) or config.model.count("/") > 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -89,7 +90,11 @@ def caption(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output instead of resuming it."),
 ) -> None:
-    """Caption images with BLIP (nucleus sampling), fix spelling, merge the title; resumable by shard."""
+    """Caption images with BLIP (nucleus sampling), fix spelling, merge the title; resumable by shard.
+
+    Several GPUs: torchrun --nproc_per_node N -m janus_build caption ... (shards are dealt to
+    the processes; the output is the same as one process writes).
+    """
     from janus_build.caption.run import run_caption
     from janus_build.cli.common import RichProgress, console, esc
 
@@ -116,6 +121,9 @@ def caption(
         max_image_pixels=max_image_pixels,
         overwrite=overwrite,
     )
+    if os.environ.get("RANK", "0") != "0":  # a torchrun process other than rank 0: rank 0 reports
+        run_caption(config)
+        return
     with RichProgress() as progress:
         summary = run_caption(config, progress)
     failures = ", ".join(f"{esc(k)} {v}" for k, v in summary.get("failures", {}).items()) or "none"

@@ -114,7 +114,7 @@ def train(
 ) -> None:
     """Train a classifier (--loss ce) or a CLIP model (--loss vl) on JANuS shards; single process or torchrun."""
     from janus_build.cli.common import RichProgress, console, esc
-    from janus_build.train.loop import TrainConfig
+    from janus_build.train.config import TrainConfig
     from janus_build.train.loop import train as run_training
     from janus_build.train.runtime import dist_from_env
 

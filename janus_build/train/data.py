@@ -21,7 +21,6 @@ import glob
 import logging
 import os
 import random
-import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,10 @@ import torch
 from janus_build import schemas
 from janus_build.core.imaging import IMAGE_EXTENSIONS, open_image
 from janus_build.errors import ConfigError, InputError
+from janus_build.train.config import AUGMENTATIONS
 
 log = logging.getLogger(__name__)
 
-AUGMENTATIONS = ("simclr", "standard")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -74,7 +73,11 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def _count_samples(tar_path: Path) -> int:
-    """Image samples in a shard: from the parquet index beside it, else by listing the tar."""
+    """Image samples in a shard: from the parquet index beside it, else by listing the tar.
+
+    Raises:
+        InputError: an unreadable index or tar (named).
+    """
     index = tar_path.with_suffix(".parquet")
     if index.is_file():
         import pyarrow.compute as pc
@@ -87,16 +90,9 @@ def _count_samples(tar_path: Path) -> int:
         if "image_ext" in table.column_names:
             return int(pc.sum(pc.is_valid(table.column("image_ext"))).as_py() or 0)
         return table.num_rows
-    try:
-        with tarfile.open(tar_path, "r:") as tar:
-            keys = {
-                m.name.partition(".")[0]
-                for m in tar
-                if m.isfile() and m.name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS
-            }
-    except (OSError, tarfile.TarError) as exc:
-        raise InputError(f"{tar_path}: not a readable tar file ({exc})") from None
-    return len(keys)
+    from janus_build.core.shards import image_members
+
+    return len(image_members(tar_path))  # the core's one tar scanner and key rule
 
 
 def resolve_shards(inputs: Sequence[str | os.PathLike[str]]) -> ShardSet:

@@ -244,6 +244,25 @@ def score_folder(
     }
 
 
+class _PrefixedProgress(Progress):
+    def __init__(self, inner: Progress, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
+        self.inner.start(self.prefix + task, total, unit)
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        self.inner.advance(self.prefix + task, amount)
+
+    def finish(self, task: str) -> None:
+        self.inner.finish(self.prefix + task)
+
+
+def prefixed(progress: Progress, prefix: str) -> Progress:
+    """``progress`` with every task name prefixed (``eval 32: ImageNet-R``)."""
+    return _PrefixedProgress(progress, prefix) if prefix else progress
+
+
 def make_forward(model: Any, spec: Any, device: Any, precision: str) -> Any:
     """images -> logits over ``spec.head_ids`` (a CE head, or zero-shot text embeddings for VL)."""
     import torch
@@ -285,9 +304,11 @@ def evaluate_model(
     batch_size: int = 256,
     workers: int = 4,
     progress: Progress = NULL_PROGRESS,
-    task_prefix: str = "",
 ) -> dict[str, Any]:
-    """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict."""
+    """Evaluate a built model on the given shift folders; returns :func:`summarize`'s dict.
+
+    Progress tasks are named by the shift (``ImageNet-R``); :func:`prefixed` names them per run.
+    """
     from janus_build.train.data import eval_transform
 
     listed = {
@@ -312,7 +333,6 @@ def evaluate_model(
             batch_size=batch_size,
             workers=workers,
             progress=progress,
-            task_prefix=task_prefix,
         )
         for shift, folder in listed.items()
     }
@@ -344,6 +364,34 @@ class EvalConfig:
         return {s: getattr(self, s) for s in SHIFTS if getattr(self, s)}
 
 
+def _checkpoint_file(file: Path) -> Path:
+    """A checkpoint file, or a janus train run directory's best checkpoint (else its last)."""
+    if file.is_dir():
+        run = file
+        file = next(
+            (c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()),
+            run / "checkpoints" / "last.pt",
+        )
+    if not file.is_file():
+        raise InputError(f"CHECKPOINT {file}: no such file")
+    return file
+
+
+def _bare_state_dict(file: Path, data: dict[str, Any], arch: str | None, image_size: int | None) -> tuple[Any, Any]:
+    """``(state dict, spec)`` of a bare state dict: --arch names the network, the head its classes."""
+    from janus_build.train.models import ModelSpec
+
+    if not arch:
+        raise InputError(
+            f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch"
+        )
+    state = data.get("state_dict", data)
+    heads = ("fc.weight", "head.weight", "head.fc.weight", "classifier.weight")
+    head = next((v for k, v in state.items() if k.endswith(heads)), None)
+    classes = int(head.shape[0]) if head is not None else 1000
+    return state, ModelSpec(arch=arch, loss="ce", head_ids=tuple(range(classes)), image_size=image_size or 224)
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], arch: str | None = None, image_size: int | None = None
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -358,15 +406,7 @@ def load_checkpoint(
 
     from janus_build.train.models import ModelSpec, build_model, load_weights
 
-    file = Path(path)
-    if file.is_dir():  # a janus train run directory: its best checkpoint, else its last
-        run = file
-        file = next(
-            (c for c in (run / "checkpoints" / "best.pt", run / "checkpoints" / "last.pt") if c.is_file()),
-            run / "checkpoints" / "last.pt",
-        )
-    if not file.is_file():
-        raise InputError(f"CHECKPOINT {file}: no such file")
+    file = _checkpoint_file(Path(path))
     try:
         data = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for a bad file
@@ -376,31 +416,11 @@ def load_checkpoint(
         if arch and arch != spec.arch:
             raise InputError(f"CHECKPOINT {file}: was trained with --arch {spec.arch}, not --arch {arch}")
         state = data["model"]
-        info = {
-            "checkpoint": os.fspath(file),
-            "arch": spec.arch,
-            "loss": spec.loss,
-            "epoch": data.get("epoch"),
-            "step": data.get("step"),
-            "labels": data.get("labels"),
-        }
+        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": spec.loss}
+        info.update(epoch=data.get("epoch"), step=data.get("step"), labels=data.get("labels"))
     elif isinstance(data, dict):
-        if not arch:
-            raise InputError(
-                f"CHECKPOINT {file}: a bare state dict, not a janus train checkpoint; say which network it is with --arch"
-            )
-        state = data.get("state_dict", data)
-        head = next(
-            (
-                v
-                for k, v in state.items()
-                if k.endswith(("fc.weight", "head.weight", "head.fc.weight", "classifier.weight"))
-            ),
-            None,
-        )
-        classes = int(head.shape[0]) if head is not None else 1000
-        spec = ModelSpec(arch=arch, loss="ce", head_ids=tuple(range(classes)), image_size=image_size or 224)
-        info = {"checkpoint": os.fspath(file), "arch": arch, "loss": "ce"}
+        state, spec = _bare_state_dict(file, data, arch, image_size)
+        info = {"checkpoint": os.fspath(file), "arch": spec.arch, "loss": "ce"}
     else:
         raise InputError(f"CHECKPOINT {file}: holds a {type(data).__name__}, not a model checkpoint")
     if image_size:

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from janus_build.errors import ConfigError, InputError
+from janus_build.train.config import LOSSES
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("ce", "vl")
 
 # --loss ce: short names -> timm model names (any "timm:NAME" or "torchvision:NAME" also works).
 CE_ARCHS = {

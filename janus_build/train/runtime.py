@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from dataclasses import dataclass
 from typing import Any
 
+from janus_build.core.torchrun import Dist, dist_from_env
 from janus_build.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -15,28 +14,18 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def dist_from_env() -> Dist:
-    """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` as set by ``torchrun``."""
-    return Dist(
-        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-    )
+# A process's place in a torchrun job is the core's (shared with shard-parallel stages).
+__all__ = [
+    "PRECISIONS",
+    "Dist",
+    "autocast",
+    "barrier",
+    "dist_from_env",
+    "init_distributed",
+    "resolve_device",
+    "resolve_precision",
+    "shutdown_distributed",
+]
 
 
 def resolve_device(value: str, dist: Dist = Dist()) -> Any:
