@@ -1,8 +1,12 @@
 """``janus balance``: class rebalancing, data budgets and JANuS shards with provenance.
 
-Modules: :mod:`.spec` (SOURCE syntax and the frozen config), :mod:`.sources` (slim candidate
-index per source), :mod:`.select` (preference order, de-duplication, quotas, split),
-:mod:`.build` (the run: selection, shard writing), :mod:`.card` (dataset card and plot).
+Modules, in the order a run uses them: :mod:`.spec` (SOURCE syntax), :mod:`.config` (the
+frozen options), :mod:`.sources` (slim candidate index per source), :mod:`.select` (the
+arithmetic: preference keys, de-duplication, quotas, MetaCLIP sampling), :mod:`.plan` (the
+selection plan, ``DIR/_selection.parquet``), :mod:`.reshard` (shards from the plan, validated
+images, count check), :mod:`.provenance` (which licence/owner/title wins), :mod:`.card`
+(README.md with a Hugging Face header, plot), :mod:`.croissant` (croissant.json) and
+:mod:`.build` (the run: plan or resume, reshard, cards).
 
 Python API::
 
@@ -18,9 +22,10 @@ Python API::
     ))
 """
 
-from janus_build.balance.build import BalanceResult, balance
+from janus_build.balance.build import BalanceResult, balance, run
+from janus_build.balance.config import BalanceConfig
 from janus_build.balance.select import BudgetError
-from janus_build.balance.spec import BalanceConfig, SourceSpec, load_sources_file, parse_budget
+from janus_build.balance.spec import SourceSpec, load_sources_file, parse_budget
 
 __all__ = [
     "BalanceConfig",
@@ -30,4 +35,5 @@ __all__ = [
     "balance",
     "load_sources_file",
     "parse_budget",
+    "run",
 ]
