@@ -1,0 +1,192 @@
+"""janus balance, issues 11 and 12: distinct samples of unrelated sources are never merged, a
+source row's provenance beats an importer's default, invalid images never reach the shards,
+nonsense budgets are one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+from typer.testing import CliRunner
+
+from janus_build.balance import BalanceConfig, SourceSpec, balance, parse_budget
+from janus_build.cli import app
+from janus_build.core.shards import ImageShardWriter, read_index
+from janus_build.errors import ConfigError
+from janus_build.synthetic import class_image
+
+LABELS = "class_id\tname\n2\tlion\n6\ttiger\n"
+
+
+def _labels(tmp: Path) -> Path:
+    path = tmp / "labels.tsv"
+    path.write_text(LABELS)
+    return path
+
+
+def _folder_tree(root: Path, offset: int, duplicate_of: bytes | None = None) -> int:
+    """``lion/lion_000.jpg`` ... and ``tiger/tiger_000.jpg`` ...: the same relative paths in every tree."""
+    n = 0
+    for class_id, name, count in ((2, "lion", 5), (6, "tiger", 3)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            (root / name / f"{name}_{i:03d}.jpg").write_bytes(class_image(class_id, offset + i, 24))
+            n += 1
+    if duplicate_of is not None:  # the same photo again, under another name: a true duplicate
+        (root / "tiger" / "tiger_copy.jpg").write_bytes(duplicate_of)
+        n += 1
+    return n
+
+
+def _import(tmp: Path, root: Path, out: Path, labels: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["import", "folders", str(root), "--out", str(out), "--layout", "name", "--labels", str(labels)]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _all_rows(out: Path) -> list[dict]:
+    return [
+        r
+        for split in ("train", "val")
+        if any((out / split).glob("*.parquet"))
+        for r in read_index(out / split).to_pylist()
+    ]
+
+
+def test_two_folder_imports_sharing_relative_paths_keep_every_distinct_image(tmp_path):
+    labels = _labels(tmp_path)
+    first = _folder_tree(tmp_path / "a", 0)
+    copy = (tmp_path / "a" / "lion" / "lion_000.jpg").read_bytes()
+    second = _folder_tree(tmp_path / "b", 100, duplicate_of=copy)
+    _import(tmp_path, tmp_path / "a", tmp_path / "ia", labels)
+    _import(tmp_path, tmp_path / "b", tmp_path / "ib", labels)
+    result = balance(
+        BalanceConfig(
+            out=str(tmp_path / "o"),
+            sources=(
+                SourceSpec.parse(f"name=mine,images={tmp_path / 'ia'},labels=human"),
+                SourceSpec.parse(f"name=theirs,images={tmp_path / 'ib'},labels=human"),
+            ),
+            labels=str(labels),
+            val_fraction=0.0,
+        )
+    )
+    rows = _all_rows(tmp_path / "o")
+    # 8 + 8 distinct images with the same relative paths are all kept; only the byte-identical copy goes
+    assert len(rows) == first + second - 1 == 16
+    assert result.stats["dedup"]["removed"] == {"key": 0, "id": 0, "url": 0, "hash": 1}
+    assert len({r["key"] for r in rows}) == 16
+    by_source = {(r["source_name"], r["source_key"]) for r in rows}
+    assert len(by_source) == 16
+    # keys that two image stages share are told apart by the source name; the source key is kept
+    clash = [r for r in rows if r["key"] != r["source_key"]]
+    assert clash and all(r["key"] == f"{r['source_name']}-{r['source_key']}" for r in clash)
+    # the same stage given twice is the same samples: the key check still removes them
+    again = balance(
+        BalanceConfig(
+            out=str(tmp_path / "p"),
+            sources=(
+                SourceSpec.parse(f"name=mine,images={tmp_path / 'ia'},labels=human"),
+                SourceSpec.parse(f"name=again,images={tmp_path / 'ia'},labels=human"),
+            ),
+            labels=str(labels),
+            val_fraction=0.0,
+        )
+    )
+    assert again.stats["dedup"]["removed"]["key"] == first and sum(again.counts.values()) == first
+
+
+def _laion(tmp: Path, row_licence: str, stage_columns: dict) -> tuple[Path, Path]:
+    """A match output whose rows carry LAION's LICENSE, and an image stage whose importer wrote a default."""
+    match_dir, images = tmp / "match", tmp / "images"
+    match_dir.mkdir()
+    rows = [
+        {"key": f"laion-{i}", "URL": f"http://example.com/{i}.jpg", "TEXT": f"a lion {i}", "LICENSE": row_licence}
+        for i in range(4)
+    ]
+    table = pa.Table.from_pylist(rows).append_column("label", pa.array([2] * 4, pa.int32()))
+    pq.write_table(table, match_dir / "00000.parquet")
+    (match_dir / "_manifest.json").write_text(json.dumps({"stage": "match", "config": {"strategy": "sc"}}))
+    with ImageShardWriter(images, "00000") as writer:
+        for i, row in enumerate(rows):
+            writer.write(row["key"], class_image(2, i, 24), {"url": row["URL"], **stage_columns})
+    return match_dir, images
+
+
+def test_a_licence_in_the_source_row_beats_an_import_default(tmp_path):
+    labels = _labels(tmp_path)
+    match_dir, images = _laion(tmp_path, "CC BY 4.0", {"license": "unknown", "source": "laion"})
+    out = tmp_path / "o"
+    balance(
+        BalanceConfig(
+            out=str(out),
+            sources=(SourceSpec.parse(f"name=laion,images={images},match={match_dir},kind=laion"),),
+            labels=str(labels),
+            val_fraction=0.0,
+        )
+    )
+    rows = _all_rows(out)
+    assert {r["license"] for r in rows} == {"CC BY 4.0"}
+    assert len((out / "ATTRIBUTION.tsv").read_text().splitlines()) == 1 + 4  # every sample credited
+    # the same within one index: an img2dataset column saved from the parquet beats the importer's default
+    stage = tmp_path / "stage"
+    with ImageShardWriter(stage, "00000") as writer:
+        for i in range(3):
+            writer.write(f"k{i}", class_image(2, i, 24), {"label": 2, "LICENSE": "CC BY 4.0", "license": "unknown"})
+    balance(
+        BalanceConfig(
+            out=str(tmp_path / "p"),
+            sources=(SourceSpec.parse(f"name=s,images={stage},labels=human"),),
+            labels=str(labels),
+            val_fraction=0.0,
+        )
+    )
+    assert {r["license"] for r in _all_rows(tmp_path / "p")} == {"CC BY 4.0"}
+
+
+def test_invalid_images_never_reach_the_shards_and_are_counted(tmp_path):
+    labels = _labels(tmp_path)
+    stage = tmp_path / "stage"
+    with ImageShardWriter(stage, "00000") as writer:
+        for i in range(4):
+            writer.write(f"good-{i}", class_image(2, i, 24), {"label": 2})
+        writer.write("random", bytes(range(256)) * 8, {"label": 2})  # a tar of random data named .jpg
+        writer.write("fake-jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 500, {"label": 6})  # JPEG magic, no image
+    out = tmp_path / "o"
+    result = balance(
+        BalanceConfig(
+            out=str(out),
+            sources=(SourceSpec.parse(f"name=s,images={stage},labels=human"),),
+            labels=str(labels),
+            val_fraction=0.0,
+        )
+    )
+    samples = list(wds.WebDataset([str(p) for p in sorted((out / "train").glob("*.tar"))], shardshuffle=False))
+    assert sorted(s["__key__"] for s in samples) == [f"good-{i}" for i in range(4)]
+    rows = {r["key"]: r for r in _all_rows(out)}
+    assert rows["random"]["status"] == "unknown_format" and rows["random"]["image_ext"] is None
+    assert rows["fake-jpeg"]["status"] == "decode_error" and rows["fake-jpeg"]["error_message"]
+    assert result.counts == {"train": 4, "val": 0}
+    invalid = result.stats["invalid_images"]
+    assert invalid["count"] == 2 and invalid["by_status"] == {"decode_error": 1, "unknown_format": 1}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["invalid_images"]["count"] == 2
+    card = (out / "README.md").read_text()
+    assert "Images that failed validation (not in the tars): 2" in card and "| unknown\\_format | 1 |" in card
+
+
+@pytest.mark.parametrize("budget", ["nanx", "infx", "nan", "inf", "-infx", "1e999x", "1/0x"])
+def test_nonsense_budgets_are_one_line_config_errors(budget, tmp_path):
+    with pytest.raises(ConfigError, match=r"^--budget '.*': expected a multiple") as caught:
+        parse_budget(budget)
+    assert "\n" not in str(caught.value)
+    result = CliRunner().invoke(
+        app, ["balance", "name=a,images=x,labels=human", "--out", str(tmp_path), "--budget", budget]
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, (ConfigError, SystemExit))
+    assert "Traceback" not in result.output
