@@ -6,7 +6,8 @@ the dataset card says in prose: the classes with their per-class counts, the sou
 label source and measured accuracy, the licences, the contamination figures when a ``janus
 dedup`` report was given, and the command that built it. The responsible-AI fields (``rai:``)
 say how the data were collected, labelled, filtered and what is known to be missing.
-Validated in the tests with ``mlcroissant`` (https://github.com/mlcommons/croissant).
+Validated in the tests with ``mlcroissant`` (https://github.com/mlcommons/croissant). The
+recommended ``datePublished`` is left out (mlcroissant warns) so a rebuild writes the same file.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CONTEXT = {
     "data": {"@id": "cr:data", "@type": "@json"},
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
     "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
     "examples": {"@id": "cr:examples", "@type": "@json"},
     "extract": "cr:extract",
     "field": "cr:field",
@@ -49,6 +51,7 @@ CONTEXT = {
     "regex": "cr:regex",
     "repeated": "cr:repeated",
     "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
     "sc": "https://schema.org/",
     "separator": "cr:separator",
     "source": "cr:source",
