@@ -190,3 +190,14 @@ def test_nonsense_budgets_are_one_line_config_errors(budget, tmp_path):
     )
     assert result.exit_code != 0 and isinstance(result.exception, (ConfigError, SystemExit))
     assert "Traceback" not in result.output
+
+
+def test_dedup_ids_are_the_cores_namespaced_ids():
+    import numpy as np
+
+    from janus_build.balance.plan import _dedup_ids
+    from janus_build.core.keys import dedup_id
+
+    values = pa.chunked_array([["lion/lion_000.jpg", None, "  ", "7"]])
+    got = _dedup_ids(["stage:/a", "stage:/b"], np.array([0, 1, 0, 1]), values).to_pylist()
+    assert got == [dedup_id("stage:/a", "lion/lion_000.jpg"), None, None, dedup_id("stage:/b", "7")]

@@ -188,37 +188,43 @@ def _id_space(source: SourceFiles) -> str:
     return GLOBAL_ID_SPACES.get(source.spec.source_kind, f"stage:{source.images_dir}")
 
 
+def _dedup_ids(namespaces: list[str], src: np.ndarray, values: pa.ChunkedArray) -> pa.Array:
+    """:func:`janus_build.core.keys.dedup_id` of every row, in Arrow: ``namespace \\x1f value``
+    (null where the value is null or blank, so the row takes no part in that check)."""
+    values = values.combine_chunks()
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True)
+    prefixes = pa.array(namespaces, pa.string()).take(pa.array(src))
+    joined = pc.binary_join_element_wise(prefixes, values, dedup_id("", ""))
+    return pc.if_else(blank, pa.nulls(len(values), pa.string()), joined)
+
+
 def _deduplicate(
     cands: _Candidates, sources: list[LoadedSource], config: BalanceConfig, progress: Progress
 ) -> tuple[np.ndarray, sel.Dedup]:
     table = cands.table
-    keys = table.column("key").to_pylist()
-    src = cands.src.tolist()
     stages = [f"stage:{s.images_dir}" for s in sources]  # a key names one sample within one image stage
     spaces = [_id_space(s) for s in sources]
-    key_ids = [dedup_id(stages[s], k) for s, k in zip(src, keys)]
-    id_ids = [
-        dedup_id(spaces[s], v) if v and v.strip() else None for s, v in zip(src, table.column("id_value").to_pylist())
-    ]
+    key_ids = _dedup_ids(stages, cands.src, table.column("key"))
+    id_ids = _dedup_ids(spaces, cands.src, table.column("id_value"))
     sizes = np.asarray(pc.fill_null(table.column("image_size"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     offsets = np.asarray(pc.fill_null(table.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    shards = table.column("shard").to_pylist()
-    shard_codes = pc.dictionary_encode(table.column("shard")).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(table.column("shard")).combine_chunks()
+    shard_codes, shard_names = encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
 
     def image_hash(rows: np.ndarray) -> list[bytes]:
         progress.start("hash images", len(rows), "images")
         digests: dict[int, bytes] = {}
         with ImageReader() as reader:
-            for row in rows[
-                np.lexsort((offsets[rows], shard_codes[rows], cands.src[rows]))
-            ].tolist():  # sequential reads
-                path = sources[src[row]].images_dir / Path(shards[row]).name
+            sequential = rows[np.lexsort((offsets[rows], shard_codes[rows], cands.src[rows]))]
+            for row in sequential.tolist():
+                path = sources[cands.src[row]].images_dir / Path(shard_names[shard_codes[row]]).name
                 digests[row] = hashlib.sha256(reader.read(path, int(offsets[row]), int(sizes[row]))).digest()
                 progress.advance("hash images")
         progress.finish("hash images")
         return [digests[int(r)] for r in rows]
 
     checks = tuple(dict.fromkeys(("key", *config.dedup)))  # an output key is a webdataset __key__
+    keys = table.column("key")
     return sel.deduplicate(keys, key_ids, id_ids, table.column("url"), sizes, cands.labels, checks, image_hash)
 
 
@@ -372,30 +378,38 @@ def _short_classes(
     return short
 
 
+def _clashing_keys(cands: _Candidates, sources: list[LoadedSource]) -> set[str]:
+    """Keys that two different image stages of the run use (for different samples)."""
+    stage_index: dict[str, int] = {}
+    of_source = [stage_index.setdefault(str(s.images_dir), len(stage_index)) for s in sources]
+    if len(stage_index) < 2:
+        return set()
+    stages = pa.array(np.asarray(of_source, dtype=np.int32)[cands.src])
+    counted = (
+        pa.table({"key": cands.table.column("key"), "stage": stages})
+        .group_by("key")
+        .aggregate([("stage", "count_distinct")])
+    )
+    return set(counted.filter(pc.greater(counted.column("stage_count_distinct"), 1)).column("key").to_pylist())
+
+
 def _output_keys(cands: _Candidates, rows: np.ndarray, sources: list[LoadedSource]) -> list[str]:
     """Output keys of ``rows``: the source key, or ``<source name>-<key>`` when another image stage
     of the run holds the same key for a different sample (two imports of folders sharing relative
     paths). Raises :class:`InputError` if even that leaves two samples with one key."""
-    keys = cands.table.column("key").to_pylist()
-    stage_of = {}
-    for s in sources:
-        stage_of.setdefault(str(s.images_dir), len(stage_of))
-    stages: dict[str, set[int]] = {}
-    for k, s in zip(keys, cands.src.tolist()):
-        stages.setdefault(k, set()).add(stage_of[str(sources[s].images_dir)])
-    out = []
-    for r in rows.tolist():
-        key = keys[r]
-        out.append(f"{sources[cands.src[r]].spec.name}-{key}" if len(stages[key]) > 1 else key)
+    clash = _clashing_keys(cands, sources)
+    keys = cands.table.column("key").take(pa.array(rows)).to_pylist()
+    src = cands.src[rows].tolist()
+    out = [f"{sources[s].spec.name}-{k}" if k in clash else k for k, s in zip(keys, src)]
     seen: dict[str, int] = {}
-    for k, r in zip(out, rows.tolist()):
+    for k, s in zip(out, src):
         if k in seen:
-            names = sorted({sources[cands.src[seen[k]]].spec.name, sources[cands.src[r]].spec.name})
+            names = sorted({sources[seen[k]].spec.name, sources[s].spec.name})
             raise InputError(
                 f"sources {names[0]!r} and {names[-1]!r}: two different samples would both be written as key {k!r}; "
                 "re-import one of them with another --key-prefix"
             )
-        seen[k] = r
+        seen[k] = s
     return out
 
 

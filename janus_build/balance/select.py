@@ -120,8 +120,8 @@ class Dedup:
 
 def deduplicate(
     keys: Any,
-    key_ids: list[str],
-    id_ids: list[str | None],
+    key_ids: Any,
+    id_ids: Any,
     urls: Any,
     sizes: np.ndarray,
     labels: np.ndarray,
@@ -130,7 +130,7 @@ def deduplicate(
 ) -> tuple[np.ndarray, Dedup]:
     """Return a keep-mask over rows already in preference order, and what was removed.
 
-    ``keys`` (for the examples) and ``urls`` are lists or Arrow string arrays. ``key_ids`` and
+    ``keys`` (for the examples), ``urls`` and the ids are lists or Arrow string arrays. ``key_ids`` and
     ``id_ids`` are de-duplication ids already namespaced (:func:`janus_build.core.keys.dedup_id`):
     a key is the same sample only within one image stage, a photo id only within its id space.
     ``image_hash(rows)`` returns the digest of each row's image bytes; it is only asked for rows
