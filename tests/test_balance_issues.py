@@ -201,3 +201,38 @@ def test_dedup_ids_are_the_cores_namespaced_ids():
     values = pa.chunked_array([["lion/lion_000.jpg", None, "  ", "7"]])
     got = _dedup_ids(["stage:/a", "stage:/b"], np.array([0, 1, 0, 1]), values).to_pylist()
     assert got == [dedup_id("stage:/a", "lion/lion_000.jpg"), None, None, dedup_id("stage:/b", "7")]
+
+
+def test_resume_from_another_directory_with_other_spellings_reads_the_plan(tmp_path, monkeypatch):
+    from janus_build.balance import build
+
+    labels = _labels(tmp_path)
+    with ImageShardWriter(tmp_path / "stage", "00000") as writer:
+        for i in range(6):
+            writer.write(f"k{i}", class_image(2, i, 24), {"label": 2})
+    monkeypatch.chdir(tmp_path)
+    relative = BalanceConfig(
+        out="o",
+        sources=(SourceSpec.parse("name=s,images=stage,labels=human"),),
+        labels="labels.tsv",
+        val_fraction=0.0,
+        shard_size=2,
+    )
+    first = balance(relative)
+    (tmp_path / "o" / "train" / "_stats" / "00001.json").unlink()
+    monkeypatch.chdir(tmp_path / "stage")
+
+    def no_selection(*args, **kwargs):
+        raise AssertionError("the plan must be read, not made again")
+
+    monkeypatch.setattr(build, "make_plan", no_selection)
+    again = balance(
+        BalanceConfig(
+            out=str(tmp_path / "o"),
+            sources=(SourceSpec.parse(f"name=s,images={tmp_path / 'stage'},labels=human"),),
+            labels=str(labels),
+            val_fraction=0.0,
+            shard_size=2,
+        )
+    )
+    assert again.written == 2 and again.resumed_shards == 2 and again.counts == first.counts

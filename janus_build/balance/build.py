@@ -280,12 +280,15 @@ def _label_accuracy(plan: Plan) -> dict[str, Any]:
 
 def _contamination(config: BalanceConfig, plan: Plan) -> dict[str, Any] | None:
     """Evaluation-set contamination figures: ``--contamination FILE``, else a ``_contamination.json``
-    found in a source's image stage (or the stage directory above it); None when there is none."""
+    found in a source's image stage (or the stage directory whose ``images/`` it is); None when
+    there is none."""
     import json
 
     candidates = [Path(config.contamination)] if config.contamination else []
     for source in plan.sources:
-        candidates += [source.images_dir / CONTAMINATION_NAME, source.images_dir.parent / CONTAMINATION_NAME]
+        candidates.append(source.images_dir / CONTAMINATION_NAME)
+        if read_manifest(source.images_dir.parent) is not None:  # a stage whose images/ this is
+            candidates.append(source.images_dir.parent / CONTAMINATION_NAME)
     for path in candidates:
         if path.is_file():
             try:

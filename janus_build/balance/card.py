@@ -153,10 +153,16 @@ def _q(value: Any) -> str:
 def hf_header(out: Path, stats: dict[str, Any], label_set: LabelSet) -> list[str]:
     """The YAML front matter the Hugging Face Hub reads (license, task, size, configs, features)."""
     samples = stats["samples"]
+    licence = hf_license(stats["licenses"])
     lines = [
         "---",
         f"pretty_name: {_q(out.name)}",
-        f"license: {hf_license(stats['licenses'])}",
+        f"license: {licence}",
+        *(
+            [f"license_name: {_q('mixed')}", f"license_details: {_q('per sample: see Licences and ATTRIBUTION.tsv')}"]
+            if licence == "other"
+            else []
+        ),
         "task_categories:",
         "- image-classification",
         "- zero-shot-image-classification",

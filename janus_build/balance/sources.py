@@ -12,6 +12,7 @@ image stage, captions); it is recorded in the selection plan so a resume reads n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -65,18 +66,18 @@ class SourceFiles:
     images_dir: Path  # the image shard directory holding the tars
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec.to_text(),
+        return {  # absolute paths: a resume from another working directory reads the same files
+            "spec": dataclasses.asdict(self.spec.resolved()),  # not the text form: a path may hold a comma
             "position": self.position,
             "label_source": self.label_source,
-            "meta_files": [[str(p), n] for p, n in self.meta_files],
-            "images_dir": str(self.images_dir),
+            "meta_files": [[str(p.resolve()), n] for p, n in self.meta_files],
+            "images_dir": str(self.images_dir.resolve()),
         }
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> SourceFiles:
         return cls(
-            spec=SourceSpec.parse(value["spec"]),
+            spec=SourceSpec(**value["spec"]),
             position=int(value["position"]),
             label_source=value["label_source"],
             meta_files=[(Path(p), int(n)) for p, n in value["meta_files"]],
@@ -204,6 +205,7 @@ def _image_index(spec: SourceSpec) -> tuple[pa.Table, list[tuple[Path, int]], Pa
         directory = resolve_image_stage(spec.images, f"source {spec.name!r} images=")
     except InputError as exc:
         raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+    directory = directory.resolve()  # one stage spelled two ways is one stage (keys are namespaced by it)
     files = _parquet_files(directory)
     if not files:
         raise InputError(f"{where}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + _stats/NNNNN.json)")
