@@ -28,7 +28,7 @@ from janus_build.balance.sources import SourceFiles
 from janus_build.core.imaging import check_image, to_jpeg
 from janus_build.core.shards import ImageReader, ImageShardWriter
 from janus_build.core.stage import ShardDir
-from janus_build.errors import OutputError
+from janus_build.errors import InputError, OutputError
 from janus_build.labels import LabelSet
 from janus_build.progress import Progress
 
@@ -111,7 +111,12 @@ def _record(plan_row: dict[str, Any], source: _SourceRows, row: dict, stage_row:
 def _image(reader: ImageReader, source: SourceFiles, plan_row: dict[str, Any]) -> tuple[bytes | None, str, str | None]:
     """``(jpeg bytes or None, status, error)``: the header must parse before an image enters a shard."""
     path = source.images_dir / Path(plan_row["image_shard"]).name
-    data = reader.read(path, int(plan_row["image_offset"]), int(plan_row["image_size"]))
+    try:
+        data = reader.read(path, int(plan_row["image_offset"]), int(plan_row["image_size"]))
+    except OSError as exc:  # a tar removed or unreadable since the selection
+        raise InputError(
+            f"source {source.spec.name!r}: key {plan_row['source_key']!r}: cannot read {path} ({exc.strerror or exc})"
+        ) from None
     check = check_image(data)
     if not check.ok:
         return None, check.status, check.error
