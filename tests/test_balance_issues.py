@@ -121,8 +121,9 @@ def _laion(tmp: Path, row_licence: str, stage_columns: dict) -> tuple[Path, Path
 def test_a_licence_in_the_source_row_beats_an_import_default(tmp_path):
     labels = _labels(tmp_path)
     match_dir, images = _laion(tmp_path, "CC BY 4.0", {"license": "unknown", "source": "laion"})
+    (match_dir / "_stats.json").write_text(json.dumps({"rows": 4, "label_accuracy": 0.83}))  # janus match --truth-col
     out = tmp_path / "o"
-    balance(
+    result = balance(
         BalanceConfig(
             out=str(out),
             sources=(SourceSpec.parse(f"name=laion,images={images},match={match_dir},kind=laion"),),
@@ -133,6 +134,8 @@ def test_a_licence_in_the_source_row_beats_an_import_default(tmp_path):
     rows = _all_rows(out)
     assert {r["license"] for r in rows} == {"CC BY 4.0"}
     assert len((out / "ATTRIBUTION.tsv").read_text().splitlines()) == 1 + 4  # every sample credited
+    assert result.stats["label_accuracy"] == {"laion": 0.83}
+    assert "| laion | sc | 4 | 0.83 |" in (out / "README.md").read_text()
     # the same within one index: an img2dataset column saved from the parquet beats the importer's default
     stage = tmp_path / "stage"
     with ImageShardWriter(stage, "00000") as writer:

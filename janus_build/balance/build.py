@@ -259,22 +259,23 @@ def _final_stats(
 
 
 def _label_accuracy(plan: Plan) -> dict[str, Any]:
-    """Measured label accuracy per source where an upstream stage recorded it (``janus match
-    --truth-col`` writes ``label_accuracy`` into its ``stats.json``); None where unknown."""
+    """Measured label accuracy per source where the upstream stage recorded it: ``janus match
+    --truth-col`` writes ``label_accuracy`` into the match output's ``_stats.json`` (``stats.json``
+    in older outputs). None where unknown (ground truth, tags, matches without a truth column)."""
     import json
 
     found: dict[str, Any] = {}
     for source in plan.sources:
         value = None
-        if source.spec.match:
-            stats = Path(source.spec.match) / "stats.json"
+        for name in ("_stats.json", "stats.json") if source.spec.match else ():
+            path = Path(source.spec.match) / name
             try:
-                value = json.loads(stats.read_text()).get("label_accuracy") if stats.is_file() else None
-            except (OSError, ValueError):
+                value = json.loads(path.read_text()).get("label_accuracy") if path.is_file() else None
+            except (OSError, ValueError, AttributeError):
                 value = None
-        elif source.label_source in ("ground_truth", "human"):
-            value = None  # human labels: not measured here
-        found[source.spec.name] = value
+            if value is not None:
+                break
+        found[source.spec.name] = value if isinstance(value, (int, float)) else None
     return found
 
 
