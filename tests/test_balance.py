@@ -276,9 +276,9 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
         else:
             owner, page = r["owner"], r["url"]
         assert f'"{r["title"]}" by {owner}, {page}, {r["license"]}' in card
-    for label_source in ("ground\\_truth", "tagged", "sc"):  # data text is Markdown-escaped in the card
-        assert f"| {label_source} |" in card
-    assert "| laion100 | laion | sc |" in card and "missing\\_image: `laion-00000-0`" in card
+    for label_source in ("ground_truth", "tagged", "sc"):  # names are code spans in the card
+        assert f"| `{label_source}` |" in card
+    assert "| `laion100` | `laion` | `sc` |" in card and "`missing_image`: `laion-00000-0`" in card
     for cid, c in result.stats["per_class"].items():
         assert f"| {cid} |" in card and c["selected"] == sum(c["by_source"].values())
     assert len((out / "ATTRIBUTION.tsv").read_text().splitlines()) == len(cc_by) + 1

@@ -112,7 +112,7 @@ def test_card_and_stats_carry_contamination_label_sources_and_the_command(built)
     assert "| imagenet-r | 12 | 1 |" in card and "| imagenet-v2 | 12 | 0 |" in card
     assert stats["provenance"]["command"][:2] == ["janus", "balance"]
     assert "--contamination" in card and "janus balance" in card and stats["provenance"]["janus_build_version"]
-    assert "| flickr | human | 12 | not measured |" in card
+    assert "| `flickr` | `human` | 12 | not measured |" in card
 
 
 def test_croissant_file_validates_and_reads_with_mlcroissant(built):

@@ -135,7 +135,7 @@ def test_a_licence_in_the_source_row_beats_an_import_default(tmp_path):
     assert {r["license"] for r in rows} == {"CC BY 4.0"}
     assert len((out / "ATTRIBUTION.tsv").read_text().splitlines()) == 1 + 4  # every sample credited
     assert result.stats["label_accuracy"] == {"laion": 0.83}
-    assert "| laion | sc | 4 | 0.83 |" in (out / "README.md").read_text()
+    assert "| `laion` | `sc` | 4 | 0.83 |" in (out / "README.md").read_text()
     # the same within one index: an img2dataset column saved from the parquet beats the importer's default
     stage = tmp_path / "stage"
     with ImageShardWriter(stage, "00000") as writer:
@@ -180,7 +180,7 @@ def test_invalid_images_never_reach_the_shards_and_are_counted(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["invalid_images"]["count"] == 2
     card = (out / "README.md").read_text()
-    assert "Images that failed validation (not in the tars): 2" in card and "| unknown\\_format | 1 |" in card
+    assert "Images that failed validation (not in the tars): 2" in card and "| `unknown_format` | 1 |" in card
 
 
 @pytest.mark.parametrize("budget", ["nanx", "infx", "nan", "inf", "-infx", "1e999x", "1/0x"])

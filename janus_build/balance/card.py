@@ -112,6 +112,12 @@ class Markup(str):
     """Card text that is already safe (built from escaped pieces)."""
 
 
+def _ident(value: Any) -> Markup:
+    """A name from a checked vocabulary or pattern (source names, kinds, label sources, statuses)
+    as a code span: exact, and inert whatever it holds."""
+    return Markup(code(value))
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, Markup):
         return str(value)
@@ -259,9 +265,9 @@ _SOURCE_HEADER = [
 def _sources(stats: dict[str, Any]) -> list[str]:
     rows = [
         [
-            name,
-            s["kind"],
-            s["label_source"],
+            _ident(name),
+            _ident(s["kind"]),
+            _ident(s["label_source"]),
             s["priority"],
             float(s["weight"]),
             s["role"],
@@ -276,18 +282,23 @@ def _sources(stats: dict[str, Any]) -> list[str]:
     problems = [(n, p, keys) for n, s in stats["sources"].items() for p, keys in s["examples"].items() if keys]
     if problems:
         lines += ["", "Reported problems (example keys):", ""]
-        lines += [f"- {code(n)} {text(p)}: {', '.join(code(k) for k in keys)}" for n, p, keys in problems]
+        lines += [f"- {code(n)} {code(p)}: {', '.join(code(k) for k in keys)}" for n, p, keys in problems]
     return lines
 
 
 def _labels_and_licences(stats: dict[str, Any]) -> list[str]:
     accuracy = stats.get("label_accuracy") or {}
     by_source = [
-        [name, s["label_source"], int(s["selected"]), "not measured" if accuracy.get(name) is None else accuracy[name]]
+        [
+            _ident(name),
+            _ident(s["label_source"]),
+            int(s["selected"]),
+            "not measured" if accuracy.get(name) is None else accuracy[name],
+        ]
         for name, s in stats["sources"].items()
     ]
     lines = ["", "## Label sources", ""]
-    lines += _table(["label source", "samples"], [[k, int(v)] for k, v in stats["label_sources"].items()])
+    lines += _table(["label source", "samples"], [[_ident(k), int(v)] for k, v in stats["label_sources"].items()])
     lines += ["", "Measured label accuracy (from `janus match --truth-col`, where the source's match output has it):"]
     lines += ["", *_table(["source", "label source", "samples", "label accuracy"], by_source)]
     lines += ["", "## Licences", ""]
@@ -304,7 +315,7 @@ def _validation_and_contamination(stats: dict[str, Any]) -> list[str]:
         f"{invalid['count']:,} failed and are index rows with a `status` and `error_message`, without image."
     )
     if invalid["count"]:
-        lines += ["", *_table(["status", "samples"], [[k, int(v)] for k, v in invalid["by_status"].items()])]
+        lines += ["", *_table(["status", "samples"], [[_ident(k), int(v)] for k, v in invalid["by_status"].items()])]
         lines += ["", *(f"- {code(k)}: {text(e)}" for k, e in invalid["examples"])]
     lines += ["", "## Evaluation-set contamination", ""]
     found = stats.get("contamination")
