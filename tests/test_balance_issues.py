@@ -239,3 +239,18 @@ def test_resume_from_another_directory_with_other_spellings_reads_the_plan(tmp_p
         )
     )
     assert again.written == 2 and again.resumed_shards == 2 and again.counts == first.counts
+
+
+def test_provenance_precedence_rules():
+    from janus_build.balance.provenance import fields, merged_metadata, pick
+
+    row = {"LICENSE": "CC BY 4.0", "license": "unknown", "title": "?"}
+    stage = {"license": "CC0", "title": "a real title", "owner": "someone"}
+    assert pick([row], ("license", "LICENSE")) == "CC BY 4.0"  # a real value beats a placeholder alias
+    got = fields(row, stage)
+    assert got["license"] == "CC BY 4.0" and got["title"] == "a real title" and got["owner"] == "someone"
+    assert fields({"LICENSE": "?"}, {"license": ""})["license"] == "?"  # all placeholders: the row's stays
+    assert fields({}, None)["license"] is None
+    merged = merged_metadata(row, stage)
+    # source_metadata keeps the row as it is and only fills columns it lacks
+    assert merged["title"] == "?" and merged["license"] == "unknown" and merged["owner"] == "someone"

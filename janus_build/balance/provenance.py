@@ -51,11 +51,13 @@ def pick(layers: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str | Non
 
 
 def merged_metadata(row: Mapping[str, Any], stage_row: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The source row with the image stage's fields added where the row has no real value of its own
-    (the ``source_metadata`` written into each sample's ``json``)."""
+    """The source row as it is, with the image stage's fields added where the row lacks the column
+    or leaves it blank (the ``source_metadata`` written into each sample's ``json``; the winning
+    values are the sample's own ``license``/``owner``/``title`` fields)."""
     merged = dict(row)
     for name, value in (stage_row or {}).items():
-        if is_placeholder(merged.get(name)) and not is_placeholder(value):
+        current = merged.get(name)
+        if (current is None or not str(current).strip()) and value is not None:
             merged[name] = value
     return merged
 
