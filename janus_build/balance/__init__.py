@@ -22,18 +22,29 @@ Python API::
     ))
 """
 
-from janus_build.balance.build import BalanceResult, balance, run
-from janus_build.balance.config import BalanceConfig
-from janus_build.balance.select import BudgetError
-from janus_build.balance.spec import SourceSpec, load_sources_file, parse_budget
+from __future__ import annotations
 
-__all__ = [
-    "BalanceConfig",
-    "BalanceResult",
-    "BudgetError",
-    "SourceSpec",
-    "balance",
-    "load_sources_file",
-    "parse_budget",
-    "run",
-]
+from typing import Any
+
+# Everything is imported on first use, so ``janus_build.balance.config`` (the CLI's options)
+# loads without pyarrow, numpy or PIL.
+_LAZY = {
+    "BalanceResult": "janus_build.balance.build",
+    "balance": "janus_build.balance.build",
+    "run": "janus_build.balance.build",
+    "BalanceConfig": "janus_build.balance.config",
+    "BudgetError": "janus_build.balance.select",
+    "SourceSpec": "janus_build.balance.spec",
+    "load_sources_file": "janus_build.balance.spec",
+    "parse_budget": "janus_build.balance.spec",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'janus_build.balance' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
