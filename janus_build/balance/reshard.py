@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from janus_build import schemas
 from janus_build.balance import provenance
-from janus_build.balance.plan import SPLITS, Plan
+from janus_build.balance.plan import SELECTION, SPLITS, Plan
 from janus_build.balance.sources import SourceFiles
 from janus_build.core.imaging import check_image, to_jpeg
 from janus_build.core.shards import ImageReader, ImageShardWriter
@@ -173,15 +173,18 @@ def reshard(plan: Plan, out: Path, label_set: LabelSet, progress: Progress) -> R
         for split in SPLITS:
             shards = ShardDir(out / split)
             shards.path.mkdir(parents=True, exist_ok=True)
-            rows = plan.split_rows(split)
+            rows = plan.split_rows(split)  # in output order: each shard is one contiguous slice
+            starts = dict(zip(expected[split], np.cumsum([0, *expected[split].values()]).tolist()))
             pending = [n for n in expected[split] if not shards.is_done(n)]
             resumed += len(expected[split]) - len(pending)
-            todo = rows.filter(pc.is_in(rows.column("shard"), value_set=pa.array(pending, pa.string())))
+            chunks = {n: rows.slice(starts[n], expected[split][n]) for n in pending}
+            todo = pa.concat_tables(chunks.values()) if chunks else rows.slice(0, 0)
             progress.start(f"write {split}", rows.num_rows, "samples")
             progress.advance(f"write {split}", rows.num_rows - todo.num_rows)
             rows_of = _pending_sources(plan.sources, todo)
-            for name in pending:
-                chunk = todo.filter(pc.equal(todo.column("shard"), name))
+            for name, chunk in chunks.items():
+                if pc.any(pc.not_equal(chunk.column("shard"), name)).as_py():
+                    raise OutputError(f"{out / SELECTION}: rows of shard {split}/{name} are not together; --overwrite")
                 written += _write_shard(shards, name, chunk, rows_of, reader, label_set)
                 progress.advance(f"write {split}", chunk.num_rows)
             progress.finish(f"write {split}")
