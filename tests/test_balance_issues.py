@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from janus_build.balance import BalanceConfig, SourceSpec, balance, parse_budget
 from janus_build.cli import app
 from janus_build.core.shards import ImageShardWriter, read_index
-from janus_build.errors import ConfigError
+from janus_build.errors import ConfigError, OutputError
 from janus_build.synthetic import class_image
 
 LABELS = "class_id\tname\n2\tlion\n6\ttiger\n"
@@ -254,3 +254,47 @@ def test_provenance_precedence_rules():
     merged = merged_metadata(row, stage)
     # source_metadata keeps the row as it is and only fills columns it lacks
     assert merged["title"] == "?" and merged["license"] == "unknown" and merged["owner"] == "someone"
+
+
+def test_exclude_keys_and_a_dedup_output_directory(tmp_path):
+    """janus dedup writes DIR/exclude_keys.parquet and DIR/_contamination.json; balance reads both."""
+    labels = _labels(tmp_path)
+    with ImageShardWriter(tmp_path / "stage", "00000") as writer:
+        for i in range(6):
+            writer.write(f"k{i}", class_image(2, i, 24), {"label": 2})
+    dedup = tmp_path / "dedup"
+    dedup.mkdir()
+    pq.write_table(
+        pa.table({"key": ["k1", "k4"], "eval_sets": [["imagenet-r"], ["imagenet-v2"]]}), dedup / "exclude_keys.parquet"
+    )
+    report = {
+        "format": 1,
+        "method": {"hash": "phash", "max_distance": 6},
+        "samples": 6,
+        "contaminated": 2,
+        "eval_sets": {
+            "imagenet-r": {"path": "/data/r", "images": 30, "views": 120, "contaminated_samples": 1},
+            "imagenet-v2": {"path": "/data/v2", "images": 50, "views": 200, "contaminated_samples": 1},
+        },
+    }
+    (dedup / "_contamination.json").write_text(json.dumps(report))
+    config = BalanceConfig(
+        out=str(tmp_path / "o"),
+        sources=(SourceSpec.parse(f"name=s,images={tmp_path / 'stage'},labels=human"),),
+        labels=str(labels),
+        val_fraction=0.0,
+        exclude_keys=(str(dedup / "exclude_keys.parquet"),),
+        contamination=str(dedup),
+    )
+    result = balance(config)
+    assert sorted(r["key"] for r in _all_rows(tmp_path / "o")) == ["k0", "k2", "k3", "k5"]
+    source = result.stats["sources"]["s"]
+    assert source["excluded"] == 2 and source["examples"]["excluded"] == ["k1", "k4"] and source["candidates"] == 4
+    assert result.stats["contamination"]["report"]["contaminated"] == 2
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert "| imagenet-r | 1 | 30 | /data/r | 120 |" in card and "`excluded`: `k1`, `k4`" in card
+    # a changed exclusion list makes the plan stale
+    (tmp_path / "o" / "train" / "_stats" / "00000.json").unlink()
+    pq.write_table(pa.table({"key": ["k1"]}), dedup / "exclude_keys.parquet")
+    with pytest.raises(OutputError, match="exclude_keys.parquet changed since the selection was made"):
+        balance(config)

@@ -285,7 +285,7 @@ def _contamination(config: BalanceConfig, plan: Plan) -> dict[str, Any] | None:
     there is none."""
     import json
 
-    candidates = [Path(config.contamination)] if config.contamination else []
+    candidates = [config.contamination_file()] if config.contamination else []
     for source in plan.sources:
         candidates.append(source.images_dir / CONTAMINATION_NAME)
         if read_manifest(source.images_dir.parent) is not None:  # a stage whose images/ this is

@@ -45,8 +45,10 @@ class BalanceConfig:
         dedup: which duplicate checks run: key, id (photo id), url, hash (exact image bytes).
         unknown_labels: ``error`` or ``drop`` rows whose label is not in the label set.
         missing_images: ``skip`` (report) or ``error`` on labelled rows without image bytes.
-        contamination: optional JSON file of evaluation-set contamination figures (written by
-            ``janus dedup`` as ``_contamination.json``) to carry into the cards.
+        contamination: optional contamination figures to carry into the cards: ``janus dedup``'s
+            ``_contamination.json``, or its output directory.
+        exclude_keys: parquet files with a ``key`` column (``janus dedup``'s
+            ``exclude_keys.parquet``): those source keys are left out before selection.
         command: the command line that built the dataset (recorded in the cards).
         overwrite: replace an existing output.
     """
@@ -65,6 +67,7 @@ class BalanceConfig:
     dedup: tuple[str, ...] = DEFAULT_DEDUP
     unknown_labels: str = "error"
     missing_images: str = "skip"
+    exclude_keys: tuple[str, ...] = ()
     contamination: str | None = field(default=None, compare=False)
     command: tuple[str, ...] | None = field(default=None, compare=False)
     overwrite: bool = field(default=False, compare=False)
@@ -94,8 +97,18 @@ class BalanceConfig:
             raise ConfigError(f"--unknown-labels {self.unknown_labels!r}: expected error or drop")
         if self.missing_images not in ("skip", "error"):
             raise ConfigError(f"--missing-images {self.missing_images!r}: expected skip or error")
-        if self.contamination is not None and not Path(self.contamination).is_file():
-            raise ConfigError(f"--contamination {self.contamination}: no such file (expected janus dedup's JSON)")
+        if self.contamination is not None and not self.contamination_file().is_file():
+            raise ConfigError(
+                f"--contamination {self.contamination}: no such file (expected janus dedup's _contamination.json or its DIR)"
+            )
+        for path in self.exclude_keys:
+            if not Path(path).is_file():
+                raise ConfigError(f"--exclude-keys {path}: no such file (expected a parquet file with a 'key' column)")
+
+    def contamination_file(self) -> Path:
+        """``--contamination`` as a file: a ``janus dedup`` output directory gives its ``_contamination.json``."""
+        path = Path(self.contamination or "")
+        return path / "_contamination.json" if path.is_dir() else path
 
     def _check_policy(self) -> None:
         if self.balance not in BALANCE_POLICIES:
@@ -129,5 +142,6 @@ class BalanceConfig:
         if self.labels not in ("in100", "in1k") and Path(self.labels).is_file():
             raw["labels"] = str(Path(self.labels).resolve())  # janus train loads the label set from here
         raw["dedup"] = list(self.dedup)
+        raw["exclude_keys"] = [str(Path(p).resolve()) for p in self.exclude_keys]
         raw["command"] = list(self.command) if self.command else None
         return raw

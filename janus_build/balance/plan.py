@@ -32,7 +32,7 @@ from janus_build.balance.spec import parse_budget
 from janus_build.core.fsio import write_parquet_atomic
 from janus_build.core.keys import dedup_id
 from janus_build.core.shards import ImageReader
-from janus_build.core.stage import shard_name
+from janus_build.core.stage import fingerprint_file, shard_name
 from janus_build.errors import InputError, OutputError
 from janus_build.labels import LabelSet
 from janus_build.progress import Progress
@@ -72,6 +72,7 @@ class Plan:
     sources: list[SourceFiles]
     stats: dict[str, Any]
     fingerprints: list[list[dict[str, Any]]] = field(default_factory=list)
+    option_files: list[dict[str, Any]] = field(default_factory=list)  # --exclude-keys files
 
     def split_rows(self, split: str) -> pa.Table:
         return self.table.filter(pc.equal(self.table.column("split"), split))
@@ -91,6 +92,7 @@ def write_plan(path: Path, plan: Plan) -> None:
         "stats": plan.stats,
         "sources": [s.to_json() for s in plan.sources],
         "fingerprints": plan.fingerprints,
+        "option_files": plan.option_files,
     }
     table = plan.table.replace_schema_metadata({_META: json.dumps(meta, sort_keys=True).encode()})
     write_parquet_atomic(path, table)
@@ -108,7 +110,9 @@ def read_plan(path: Path) -> Plan:
     except (OSError, pa.ArrowInvalid, KeyError, ValueError) as exc:
         raise OutputError(f"{path}: not a readable selection plan ({exc}); pass --overwrite to select again") from None
     sources = [SourceFiles.from_json(s) for s in meta["sources"]]
-    return Plan(table.replace_schema_metadata(None), sources, meta["stats"], meta["fingerprints"])
+    return Plan(
+        table.replace_schema_metadata(None), sources, meta["stats"], meta["fingerprints"], meta.get("option_files", [])
+    )
 
 
 def check_inputs_unchanged(plan: Plan, out: Path) -> None:
@@ -120,6 +124,11 @@ def check_inputs_unchanged(plan: Plan, out: Path) -> None:
             raise OutputError(
                 f"--out {out}: source {source.spec.name!r} changed since the selection was made ({changed}); "
                 "pass --overwrite to select again"
+            )
+    for recorded in plan.option_files:
+        if fingerprint_file(recorded["path"]) != recorded:
+            raise OutputError(
+                f"--out {out}: {recorded['path']} changed since the selection was made; pass --overwrite to select again"
             )
 
 
@@ -149,7 +158,8 @@ def make_plan(config: BalanceConfig, label_set: LabelSet, progress: Progress) ->
     stats = _selection_stats(sources, cands, keep, dedup, choice, config, label_set)
     stats["samples_planned"] = {s: int(pc.sum(pc.equal(table.column("split"), s)).as_py() or 0) for s in SPLITS}
     files = [s.files() for s in sources]
-    return Plan(table, files, stats, [s.fingerprints() for s in files])
+    options = [fingerprint_file(p) for p in config.exclude_keys]
+    return Plan(table, files, stats, [s.fingerprints() for s in files], options)
 
 
 def _load_sources(config: BalanceConfig, label_set: LabelSet, progress: Progress) -> list[LoadedSource]:
@@ -162,7 +172,38 @@ def _load_sources(config: BalanceConfig, label_set: LabelSet, progress: Progress
         sources.append(loaded)
         progress.advance("read sources")
     progress.finish("read sources")
+    if config.exclude_keys:
+        _exclude(sources, _read_keys(config.exclude_keys))
     return sources
+
+
+def _read_keys(files: tuple[str, ...]) -> pa.Array:
+    """The keys of ``--exclude-keys`` files (each a parquet file with a ``key`` column)."""
+    pieces = []
+    for path in files:
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"--exclude-keys {path}: unreadable parquet ({exc})") from None
+        if "key" not in table.column_names:
+            raise InputError(f"--exclude-keys {path}: no 'key' column (columns: {', '.join(table.column_names)})")
+        pieces.append(pc.cast(table.column("key"), pa.string()).combine_chunks())
+    return pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+
+
+def _exclude(sources: list[LoadedSource], keys: pa.Array) -> None:
+    """Leave listed source keys out (e.g. ``janus dedup``'s evaluation-set near-duplicates), counted
+    per source as ``excluded`` with example keys."""
+    for s in sources:
+        listed = pc.fill_null(pc.is_in(s.candidates.column("key"), value_set=keys), False)
+        count = int(pc.sum(listed).as_py() or 0)
+        if count:
+            s.examples["excluded"] = s.candidates.filter(listed).column("key").slice(0, 5).to_pylist()
+            s.counts["excluded"] += count
+            s.counts["candidates"] -= count
+            s.candidates = s.candidates.filter(pc.invert(listed))
+        if s.candidates.num_rows == 0:
+            raise InputError(f"source {s.spec.name!r}: every usable sample is listed in --exclude-keys")
 
 
 def _order(sources: list[LoadedSource], seed: int, label_set: LabelSet) -> _Candidates:

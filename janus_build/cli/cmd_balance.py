@@ -66,8 +66,14 @@ def balance_command(
     contamination: Optional[Path] = typer.Option(
         None,
         "--contamination",
-        help="janus dedup's contamination report (_contamination.json) to carry into the cards; "
+        help="janus dedup's contamination report (its DIR or DIR/_contamination.json) to carry into the cards; "
         "default: one found in a source's stage directory.",
+    ),
+    exclude_keys: Optional[list[Path]] = typer.Option(
+        None,
+        "--exclude-keys",
+        help="Parquet file with a 'key' column (janus dedup's exclude_keys.parquet): leave those samples out. "
+        "Repeatable.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
@@ -103,6 +109,7 @@ def balance_command(
         unknown_labels=unknown_labels,
         missing_images=missing_images,
         contamination=str(contamination) if contamination else None,
+        exclude_keys=tuple(str(p) for p in exclude_keys or ()),
         command=("janus", *sys.argv[1:]),
         overwrite=overwrite,
     )
