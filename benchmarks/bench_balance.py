@@ -13,6 +13,11 @@ selection, provenance and index add to a bare tar write.
     .venv/bin/python benchmarks/bench_balance.py                 # 100k and 1M rows
     .venv/bin/python benchmarks/bench_balance.py --rows 20000    # quick check
 
+Each configuration runs ``--repeat`` times (default 3) and the median is reported. The
+``resume`` run deletes one finished output shard of an ``all rows`` run and runs again: it reads
+the selection plan (``_selection.parquet``) instead of selecting again, so its figure shows what a
+resume costs against a fresh run.
+
 Exact-image-hash de-duplication is off here (every row shares one of 1,000 images, so it would
 collapse the data); its cost is one read + SHA-256 per image whose size collides with another's.
 """
@@ -39,6 +44,7 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
     import pyarrow.parquet as pq
 
     from janus_build.core.shards import ImageShardWriter, read_index
+    from janus_build.core.stage import ShardDir
     from janus_build.labels import load_label_set
     from janus_build.synthetic import class_image
 
@@ -52,8 +58,9 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
     labels = ids[rng.choice(100, size=rows, p=weights / weights.sum())].astype(np.int32)
     pick = np.arange(rows) % DISTINCT_IMAGES
     licences = np.array(["Attribution License", "Attribution-ShareAlike License", "CC0", "Public Domain Mark"])
+    shards = ShardDir(directory)
     (directory / "00000.parquet").unlink()
-    (directory / "00000_stats.json").unlink()
+    shards.unmark("00000")
     per = -(-rows // index_shards)
     for s in range(index_shards):
         lo, hi = s * per, min(rows, (s + 1) * per)
@@ -76,7 +83,7 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
             }
         )
         pq.write_table(table, directory / f"{s:05d}.parquet")
-        (directory / f"{s:05d}_stats.json").write_text(json.dumps({"count": hi - lo}))
+        shards.mark_done(f"{s:05d}", {"count": hi - lo})
 
 
 def child(args: argparse.Namespace) -> None:
@@ -111,7 +118,7 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     result = balance(config, clock)
     t1 = time.perf_counter()
-    written = sum(result.counts.values())
+    written = result.written
     write_s = t1 - (clock.write_started or t0)
     print(
         json.dumps(
@@ -159,10 +166,43 @@ def baseline(samples: int, source: Path, out: Path) -> dict:
     return {"written": written, "seconds": round(elapsed, 2), "samples_per_s": round(written / elapsed, 1)}
 
 
+def _child_run(rows: int, source: Path, out: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "--_child", "--rows", str(rows), "--source", str(source), "--out", str(out)]
+    proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median_of(repeat: int, label: str, rows: int, source: Path, out: Path, extra: list[str]) -> dict:
+    """Run a configuration ``repeat`` times (fresh output each time; for ``resume``, a finished run
+    that lost one shard) and report the median of each figure."""
+    import statistics
+
+    runs = []
+    for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
+        if label.startswith("resume"):
+            _child_run(rows, source, out, extra)
+            for path in (
+                out / "train" / "00000.tar",
+                out / "train" / "00000.parquet",
+                out / "train" / "_stats" / "00000.json",
+            ):
+                path.unlink()
+        runs.append(_child_run(rows, source, out, extra))
+    shutil.rmtree(out, ignore_errors=True)
+    figures = {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], (int, float))}
+    figures.update(run=label, repeat=repeat, load=os.getloadavg()[0])
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--workdir", default=None, help="Scratch directory (default: a temporary one, removed after).")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per configuration; the median is reported.")
     parser.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source"), parser.add_argument("--out"), parser.add_argument("--budget")
     parser.add_argument("--balance", default="none"), parser.add_argument("--max-per-class", type=int)
@@ -183,27 +223,8 @@ def main() -> None:
             if rows >= 1_000_000:
                 runs.append(("budget 100k", ["--budget", "100000", "--balance", "cap"]))
             for label, extra in runs:
-                out = work / f"out_{rows}"
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--_child",
-                    "--rows",
-                    str(rows),
-                    "--source",
-                    str(source),
-                    "--out",
-                    str(out),
-                    *extra,
-                ]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-                if proc.returncode:
-                    sys.exit(proc.stderr)
-                figures = json.loads(proc.stdout.strip().splitlines()[-1])
-                figures["run"] = label
-                results.append(figures)
-                print(json.dumps(figures), flush=True)
-                shutil.rmtree(out)
+                results.append(_median_of(args.repeat, label, rows, source, work / f"out_{rows}", extra))
+            results.append(_median_of(args.repeat, "resume (one shard lost)", rows, source, work / f"out_{rows}", []))
             base_out = work / f"base_{rows}"
             base_out.mkdir()
             base = baseline(rows, source, base_out)

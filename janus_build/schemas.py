@@ -155,6 +155,9 @@ BALANCE_EXTRA = pa.schema(
         pa.field("source_name", pa.string(), nullable=False),  # the SOURCE's name=... (in100, laion100, ...)
         pa.field("class_name", pa.string()),  # the label's name in the label set
         pa.field("caption_field", pa.string()),  # the column the caption came from; null = no caption
+        pa.field("source_key", pa.string()),  # the key in its source (differs from key only on a clash)
+        pa.field("owner_name", pa.string()),  # the owner's display name, for attribution (Flickr)
+        pa.field("page_url", pa.string()),  # the photo's page, for attribution (Flickr)
     ]
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ import webdataset as wds
 from balance_fixtures import CLASSES, GT_COUNTS, make_all
 from PIL import Image
 
-from janus_build.balance import BalanceConfig, BudgetError, SourceSpec, balance, load_sources_file, parse_budget
+from janus_build.balance import BalanceConfig, BudgetError, SourceSpec, balance, build, load_sources_file, parse_budget
 from janus_build.balance.select import proportional, stable_fraction, water_fill
 from janus_build.core.shards import ImageShardWriter, read_index
 from janus_build.errors import ConfigError, InputError, OutputError, SchemaError
@@ -235,7 +236,7 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     for s in wds.WebDataset(urls, shardshuffle=False).decode():  # default decoders: cls -> int, txt -> str
         assert s["cls"] == by_key[s["__key__"]]["label"] and isinstance(s["txt"], str)
     raw = {s["__key__"]: s for s in wds.WebDataset(urls, shardshuffle=False)}
-    for key, s in raw.items():
+    for s in raw.values():
         assert Image.open(io.BytesIO(s["jpg"])).format == "JPEG"  # a PNG source image is re-encoded
     fl = [r for r in train + val if r["source_name"] == "flickr"]
     assert fl and all(r["caption"].startswith("a blurry") and r["caption_field"] == "caption_blip_title" for r in fl)
@@ -254,7 +255,7 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
     assert result.stats["sources"]["laion100"]["missing_image"] == 1
     assert result.stats["sources"]["laion100"]["examples"]["missing_image"] == ["laion-00000-0"]
 
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["stage"] == "balance" and manifest["completed"] is True
     summary = manifest["summary"]
     assert summary["label_set"] == "four" and summary["classes"] == list(CLASSES) and summary["label_space_size"] == 14
@@ -275,9 +276,9 @@ def test_shards_read_back_with_webdataset_and_carry_provenance(data, tmp_path):
         else:
             owner, page = r["owner"], r["url"]
         assert f'"{r["title"]}" by {owner}, {page}, {r["license"]}' in card
-    for label_source in ("ground_truth", "tagged", "sc"):
-        assert f"| {label_source} |" in card
-    assert "| laion100 | laion | sc |" in card and "missing_image: `laion-00000-0`" in card
+    for label_source in ("ground_truth", "tagged", "sc"):  # names are code spans in the card
+        assert f"| `{label_source}` |" in card
+    assert "| `laion100` | `laion` | `sc` |" in card and "`missing_image`: `laion-00000-0`" in card
     for cid, c in result.stats["per_class"].items():
         assert f"| {cid} |" in card and c["selected"] == sum(c["by_source"].values())
     assert len((out / "ATTRIBUTION.tsv").read_text().splitlines()) == len(cc_by) + 1
@@ -319,20 +320,47 @@ def test_val_split_is_stable_across_budgets_and_seeds(data, tmp_path):
     assert abs((fractions < 0.3).mean() - 0.3) < 0.02
 
 
-def test_resume_rewrites_only_missing_shards_and_refuses_changed_options(data, tmp_path):
+def test_resume_rewrites_only_missing_shards_from_the_plan_and_refuses_changed_options(data, tmp_path, monkeypatch):
     out = tmp_path / "o"
     first = run(data, out, in100(data), laion(data), shard_size=6)
+    assert (out / "_selection.parquet").is_file()
     victim = out / "train" / "00002.tar"
     before = victim.read_bytes()
-    for suffix in (".tar", ".parquet", "_stats.json"):
-        (out / "train" / f"00002{suffix}").unlink()
+    for path in (victim, out / "train" / "00002.parquet", out / "train" / "_stats" / "00002.json"):
+        path.unlink()
+
+    def no_selection(*args, **kwargs):
+        raise AssertionError("a resume must read the plan, not select and hash again")
+
+    monkeypatch.setattr(build, "make_plan", no_selection)
     second = run(data, out, in100(data), laion(data), shard_size=6)
     assert second.written == 6 and second.resumed_shards == len(first.shards["train"]) + len(first.shards["val"]) - 1
-    assert victim.read_bytes() == before
+    assert victim.read_bytes() == before and second.stats["samples"] == first.stats["samples"]
     with pytest.raises(OutputError, match="shard_size"):
         run(data, out, in100(data), laion(data), shard_size=5)
+    monkeypatch.undo()
     third = run(data, out, in100(data), laion(data), shard_size=5, overwrite=True)
     assert third.written == sum(third.counts.values())
+
+
+def test_resume_refuses_a_plan_whose_inputs_changed_and_checks_written_counts(tmp_path):
+    src = _stage(tmp_path / "a", [{"key": f"k{i}", "label": 2} for i in range(6)])
+    labels = tmp_path / "l.tsv"
+    labels.write_text("class_id\tname\n2\tshark\n")
+    spec = SourceSpec.parse(f"name=a,images={src},labels=human")
+    config = BalanceConfig(out=str(tmp_path / "o"), sources=(spec,), labels=str(labels), val_fraction=0.0, shard_size=4)
+    balance(config)
+    shard = tmp_path / "o" / "train" / "00001"
+    with ImageShardWriter(shard.parent, shard.name) as writer:  # a shard that lost a row behind the marker's back
+        writer.write("k-other", class_image(2, 99, 24), {"label": 2, "source": "custom", "label_source": "human"})
+    with pytest.raises(OutputError, match="shard 00001 holds 1 row"):
+        balance(config)
+    stats = json.loads((src / "_stats" / "00000.json").read_text())
+    (src / "_stats" / "00000.json").write_text(json.dumps({**stats, "touched": 1}))
+    (src / "00000.parquet").touch()
+    os.utime(src / "00000.parquet", ns=(1, 1))
+    with pytest.raises(OutputError, match="source 'a' changed since the selection was made"):
+        balance(config)
 
 
 def test_sources_toml_file(data, tmp_path):

@@ -1,8 +1,12 @@
 """``janus balance``: class rebalancing, data budgets and JANuS shards with provenance.
 
-Modules: :mod:`.spec` (SOURCE syntax and the frozen config), :mod:`.sources` (slim candidate
-index per source), :mod:`.select` (preference order, de-duplication, quotas, split),
-:mod:`.build` (the run: selection, shard writing), :mod:`.card` (dataset card and plot).
+Modules, in the order a run uses them: :mod:`.spec` (SOURCE syntax), :mod:`.config` (the
+frozen options), :mod:`.sources` (slim candidate index per source), :mod:`.select` (the
+arithmetic: preference keys, de-duplication, quotas, MetaCLIP sampling), :mod:`.plan` (the
+selection plan, ``DIR/_selection.parquet``), :mod:`.reshard` (shards from the plan, validated
+images, count check), :mod:`.provenance` (which licence/owner/title wins), :mod:`.card`
+(README.md with a Hugging Face header, plot), :mod:`.croissant` (croissant.json) and
+:mod:`.build` (the run: plan or resume, reshard, cards).
 
 Python API::
 
@@ -18,16 +22,29 @@ Python API::
     ))
 """
 
-from janus_build.balance.build import BalanceResult, balance
-from janus_build.balance.select import BudgetError
-from janus_build.balance.spec import BalanceConfig, SourceSpec, load_sources_file, parse_budget
+from __future__ import annotations
 
-__all__ = [
-    "BalanceConfig",
-    "BalanceResult",
-    "BudgetError",
-    "SourceSpec",
-    "balance",
-    "load_sources_file",
-    "parse_budget",
-]
+from typing import Any
+
+# Everything is imported on first use, so ``janus_build.balance.config`` (the CLI's options)
+# loads without pyarrow, numpy or PIL.
+_LAZY = {
+    "BalanceResult": "janus_build.balance.build",
+    "balance": "janus_build.balance.build",
+    "run": "janus_build.balance.build",
+    "BalanceConfig": "janus_build.balance.config",
+    "BudgetError": "janus_build.balance.select",
+    "SourceSpec": "janus_build.balance.spec",
+    "load_sources_file": "janus_build.balance.spec",
+    "parse_budget": "janus_build.balance.spec",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'janus_build.balance' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)

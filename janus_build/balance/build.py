@@ -1,54 +1,60 @@
-"""``janus balance`` end to end: read the sources' indexes, select, write shards, card and plot."""
+"""``janus balance`` end to end: plan (or read the plan of an interrupted run), reshard, cards.
+
+Layout of an output ``DIR`` (DIR itself is not a parquet directory; ``train/`` and ``val/`` are
+image shard directories that open as-is in pyarrow, pandas, DuckDB and Spark)::
+
+    DIR/_manifest.json, DIR/_lock     the core's stage files
+    DIR/_selection.parquet            the selection plan (one row per sample, output order)
+    DIR/train/, DIR/val/              NNNNN.tar + NNNNN.parquet + _stats/NNNNN.json
+    DIR/stats.json                    everything the cards show, machine-readable
+    DIR/README.md                     dataset card: Hugging Face YAML header + Markdown
+    DIR/croissant.json                Croissant 1.0 JSON-LD
+    DIR/ATTRIBUTION.tsv, DIR/class_counts.png
+"""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
 import logging
-import re
-from collections import Counter, OrderedDict
+import platform
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from janus_build import schemas
-from janus_build.balance import select as sel
-from janus_build.balance.card import (
-    ATTRIBUTION_COLUMNS,
-    ATTRIBUTION_TSV,
-    MAX_ATTRIBUTION_IN_CARD,
-    tsv_cell,
-    write_card,
-    write_plot,
-)
-from janus_build.balance.sources import LoadedSource, load_source
-from janus_build.balance.spec import BalanceConfig, parse_budget
+from janus_build import __version__
+from janus_build.balance import provenance
+from janus_build.balance.card import ATTRIBUTION_COLUMNS, ATTRIBUTION_TSV, MAX_ATTRIBUTION_IN_CARD, tsv_cell
+from janus_build.balance.config import VOLATILE, BalanceConfig
+from janus_build.balance.plan import SELECTION, SPLITS, Plan, check_inputs_unchanged, make_plan, read_plan, write_plan
+from janus_build.balance.reshard import reshard
 from janus_build.core.fsio import atomic_path, atomic_write_json
-from janus_build.core.shards import ImageShardWriter
-from janus_build.core.stage import ShardDir, StageDir
+from janus_build.core.stage import StageDir, read_manifest
 from janus_build.errors import InputError
-from janus_build.labels import load_label_set
+from janus_build.labels import LabelSet, load_label_set
 from janus_build.progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val")
 PLOT_NAME = "class_counts.png"
 STATS_NAME = "stats.json"
-_LICENSE_COLUMNS = ("license", "LICENSE", "licence")
-_OWNER_COLUMNS = ("owner", "ownername", "owner_name", "author")
-_TITLE_COLUMNS = ("title", "TITLE")
-_OWNER_NAME_COLUMNS = ("owner_name", "ownername")  # attribution prefers these to an owner id
-_PAGE_URL_COLUMNS = ("page_url",)
-# what a match source's rows may take from its image stage's index when the match output lacks it
-_PROVENANCE_FALLBACK = (*_LICENSE_COLUMNS, *_OWNER_COLUMNS, *_TITLE_COLUMNS)
+CONTAMINATION_NAME = "_contamination.json"  # what a `janus dedup` stage directory may hold
+_SUMMARY_COLUMNS = (
+    "key",
+    "label",
+    "license",
+    "label_source",
+    "source_name",
+    "caption_field",
+    "status",
+    "error_message",
+    "title",
+    "owner",
+    "url",
+    "owner_name",
+    "page_url",
+)
 
 
 @dataclass
@@ -56,7 +62,7 @@ class BalanceResult:
     """What a run produced (also in ``DIR/stats.json`` and the manifest's summary)."""
 
     out: Path
-    counts: dict[str, int]  # train / val samples
+    counts: dict[str, int]  # train / val images written
     shards: dict[str, list[str]]
     stats: dict[str, Any]
     written: int = 0  # samples written by this run (0 when every shard was already done)
@@ -64,522 +70,297 @@ class BalanceResult:
     short_classes: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _TarReader:
-    """Read image bytes by offset, keeping a bounded number of source tars open."""
-
-    def __init__(self, limit: int = 64) -> None:
-        self._open: OrderedDict[Path, Any] = OrderedDict()
-        self._limit = limit
-
-    def read(self, path: Path, offset: int, size: int) -> bytes:
-        handle = self._open.get(path)
-        if handle is None:
-            if len(self._open) >= self._limit:
-                _, old = self._open.popitem(last=False)
-                old.close()
-            handle = self._open[path] = open(path, "rb")
-        else:
-            self._open.move_to_end(path)
-        handle.seek(offset)
-        data = handle.read(size)
-        if len(data) != size:
-            raise InputError(f"{path}: truncated (wanted {size} bytes at offset {offset})")
-        return data
-
-    def close(self) -> None:
-        for handle in self._open.values():
-            handle.close()
-        self._open.clear()
-
-
-def _to_jpeg(data: bytes, ext: str | None) -> bytes:
-    if (ext or "jpg").lower() in ("jpg", "jpeg"):
-        return data
-    from janus_build.core.imaging import open_image
-
-    buffer = io.BytesIO()
-    open_image(data).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary-encode a string column: small integer codes per row and the distinct values."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    codes = np.asarray(pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int32)
-    values = encoded.dictionary.to_pylist() or [None]
-    return codes, values
-
-
-def _rank_within(classes: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """For rows in preference order, each masked row's rank within its class (others: -1)."""
-    rank = np.full(len(classes), -1, dtype=np.int64)
-    idx = np.flatnonzero(mask)
-    if len(idx):
-        cls = classes[idx]
-        order = np.argsort(cls, kind="stable")
-        sorted_cls = cls[order]
-        starts = np.searchsorted(sorted_cls, np.arange(num_classes))
-        rank[idx[order]] = np.arange(len(idx)) - starts[sorted_cls]
-    return rank
-
-
-def _first_string(record: dict[str, Any], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = record.get(name)
-        if value is not None and str(value).strip():
-            return str(value)
-    return None
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _read_captions(source: LoadedSource, keys: pa.Array) -> pa.Table | None:
-    if not source.spec.captions:
-        return None
-    directory = Path(source.spec.captions)
-    where = f"source {source.spec.name!r} captions={directory}"
-    files = sorted(directory.glob("*.parquet")) if directory.is_dir() else ([directory] if directory.is_file() else [])
-    if not files:
-        raise InputError(f"{where}: no caption parquet files")
-    wanted = (
-        "key",
-        "caption_blip",
-        "caption_blip_spellchecked",
-        "caption_blip_title",
-        "prose_caption",
-        *source.spec.caption_columns,
+def _open_stage(config: BalanceConfig, plan: Plan) -> StageDir:
+    inputs = [{"source": s.spec.name, "spec": s.spec.resolved().to_text()} for s in plan.sources]
+    return StageDir(
+        config.out,
+        "balance",
+        config.manifest_config(),
+        inputs=inputs,
+        overwrite=config.overwrite,
+        volatile_keys=VOLATILE,
     )
-    pieces = []
-    for path in files:
-        names = pq.read_schema(path).names
-        if "key" not in names:
-            raise InputError(f"{where}: {path.name} has no 'key' column")
-        table = pq.read_table(path, columns=[c for c in dict.fromkeys(wanted) if c in names])
-        pieces.append(table.filter(pc.is_in(table.column("key"), value_set=keys)))
-    return pa.concat_tables(pieces, promote_options="permissive")
 
 
-class _SourceRows:
-    """The selected rows of one source with full metadata, captions and provenance, by meta_row."""
-
-    def __init__(self, source: LoadedSource, meta_rows: np.ndarray) -> None:
-        self.source = source
-        rows = np.unique(meta_rows)
-        self.meta = source.read_metadata(rows)
-        self._rows = self.meta.column("_meta_row").to_numpy()
-        keys = (
-            self.meta.column("key").combine_chunks() if "key" in self.meta.column_names else pa.array([], pa.string())
-        )
-        captions = _read_captions(source, keys)
-        self.captions = None
-        if captions is not None:
-            pos = pc.index_in(keys, value_set=captions.column("key"))
-            self.captions = captions.take(pos)  # null rows where a key has no caption
-        self.index_meta = source.index_metadata(keys, _PROVENANCE_FALLBACK)
-
-    def records(self, meta_rows: np.ndarray) -> list[dict[str, Any]]:
-        """Full metadata (captions merged in) of ``meta_rows``, as dicts, in the given order."""
-        take = pa.array(np.searchsorted(self._rows, meta_rows), pa.int64())
-        records = self.meta.drop_columns(["_meta_row"]).take(take).to_pylist()
-        if self.index_meta:
-            for record in records:
-                for name, value in self.index_meta.get(str(record.get("key")), {}).items():
-                    if value is not None and str(value).strip() and _first_string(record, (name,)) is None:
-                        record[name] = value
-        if self.captions is not None:
-            for record, caption in zip(records, self.captions.take(take).to_pylist()):
-                for name, value in caption.items():
-                    if name != "key":
-                        record[name] = value
-        return records
-
-    def caption(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        """The first non-empty caption column of the source's preference list, and its name."""
-        for name in self.source.spec.caption_columns:
-            value = record.get(name)
-            if value is not None and str(value).strip():
-                return str(value).strip(), name
-        return "", None
+def _plan_and_stage(config: BalanceConfig, label_set: LabelSet, progress: Progress) -> tuple[Plan, StageDir]:
+    """The plan of an interrupted run with the same options, or a new one (written once the stage is open)."""
+    plan_path = Path(config.out) / SELECTION
+    if plan_path.is_file() and not config.overwrite:
+        plan = read_plan(plan_path)
+        stage = _open_stage(config, plan)  # refuses other options before anything is reused
+        try:
+            check_inputs_unchanged(plan, stage.path)
+        except BaseException:
+            stage.close()
+            raise
+        log.info("%s: resuming from the selection plan (%d samples)", stage.path, plan.table.num_rows)
+        return plan, stage
+    plan = make_plan(config, label_set, progress)  # nothing is written before the selection succeeded
+    stage = _open_stage(config, plan)
+    try:
+        write_plan(stage.path / SELECTION, plan)
+    except BaseException:
+        stage.close()
+        raise
+    return plan, stage
 
 
 def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> BalanceResult:
     """Build balanced JANuS shards from labelled sources (``janus balance``).
 
     Args:
-        config: the options (see :class:`~janus_build.balance.spec.BalanceConfig`).
-        progress: receives ``read sources``, ``de-duplicate`` and ``write <split>`` progress.
+        config: the options (see :class:`~janus_build.balance.config.BalanceConfig`).
+        progress: receives ``read sources``, ``hash images`` and ``write <split>`` progress.
 
     Returns:
-        A :class:`BalanceResult` with counts, shard names and the statistics of the card.
+        A :class:`BalanceResult` with counts, shard names and the statistics of the cards.
 
     Raises:
         ConfigError: bad options (including :class:`~janus_build.balance.select.BudgetError`).
         InputError: a source is unreadable, unlabelled, has labels outside the label set, or
             (with ``missing_images='error'``) lacks image bytes; the message names source and key.
-        OutputError: ``--out`` holds something else or an earlier run with other options.
+        OutputError: ``--out`` holds something else, an earlier run with other options, or a
+            plan whose inputs changed since.
     """
     label_set = load_label_set(config.labels)
-    num_classes = len(label_set)
-    budget = parse_budget(config.budget)
-
-    # -- 1. slim indexes ---------------------------------------------------------------------
-    progress.start("read sources", len(config.sources), "sources")
-    sources: list[LoadedSource] = []
-    for position, spec in enumerate(config.sources):
-        sources.append(
-            load_source(
-                spec, position, label_set, unknown_labels=config.unknown_labels, missing_images=config.missing_images
-            )
-        )
-        progress.advance("read sources")
-    progress.finish("read sources")
-
-    # -- 2. one candidate table in preference order -----------------------------------------
-    cands = pa.concat_tables([s.candidates for s in sources])
-    src = np.concatenate([np.full(s.candidates.num_rows, s.position, dtype=np.int32) for s in sources])
-    local = np.concatenate([np.arange(s.candidates.num_rows, dtype=np.int64) for s in sources])
-    priority = np.array([s.spec.priority for s in sources], dtype=np.int64)[src]
-    weight = np.array([s.spec.weight for s in sources], dtype=np.float64)[src]
-    u = sel.seeded_uniform(cands.column("key"), config.seed, "select")
-    order = np.lexsort((src, sel.efraimidis_keys(u, weight), priority))  # priority, then weighted key
-    del u, priority, weight
-    src, local = src[order], local[order]
-    # the candidate index stays in Arrow (compact); Python objects only for a shard's rows at a time
-    ordered = cands.take(pa.array(order)).combine_chunks()
-    del cands, order
-    for s in sources:  # only meta_row is needed from here on (to read the selected rows' metadata)
-        s.candidates = s.candidates.select(["meta_row"])
-    labels = ordered.column("label").to_numpy().astype(np.int64)
-    sizes = np.asarray(pc.fill_null(ordered.column("image_size"), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    offsets = np.asarray(
-        pc.fill_null(ordered.column("image_offset"), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    plan, stage = _plan_and_stage(config, label_set, progress)
+    with stage:
+        result = reshard(plan, stage.path, label_set, progress)
+        stats = _final_stats(config, plan, label_set, stage.path, result.shards)
+        _write_outputs(stage.path, config, stats, label_set, plan)
+        stage.finish(summary=_manifest_summary(stats, label_set, result.shards))
+    counts = stats["samples"]
+    log.info(
+        "balance: %d train + %d val samples in %s (%d written, %d shard(s) already done)",
+        counts["train"],
+        counts["val"],
+        stage.path,
+        result.written,
+        result.resumed,
     )
-    shard_codes, shard_names = _codes(ordered.column("shard"))
-    ext_codes, ext_names = _codes(ordered.column("image_ext"))
-    kinds = [s.spec.source_kind for s in sources]
-    namespace_of = {kind: i for i, kind in enumerate(dict.fromkeys("flickr" if k == "yfcc" else k for k in kinds))}
-    namespaces = np.array([namespace_of["flickr" if k == "yfcc" else k] for k in kinds], dtype=np.int64)[src]
-    reader = _TarReader()
-
-    def image_path(row: int) -> Path:
-        return sources[src[row]].images_dir / Path(shard_names[shard_codes[row]]).name
-
-    def read_jpeg(row: int) -> bytes:
-        return _to_jpeg(reader.read(image_path(row), int(offsets[row]), int(sizes[row])), ext_names[ext_codes[row]])
-
-    def image_hash(rows: np.ndarray) -> list[bytes]:
-        progress.start("hash images", len(rows), "images")
-        digests: dict[int, bytes] = {}
-        for row in rows[np.lexsort((offsets[rows], shard_codes[rows], src[rows]))].tolist():  # sequential reads
-            digests[row] = hashlib.sha256(reader.read(image_path(row), int(offsets[row]), int(sizes[row]))).digest()
-            progress.advance("hash images")
-        progress.finish("hash images")
-        return [digests[int(r)] for r in rows]
-
-    keep, dedup = sel.deduplicate(
-        ordered.column("key"),
-        ordered.column("id_value"),
-        namespaces,
-        ordered.column("url"),
-        sizes,
-        labels,
-        tuple(dict.fromkeys(("key", *config.dedup))),  # keys are always unique: they are the webdataset __key__
-        image_hash,
+    return BalanceResult(
+        out=stage.path,
+        counts=counts,
+        shards=result.shards,
+        stats=stats,
+        written=result.written,
+        resumed_shards=result.resumed,
+        short_classes=stats["short_classes"],
     )
-    lookup = np.full(max(max(label_set.ids), int(labels.max(initial=0))) + 1, -1, dtype=np.int64)
-    lookup[np.asarray(label_set.ids)] = np.arange(num_classes)
-    classes = lookup[labels]
 
-    # -- 3. pool: base samples + fill samples up to --min-per-class --------------------------
-    is_fill = np.array([s.spec.role == "fill" for s in sources], dtype=bool)[src]
-    base = keep & ~is_fill
-    fill = keep & is_fill
-    base_counts = np.bincount(classes[base], minlength=num_classes)
-    fill_rank = _rank_within(classes, fill, num_classes)
-    deficit = np.maximum(0, (config.min_per_class or 0) - base_counts)
-    pool = base | (fill & (fill_rank >= 0) & (fill_rank < deficit[classes]))
-    available = np.bincount(classes[keep], minlength=num_classes)
-    pool_counts = np.bincount(classes[pool], minlength=num_classes)
 
-    # -- 4. quotas ----------------------------------------------------------------------------
-    dedup_by_source = Counter(src[keep].tolist())
-    if budget is None:
-        budget_samples, unit = None, None
-    else:
-        unit = (
-            int(config.budget_unit)
-            if config.budget_unit.isdigit()
-            else int(dedup_by_source[[s.spec.name for s in sources].index(config.budget_unit)])
-        )
-        budget_samples = sel.budget_to_samples(budget[0], budget[1], unit)
-        if budget_samples < 1:
-            raise sel.BudgetError(
-                f"--budget {config.budget} with --budget-unit {config.budget_unit} ({unit:,} samples) is less than one sample"
-            )
+run = balance  # the stage entry every stage has: run(config, progress)
 
-    def describe_pool() -> str:
-        pooled = Counter(src[pool].tolist())
-        return ", ".join(f"{s.spec.name}: {pooled[s.position]:,}" for s in sources)
 
-    plan = sel.quotas(
-        pool_counts,
-        balance=config.balance,
-        min_per_class=config.min_per_class,
-        max_per_class=config.max_per_class,
-        budget_samples=budget_samples,
-        tie_order=sel.class_tie_order(num_classes, config.seed),
-        describe_pool=describe_pool,
-    )
-    pool_rank = _rank_within(classes, pool, num_classes)
-    chosen = pool & (pool_rank < plan.quota[classes])
-    selected_counts = np.bincount(classes[chosen], minlength=num_classes)
+# --- statistics of what was written ------------------------------------------------------------------
+@dataclass
+class _Tally:
+    samples: Counter = field(default_factory=Counter)
+    licences: Counter = field(default_factory=Counter)
+    label_sources: Counter = field(default_factory=Counter)
+    by_source_class: Counter = field(default_factory=Counter)
+    captions_missing: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    invalid_examples: list[list[str]] = field(default_factory=list)
+    attribution: list[dict[str, str]] = field(default_factory=list)  # the first MAX_ATTRIBUTION_IN_CARD
+    cc_by: int = 0
 
-    short = []
-    minimum = config.min_per_class or (plan.target if config.balance == "equal" else None)
-    if minimum:
-        for c in np.flatnonzero(selected_counts < minimum):
-            cid = label_set.ids[c]
-            short.append(
-                {
-                    "class_id": cid,
-                    "name": label_set.names.get(cid, ""),
-                    "count": int(selected_counts[c]),
-                    "minimum": int(minimum),
-                    "deficit": int(minimum - selected_counts[c]),
-                }
-            )
-        if short:
-            log.warning(
-                "%d class(es) short of their minimum of %d, e.g. %s",
-                len(short),
-                minimum,
-                ", ".join(f"{s['class_id']} {s['name']} ({s['count']})" for s in short[:3]),
-            )
+    def add(self, split: str, row: dict[str, Any], tsv: Any) -> None:
+        if row["status"] != "success":
+            self.invalid[row["status"]] += 1
+            if len(self.invalid_examples) < 5:
+                self.invalid_examples.append([row["key"], row["error_message"] or row["status"]])
+            return
+        self.samples[split] += 1
+        self.licences[row["license"] or "(unknown)"] += 1
+        self.label_sources[row["label_source"]] += 1
+        self.by_source_class[(row["source_name"], row["label"])] += 1
+        self.captions_missing += row["caption_field"] is None
+        if provenance.is_cc_by(row["license"]):
+            # credit the author by name and link the photo's page when the source has them
+            entry = {k: row.get(k) or "" for k in ATTRIBUTION_COLUMNS}
+            entry["owner"] = row.get("owner_name") or entry["owner"]
+            entry["url"] = row.get("page_url") or entry["url"]
+            tsv.write("\t".join(tsv_cell(entry[k]) for k in ATTRIBUTION_COLUMNS) + "\n")
+            self.cc_by += 1
+            if len(self.attribution) < MAX_ATTRIBUTION_IN_CARD:
+                self.attribution.append(entry)
 
-    # -- 5. split and output order --------------------------------------------------------------
-    rows = np.flatnonzero(chosen)
-    chosen_keys = ordered.column("key").take(pa.array(rows))
-    is_val = sel.stable_fraction(chosen_keys) < config.val_fraction
-    shuffle = np.argsort(sel.seeded_uniform(chosen_keys, config.seed, "shuffle"), kind="stable")
-    rows, is_val = rows[shuffle], is_val[shuffle]
 
-    # -- 6. metadata of the selected rows, then the shards (nothing is written before this) ----
-    stage = StageDir(
-        config.out,
-        "balance",
-        config.manifest_config(),
-        inputs=[{"source": s.spec.name, "spec": s.spec.to_text(), "rows": int(s.counts["rows"])} for s in sources],
-        overwrite=config.overwrite,
-    )
-    out = stage.path
-
-    meta_rows_col = {s.position: s.candidates.column("meta_row").to_numpy() for s in sources}
-    per_source: dict[int, _SourceRows] = {}
-    for s in sources:
-        mine = rows[src[rows] == s.position]
-        if len(mine):
-            per_source[s.position] = _SourceRows(s, meta_rows_col[s.position][local[mine]])
-
-    result_shards: dict[str, list[str]] = {}
-    counts: dict[str, int] = {}
-    written = resumed = 0
-    licence_counts: Counter = Counter()
-    label_source_counts: Counter = Counter()
-    by_source_class: dict[str, Counter] = {s.spec.name: Counter() for s in sources}
-    attribution: list[dict[str, str]] = []  # the first MAX_ATTRIBUTION_IN_CARD; all go to ATTRIBUTION.tsv
-    attribution_count = 0
-    stack = contextlib.ExitStack()  # ATTRIBUTION.tsv is streamed and appears only if every shard was written
-    attribution_out = open(stack.enter_context(atomic_path(out / ATTRIBUTION_TSV)), "w", encoding="utf-8", newline="\n")
-    stack.callback(attribution_out.close)
-    stack.enter_context(contextlib.closing(reader))
-    attribution_out.write("\t".join(ATTRIBUTION_COLUMNS) + "\n")
-    caption_missing = 0
-    with stack:
+def _tally(out: Path, shards: dict[str, list[str]]) -> _Tally:
+    """Count what the shards hold (read back from their indexes), streaming ``ATTRIBUTION.tsv``."""
+    tally = _Tally()
+    with atomic_path(out / ATTRIBUTION_TSV) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as tsv:
+        tsv.write("\t".join(ATTRIBUTION_COLUMNS) + "\n")
         for split in SPLITS:
-            split_rows = rows[is_val] if split == "val" else rows[~is_val]
-            counts[split] = int(len(split_rows))
-            split_dir = out / split
-            split_dir.mkdir(parents=True, exist_ok=True)
-            names = []
-            progress.start(f"write {split}", int(len(split_rows)), "samples")
-            for number, start in enumerate(range(0, len(split_rows), config.shard_size)):
-                name = f"{number:05d}"
-                names.append(name)
-                chunk = split_rows[start : start + config.shard_size]
-                records = []
-                metas: dict[int, dict[str, Any]] = {}
-                for position in np.unique(src[chunk]).tolist():
-                    mine = chunk[src[chunk] == position]
-                    found = per_source[position].records(meta_rows_col[position][local[mine]])
-                    metas.update(zip(mine.tolist(), found))
-                taken = ordered.select(["key", "id_value", "url"]).take(pa.array(chunk)).to_pydict()
-                for j, row in enumerate(chunk.tolist()):
-                    key, source_id, url = taken["key"][j], taken["id_value"][j], taken["url"][j]
-                    s = sources[src[row]]
-                    rows_of = per_source[s.position]
-                    meta = metas[row]
-                    caption, caption_field = rows_of.caption(meta)
-                    cid = int(labels[row])
-                    record = {
-                        "key": key,
-                        "label": cid,
-                        "caption": caption,
-                        "source": s.spec.source_kind,
-                        "source_id": source_id or key,
-                        "url": url,
-                        "license": _first_string(meta, _LICENSE_COLUMNS),
-                        "owner": _first_string(meta, _OWNER_COLUMNS),
-                        "title": _first_string(meta, _TITLE_COLUMNS),
-                        "label_source": s.label_source,
-                        "split": split,
-                        "source_name": s.spec.name,
-                        "class_name": label_set.names.get(cid, ""),
-                        "caption_field": caption_field,
-                    }
-                    records.append((row, record, meta))
-                    licence_counts[record["license"] or "(unknown)"] += 1
-                    label_source_counts[s.label_source] += 1
-                    by_source_class[s.spec.name][cid] += 1
-                    caption_missing += caption_field is None
-                    if _is_cc_by(record["license"]):
-                        entry = {k: record[k] or "" for k in ATTRIBUTION_COLUMNS}
-                        # credit the author by name and link the photo's page when the source has them
-                        # (Flickr: owner is the NSID, owner_name the name; url the file, page_url the page)
-                        entry["owner"] = _first_string(meta, _OWNER_NAME_COLUMNS) or entry["owner"]
-                        entry["url"] = _first_string(meta, _PAGE_URL_COLUMNS) or entry["url"]
-                        attribution_out.write("\t".join(tsv_cell(entry[k]) for k in ATTRIBUTION_COLUMNS) + "\n")
-                        attribution_count += 1
-                        if len(attribution) < MAX_ATTRIBUTION_IN_CARD:
-                            attribution.append(entry)
-                if ShardDir(split_dir).is_done(name):
-                    resumed += 1
-                else:
-                    _write_shard(split_dir, name, records, read_jpeg)
-                    written += len(records)
-                progress.advance(f"write {split}", len(chunk))
-            progress.finish(f"write {split}")
-            result_shards[split] = names
+            for name in shards[split]:
+                path = out / split / f"{name}.parquet"
+                columns = [c for c in _SUMMARY_COLUMNS if c in pq.read_schema(path).names]
+                for row in pq.read_table(path, columns=columns).to_pylist():
+                    tally.add(split, row, tsv)
+    return tally
 
-    # -- 7. stats, card, plot, manifest -----------------------------------------------------------
-    stats = {
+
+def _final_stats(
+    config: BalanceConfig, plan: Plan, label_set: LabelSet, out: Path, shards: dict[str, list[str]]
+) -> dict[str, Any]:
+    tally = _tally(out, shards)
+    chosen = plan.stats
+    by_source_class = tally.by_source_class
+    source_names = list(chosen["sources"])
+    sources = {
+        name: {**s, "selected": sum(v for (n, _c), v in by_source_class.items() if n == name)}
+        for name, s in chosen["sources"].items()
+    }
+    per_class = {}
+    for cid in label_set.ids:
+        selection = chosen["per_class_selection"][str(cid)]
+        by_source = {n: by_source_class[(n, cid)] for n in source_names if by_source_class[(n, cid)]}
+        per_class[str(cid)] = {
+            "available": selection["available"],
+            "pool": selection["pool"],
+            "base": selection["base"],
+            "planned": selection["selected"],
+            "selected": sum(by_source.values()),
+            "by_source": by_source,
+        }
+    return {
         "label_set": label_set.name,
-        "num_classes": num_classes,
+        "num_classes": len(label_set),
         "classes": list(label_set.ids),
         "balance": config.balance,
         "seed": config.seed,
         "min_per_class": config.min_per_class,
         "max_per_class": config.max_per_class,
-        "budget": {"requested": config.budget, "unit": unit, "samples": budget_samples, "selected": int(len(rows))},
-        "per_class_target": plan.target,
-        "samples": counts,
-        "shards": result_shards,
-        "sources": {
-            s.spec.name: {
-                "kind": s.spec.source_kind,
-                "label_source": s.label_source,
-                "priority": s.spec.priority,
-                "weight": s.spec.weight,
-                "role": s.spec.role,
-                **{k: int(v) for k, v in sorted(s.counts.items())},
-                "after_dedup": int(dedup_by_source[s.position]),
-                "selected": int(sum(by_source_class[s.spec.name].values())),
-                "examples": {k: v for k, v in sorted(s.examples.items())},
-            }
-            for s in sources
+        "budget": chosen["budget"],
+        "per_class_target": chosen["per_class_target"],
+        "metaclip": chosen.get("metaclip"),
+        "samples": {s: tally.samples[s] for s in SPLITS},
+        "samples_planned": chosen["samples_planned"],
+        "shards": shards,
+        "sources": sources,
+        "dedup": chosen["dedup"],
+        "per_class": per_class,
+        "short_classes": chosen["short_classes"],
+        "invalid_images": {
+            "count": sum(tally.invalid.values()),
+            "by_status": dict(sorted(tally.invalid.items())),
+            "examples": tally.invalid_examples,
         },
-        "dedup": {
-            "removed": dedup.removed,
-            "label_conflicts": dedup.label_conflicts,
-            "images_hashed": dedup.images_hashed,
-            "examples": {k: [list(p) for p in v] for k, v in dedup.examples.items()},
-        },
-        "per_class": {
-            str(cid): {
-                "available": int(available[c]),
-                "pool": int(pool_counts[c]),
-                "selected": int(selected_counts[c]),
-                "by_source": {n: int(by_source_class[n][cid]) for n in by_source_class if by_source_class[n][cid]},
-            }
-            for c, cid in enumerate(label_set.ids)
-        },
-        "short_classes": short,
-        "licenses": dict(sorted(licence_counts.items())),
-        "label_sources": dict(sorted(label_source_counts.items())),
-        "captions_missing": int(caption_missing),
-        "cc_by_samples": attribution_count,
+        "licenses": dict(sorted(tally.licences.items())),
+        "label_sources": dict(sorted(tally.label_sources.items())),
+        "label_accuracy": _label_accuracy(plan),
+        "captions_missing": int(tally.captions_missing),
+        "cc_by_samples": tally.cc_by,
+        "attribution_in_card": tally.attribution,
+        "contamination": _contamination(config, plan),
+        "provenance": _build_provenance(config, plan),
     }
-    atomic_write_json(out / STATS_NAME, stats)
-    write_plot(out / PLOT_NAME, base_counts, available, selected_counts, config.min_per_class, label_set.name)
-    write_card(out, config, stats, label_set, attribution, PLOT_NAME)
-    stage.finish(
-        summary={
-            "label_set": label_set.name,
-            "classes": list(label_set.ids),
-            "class_names": {str(c): label_set.names.get(c, "") for c in label_set.ids},
-            "num_classes": num_classes,
-            "label_space_size": int(max(label_set.ids)) + 1,
-            "samples": counts,
-            "shards": {split: [f"{split}/{n}.tar" for n in names] for split, names in result_shards.items()},
-            "budget": stats["budget"],
-            "short_classes": len(short),
-        }
+
+
+def _label_accuracy(plan: Plan) -> dict[str, Any]:
+    """Measured label accuracy per source where the upstream stage recorded it: ``janus match
+    --truth-col`` writes ``label_accuracy`` into the match output's ``_stats.json`` (``stats.json``
+    in older outputs). None where unknown (ground truth, tags, matches without a truth column)."""
+    import json
+
+    found: dict[str, Any] = {}
+    for source in plan.sources:
+        value = None
+        for name in ("_stats.json", "stats.json") if source.spec.match else ():
+            path = Path(source.spec.match) / name
+            try:
+                value = json.loads(path.read_text()).get("label_accuracy") if path.is_file() else None
+            except (OSError, ValueError, AttributeError):
+                value = None
+            if value is not None:
+                break
+        found[source.spec.name] = value if isinstance(value, (int, float)) else None
+    return found
+
+
+def _contamination(config: BalanceConfig, plan: Plan) -> dict[str, Any] | None:
+    """Evaluation-set contamination figures: ``--contamination FILE``, else a ``_contamination.json``
+    found in a source's image stage (or the stage directory whose ``images/`` it is); None when
+    there is none."""
+    import json
+
+    candidates = [config.contamination_file()] if config.contamination else []
+    for source in plan.sources:
+        candidates.append(source.images_dir / CONTAMINATION_NAME)
+        if read_manifest(source.images_dir.parent) is not None:  # a stage whose images/ this is
+            candidates.append(source.images_dir.parent / CONTAMINATION_NAME)
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{path}: unreadable contamination report ({exc})") from None
+            if not isinstance(data, dict):
+                raise InputError(f"{path}: expected a JSON object (janus dedup's report)")
+            return {"file": str(path.resolve()), "report": data}
+    return None
+
+
+def _build_provenance(config: BalanceConfig, plan: Plan) -> dict[str, Any]:
+    """The command and versions that built the dataset, and the janus stages behind each source."""
+    upstream = []
+    for source in plan.sources:
+        dirs = [
+            source.images_dir,
+            source.images_dir.parent,
+            *(Path(p) for p in (source.spec.match, source.spec.captions) if p),
+        ]
+        for directory in dict.fromkeys(dirs):
+            manifest = read_manifest(directory) if directory.is_dir() else None
+            if manifest and manifest.get("stage"):
+                upstream.append(
+                    {
+                        "source": source.spec.name,
+                        "stage": manifest.get("stage"),
+                        "directory": str(directory.resolve()),
+                        "janus_build_version": manifest.get("janus_build_version"),
+                        "config_sha256": manifest.get("config_sha256"),
+                    }
+                )
+    return {
+        "janus_build_version": __version__,
+        "python": platform.python_version(),
+        "command": list(config.command) if config.command else None,
+        "upstream": upstream,
+    }
+
+
+def _write_outputs(out: Path, config: BalanceConfig, stats: dict[str, Any], label_set: LabelSet, plan: Plan) -> None:
+    import numpy as np
+
+    from janus_build.balance.card import write_card, write_plot
+    from janus_build.balance.croissant import write_croissant
+
+    atomic_write_json(out / STATS_NAME, {k: v for k, v in stats.items() if k != "attribution_in_card"})
+    per_class = [stats["per_class"][str(c)] for c in label_set.ids]
+    write_plot(
+        out / PLOT_NAME,
+        np.array([c["base"] for c in per_class]),
+        np.array([c["available"] for c in per_class]),
+        np.array([c["selected"] for c in per_class]),
+        config.min_per_class,
+        label_set.name,
     )
-    log.info(
-        "balance: %d train + %d val samples in %s (%d written, %d shard(s) already done)",
-        counts["train"],
-        counts["val"],
-        out,
-        written,
-        resumed,
-    )
-    return BalanceResult(
-        out=out,
-        counts=counts,
-        shards=result_shards,
-        stats=stats,
-        written=written,
-        resumed_shards=resumed,
-        short_classes=short,
-    )
+    write_card(out, config, stats, label_set, stats["attribution_in_card"], PLOT_NAME)
+    write_croissant(out, config, stats, label_set)
 
 
-def _is_cc_by(licence: str | None) -> bool:
-    """CC licences that require attribution (BY, BY-SA, BY-NC, BY-ND, ...; Flickr's 'Attribution ...')."""
-    if not licence:
-        return False
-    text = licence.lower()
-    if "attribution" in text:
-        return True
-    tokens = re.split(r"[^a-z0-9]+", text)
-    return "by" in tokens and ("cc" in tokens or "creativecommons" in text)
-
-
-def _write_shard(
-    split_dir: Path, name: str, records: list[tuple[int, dict[str, Any], dict[str, Any]]], image_of
-) -> None:
-    """Write one output shard: tar and index (typed to the contract) atomically, the stats marker last."""
-    index_schema = pa.schema([*schemas.BALANCE_INDEX, *schemas.BALANCE_EXTRA])
-    writer = ImageShardWriter(split_dir, name, mtime=0, index_schema=index_schema)  # mtime 0: byte-identical tars
-    try:
-        for row, record, meta in records:
-            full = dict(record)
-            full["source_metadata"] = meta
-            full_json = json.dumps(full, sort_keys=True, ensure_ascii=False, default=_json_value)
-            writer.write(
-                record["key"],
-                image_of(row),
-                record,
-                image_ext="jpg",
-                # "json" replaces the writer's own json member with the full metadata
-                extra={"cls": str(record["label"]), "txt": record["caption"], "json": full_json},
-            )
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close({"split": split_dir.name})
+def _manifest_summary(stats: dict[str, Any], label_set: LabelSet, shards: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "label_set": label_set.name,
+        "classes": list(label_set.ids),
+        "class_names": {str(c): label_set.names.get(c, "") for c in label_set.ids},
+        "num_classes": len(label_set),
+        "label_space_size": int(max(label_set.ids)) + 1,
+        "samples": stats["samples"],
+        "shards": {split: [f"{split}/{n}.tar" for n in names] for split, names in shards.items()},
+        "budget": stats["budget"],
+        "short_classes": len(stats["short_classes"]),
+        "invalid_images": stats["invalid_images"]["count"],
+    }

@@ -120,8 +120,8 @@ class Dedup:
 
 def deduplicate(
     keys: Any,
-    id_values: Any,
-    id_namespaces: np.ndarray,
+    key_ids: Any,
+    id_ids: Any,
     urls: Any,
     sizes: np.ndarray,
     labels: np.ndarray,
@@ -130,10 +130,11 @@ def deduplicate(
 ) -> tuple[np.ndarray, Dedup]:
     """Return a keep-mask over rows already in preference order, and what was removed.
 
-    ``keys``, ``id_values`` and ``urls`` are lists or Arrow string arrays; ``id_namespaces`` is
-    a small integer per row (photo ids are compared within a namespace). ``image_hash(rows)``
-    returns the digest of each row's image bytes; it is only asked for rows whose image size
-    equals another surviving row's (exact duplicates have equal sizes).
+    ``keys`` (for the examples), ``urls`` and the ids are lists or Arrow string arrays. ``key_ids`` and
+    ``id_ids`` are de-duplication ids already namespaced (:func:`janus_build.core.keys.dedup_id`):
+    a key is the same sample only within one image stage, a photo id only within its id space.
+    ``image_hash(rows)`` returns the digest of each row's image bytes; it is only asked for rows
+    whose image size equals another surviving row's (exact duplicates have equal sizes).
     """
     n = len(labels)
     keep = np.ones(n, dtype=bool)
@@ -153,8 +154,7 @@ def deduplicate(
             # who kept each dropped row's group: the first present row with the same value
             idx = np.flatnonzero(present)
             order = np.argsort(hashed[idx], kind="stable")
-            sorted_vals = hashed[idx][order]
-            first_pos = np.searchsorted(sorted_vals, hashed[dropped])
+            first_pos = np.searchsorted(hashed[idx][order], hashed[dropped])
             keeper = idx[order][first_pos]
             conflicts += int((labels[keeper] != labels[dropped]).sum())
             examples[check] = [(key_at(int(k)), key_at(int(d))) for k, d in zip(keeper[:5], dropped[:5])]
@@ -162,29 +162,48 @@ def deduplicate(
         keep[:] = keep & mask
 
     if "key" in checks:
-        apply("key", *hash_strings(keys))
+        apply("key", *hash_strings(key_ids))
     if "id" in checks:
-        hashed, present = hash_strings(id_values)
-        # mix the namespace in so equal ids from unrelated sources do not collide
-        hashed = hashed ^ (id_namespaces.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-        apply("id", hashed, present)
+        apply("id", *hash_strings(id_ids))
     if "url" in checks:
         apply("url", *hash_strings(urls, transform=normalise_url))
     hashed_rows = 0
     if "hash" in checks:
-        alive = np.flatnonzero(keep)
-        values, counts = np.unique(sizes[alive], return_counts=True)
-        shared = np.isin(sizes, values[counts > 1]) & keep
-        rows = np.flatnonzero(shared)
-        hashed = np.zeros(n, dtype=np.uint64)
-        if len(rows):
-            digests = image_hash(rows)
-            hashed[rows] = np.fromiter(
-                (int.from_bytes(d[:8], "little") for d in digests), dtype=np.uint64, count=len(rows)
-            )
-        hashed_rows = int(len(rows))
-        apply("hash", hashed, shared)
+        hashed_rows = _hash_check(keep, sizes, image_hash, apply)
     return keep, Dedup(removed=removed, examples=examples, label_conflicts=conflicts, images_hashed=hashed_rows)
+
+
+def _hash_check(keep: np.ndarray, sizes: np.ndarray, image_hash: Callable, apply: Callable) -> int:
+    alive = np.flatnonzero(keep)
+    values, counts = np.unique(sizes[alive], return_counts=True)
+    shared = np.isin(sizes, values[counts > 1]) & keep
+    rows = np.flatnonzero(shared)
+    hashed = np.zeros(len(keep), dtype=np.uint64)
+    if len(rows):
+        digests = image_hash(rows)
+        hashed[rows] = np.fromiter((int.from_bytes(d[:8], "little") for d in digests), dtype=np.uint64, count=len(rows))
+    apply("hash", hashed, shared)
+    return int(len(rows))
+
+
+def metaclip_keep(
+    rows: np.ndarray, classes: np.ndarray, keys: list[str], num_classes: int, t: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """MetaCLIP's balancing (Xu et al. 2023, "Demystifying CLIP Data", Algorithm 1).
+
+    ``(rows[i], classes[i])`` are the (sample, class) entries of the pool: a sample matching
+    several classes has one entry per class. With ``count[c]`` the entries of class ``c``, each
+    entry is kept with probability ``t / max(count[c], t)`` (a class under ``t`` keeps every
+    sample; a class over it keeps ``t`` in expectation), decided by a seeded hash of
+    ``(key, class)``; a sample is kept when any of its entries is.
+
+    Returns:
+        The kept sample indices (sorted, unique) and ``count`` per class.
+    """
+    count = np.bincount(classes, minlength=num_classes)
+    probability = t / np.maximum(count, t).astype(np.float64)
+    u = seeded_uniform([f"{keys[r]}\x1f{c}" for r, c in zip(rows.tolist(), classes.tolist())], seed, "metaclip")
+    return np.unique(rows[u < probability[classes]]), count
 
 
 # --- quotas --------------------------------------------------------------------------------
@@ -334,6 +353,7 @@ __all__ = [
     "budget_to_samples",
     "class_tie_order",
     "deduplicate",
+    "metaclip_keep",
     "efraimidis_keys",
     "normalise_url",
     "proportional",

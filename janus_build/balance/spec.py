@@ -15,17 +15,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus_build import schemas
 from janus_build.errors import ConfigError
 
 #: label sources a ``labels=`` source may declare (tags and match sources get theirs implicitly)
 INDEX_LABEL_SOURCES = ("ground_truth", "human", "mapped")
 ROLES = ("base", "fill")
-BALANCE_POLICIES = ("none", "cap", "equal")
+BALANCE_POLICIES = ("none", "cap", "equal", "metaclip")
 DEDUP_KINDS = ("key", "id", "url", "hash")
 DEFAULT_DEDUP = ("key", "id", "url", "hash")
 #: caption columns tried in order when a source does not say ``caption=``; the first four come
@@ -56,6 +55,12 @@ _SPEC_KEYS = (
     "weight",
     "role",
 )
+
+
+def _source_kinds() -> tuple[str, ...]:
+    from janus_build import schemas  # pyarrow: kept out of the CLI's start-up
+
+    return schemas.SOURCES
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,8 @@ class SourceSpec:
             raise ConfigError(f"{where}: give only one label source, not {' and '.join(given)}")
         if self.labels and self.labels not in INDEX_LABEL_SOURCES:
             raise ConfigError(f"{where}: labels={self.labels!r}; expected one of {', '.join(INDEX_LABEL_SOURCES)}")
-        if self.kind is not None and self.kind not in schemas.SOURCES:
-            raise ConfigError(f"{where}: kind={self.kind!r}; expected one of {', '.join(schemas.SOURCES)}")
+        if self.kind is not None and self.kind not in _source_kinds():
+            raise ConfigError(f"{where}: kind={self.kind!r}; expected one of {', '.join(_source_kinds())}")
         if self.role not in ROLES:
             raise ConfigError(f"{where}: role={self.role!r}; expected one of {', '.join(ROLES)}")
         if not (self.weight > 0):
@@ -126,7 +131,7 @@ class SourceSpec:
         """The provenance ``source`` value written for this source's samples."""
         if self.kind:
             return self.kind
-        if self.name in schemas.SOURCES:
+        if self.name in _source_kinds():
             return self.name
         return "flickr" if self.tags else "custom"
 
@@ -238,102 +243,19 @@ def parse_budget(value: str | None) -> tuple[float, bool] | None:
         else:
             number = float(body)
     except (ValueError, ZeroDivisionError):
+        number = math.nan
+    if not math.isfinite(number):  # also nan/inf spelled out, which float() accepts
         raise ConfigError(
             f"--budget {value!r}: expected a multiple such as 1x, 2x, 1/8x, or a sample count such as 120000"
-        ) from None
-    if not math.isfinite(number) or number <= 0 or (not multiple and number != int(number)):
+        )
+    if number <= 0 or (not multiple and number != int(number)):
         raise ConfigError(f"--budget {value!r}: must be a positive multiple (…x) or a positive whole number of samples")
     return number, multiple
 
 
-@dataclass(frozen=True)
-class BalanceConfig:
-    """Options of ``janus balance`` (the CLI maps onto these one to one).
+def __getattr__(name: str) -> Any:  # BalanceConfig moved to .config; old imports keep working
+    if name == "BalanceConfig":
+        from janus_build.balance.config import BalanceConfig
 
-    Attributes:
-        out: output directory (``train/``, ``val/``, ``manifest.json``, ``README.md``, plot).
-        sources: the labelled inputs, in command-line order.
-        labels: label set (``in100``, ``in1k`` or a TSV file).
-        balance: ``none`` keeps the class distribution, ``cap`` caps classes (water-filling a
-            budget), ``equal`` gives every class the same target.
-        min_per_class: fill classes up to this many samples from ``role=fill`` sources.
-        max_per_class: cap every class at this many samples (seeded sampling).
-        budget: ``1x``, ``2x``, ``4x``, ``10x``, ``20x``, ``1/8x`` or a sample count.
-        budget_unit: samples in ``1x``: a number (default 120000, the paper's IN100) or a
-            source name (1x = that source's eligible samples).
-        seed: sampling seed.
-        val_fraction: share of the selected samples held out as ``val`` by a stable hash of the key.
-        shard_size: samples per output tar.
-        dedup: which duplicate checks run: key, id (photo id), url, hash (exact image bytes).
-        unknown_labels: ``error`` or ``drop`` rows whose label is not in the label set.
-        missing_images: ``skip`` (report) or ``error`` on labelled rows without image bytes.
-        overwrite: replace an existing output.
-    """
-
-    out: str
-    sources: tuple[SourceSpec, ...]
-    labels: str = "in100"
-    balance: str = "none"
-    min_per_class: int | None = None
-    max_per_class: int | None = None
-    budget: str | None = None
-    budget_unit: str = str(PAPER_BUDGET_UNIT)
-    seed: int = 0
-    val_fraction: float = 0.02
-    shard_size: int = 10_000
-    dedup: tuple[str, ...] = DEFAULT_DEDUP
-    unknown_labels: str = "error"
-    missing_images: str = "skip"
-    overwrite: bool = field(default=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            raise ConfigError("janus balance: give at least one SOURCE (or --sources FILE)")
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(
-                f"SOURCE: name(s) {', '.join(repr(d) for d in dupes)} given to more than one source; names must be unique"
-            )
-        if self.balance not in BALANCE_POLICIES:
-            raise ConfigError(f"--balance {self.balance!r}: expected one of {', '.join(BALANCE_POLICIES)}")
-        for flag, value in (("--min-per-class", self.min_per_class), ("--max-per-class", self.max_per_class)):
-            if value is not None and value < 1:
-                raise ConfigError(f"{flag} {value}: must be at least 1")
-        if self.min_per_class and self.max_per_class and self.min_per_class > self.max_per_class:
-            raise ConfigError(
-                f"--min-per-class {self.min_per_class} is larger than --max-per-class {self.max_per_class}"
-            )
-        parse_budget(self.budget)
-        if not self.budget_unit.isdigit() and self.budget_unit not in names:
-            raise ConfigError(
-                f"--budget-unit {self.budget_unit!r}: expected a sample count or a source name ({', '.join(names)})"
-            )
-        if self.budget_unit.isdigit() and int(self.budget_unit) < 1:
-            raise ConfigError("--budget-unit must be at least 1")
-        if self.balance == "cap" and self.max_per_class is None and self.budget is None:
-            raise ConfigError(
-                "--balance cap needs --max-per-class N or --budget (the cap is then found by water-filling)"
-            )
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction {self.val_fraction}: expected 0 <= x < 1")
-        if self.shard_size < 1:
-            raise ConfigError(f"--shard-size {self.shard_size}: must be at least 1")
-        bad = [d for d in self.dedup if d not in DEDUP_KINDS]
-        if bad:
-            raise ConfigError(
-                f"--dedup {','.join(self.dedup)}: unknown check(s) {', '.join(bad)}; choose from {', '.join(DEDUP_KINDS)} or none"
-            )
-        if self.unknown_labels not in ("error", "drop"):
-            raise ConfigError(f"--unknown-labels {self.unknown_labels!r}: expected error or drop")
-        if self.missing_images not in ("skip", "error"):
-            raise ConfigError(f"--missing-images {self.missing_images!r}: expected skip or error")
-
-    def manifest_config(self) -> dict[str, Any]:
-        """The config as recorded in the manifest (sources as their spec strings)."""
-        raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "overwrite"}
-        raw["sources"] = [s.resolved().to_text() for s in self.sources]
-        if self.labels not in ("in100", "in1k") and Path(self.labels).is_file():
-            raw["labels"] = str(Path(self.labels).resolve())  # janus train loads the label set from here
-        raw["dedup"] = list(self.dedup)
-        return raw
+        return BalanceConfig
+    raise AttributeError(name)

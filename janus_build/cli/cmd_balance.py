@@ -30,7 +30,8 @@ def balance_command(
     balance: str = typer.Option(
         "none",
         "--balance",
-        help="none (keep the class distribution), cap (cap classes; a budget is water-filled) or equal (same target per class).",
+        help="none (keep the class distribution), cap (cap classes; a budget is water-filled), equal (same target "
+        "per class) or metaclip (keep a class's samples with probability t/max(count,t), t = --max-per-class).",
     ),
     min_per_class: Optional[int] = typer.Option(
         None,
@@ -38,7 +39,7 @@ def balance_command(
         help="Fill classes up to N from role=fill sources, in priority order; shortfalls are reported.",
     ),
     max_per_class: Optional[int] = typer.Option(
-        None, "--max-per-class", help="Cap every class at N (seeded sampling)."
+        None, "--max-per-class", help="Cap every class at N (seeded sampling); the threshold t of --balance metaclip."
     ),
     budget: Optional[str] = typer.Option(
         None, "--budget", help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit) or a count."
@@ -62,9 +63,23 @@ def balance_command(
     missing_images: str = typer.Option(
         "skip", "--missing-images", help="skip (and report) or error on labelled rows without image bytes."
     ),
+    contamination: Optional[Path] = typer.Option(
+        None,
+        "--contamination",
+        help="janus dedup's contamination report (its DIR or DIR/_contamination.json) to carry into the cards; "
+        "default: one found in a source's stage directory.",
+    ),
+    exclude_keys: Optional[list[Path]] = typer.Option(
+        None,
+        "--exclude-keys",
+        help="Parquet file with a 'key' column (janus dedup's exclude_keys.parquet): leave those samples out. "
+        "Repeatable.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Select, de-duplicate and balance labelled samples into webdataset shards with a dataset card."""
+    import sys
+
     from janus_build.balance import BalanceConfig, SourceSpec, load_sources_file
     from janus_build.balance import balance as run_balance
     from janus_build.cli.common import RichProgress, console, esc
@@ -91,6 +106,9 @@ def balance_command(
         dedup=checks,
         unknown_labels=unknown_labels,
         missing_images=missing_images,
+        contamination=str(contamination) if contamination else None,
+        exclude_keys=tuple(str(p) for p in exclude_keys or ()),
+        command=("janus", *sys.argv[1:]),
         overwrite=overwrite,
     )
     with RichProgress() as progress:
@@ -117,4 +135,12 @@ def balance_command(
         console().print(
             f"[yellow]  {len(result.short_classes)} class(es) short of their minimum; see {esc(result.out / 'README.md')}[/]"
         )
-    console().print(f"  dataset card: {esc(result.out / 'README.md')}", highlight=False)
+    invalid = stats["invalid_images"]["count"]
+    if invalid:
+        console().print(
+            f"[yellow]  {invalid:,} image(s) failed validation and were left out of the tars; see the card[/]"
+        )
+    console().print(
+        f"  dataset card: {esc(result.out / 'README.md')} (Croissant: {esc(result.out / 'croissant.json')})",
+        highlight=False,
+    )
