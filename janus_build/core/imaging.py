@@ -41,6 +41,11 @@ def _clean(message: str) -> str:
     return re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", message)  # no object addresses: rows stay deterministic
 
 
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of a decoding exception, without object addresses (rows stay deterministic)."""
+    return f"{type(exc).__name__}: {_clean(str(exc))}"
+
+
 def check_image(data: bytes | None) -> ImageCheck:
     """Check ``data`` is a JPEG/PNG/WebP whose header PIL parses (no full decode)."""
     if not data:

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from janus_build.core.imaging import open_image
+from janus_build.core.imaging import describe_error, open_image
 
 
 def _encoded(fmt: str, size: tuple[int, int] = (400, 300)) -> bytes:
@@ -25,3 +25,12 @@ def test_draft_decodes_jpeg_at_reduced_scale_never_below_the_asked_side():
 
 def test_draft_leaves_other_formats_at_full_size():
     assert open_image(_encoded("PNG"), draft=64).size == (400, 300)
+
+
+def test_describe_error_names_the_kind_without_object_addresses():
+    try:
+        open_image(b"\xff\xd8\xffnot a jpeg")
+    except Exception as exc:
+        text = describe_error(exc)
+    assert text.startswith("UnidentifiedImageError: ")
+    assert "0x" not in text

@@ -1,0 +1,110 @@
+"""The outputs read by people and by ``janus balance``: pairs, keys to exclude, and the summary."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from typing import Any
+
+import pyarrow as pa
+
+from janus_build import __version__, schemas
+from janus_build.core.fsio import atomic_write_json, write_parquet_atomic
+from janus_build.core.stage import ShardDir
+from janus_build.dedup.config import DedupConfig
+from janus_build.dedup.evalsets import EvalListing, eval_stats
+
+MATCHES_FILE = "contaminated.parquet"
+EXCLUDE_FILE = "exclude_keys.parquet"
+
+
+def _method(config: DedupConfig) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    from janus_build.dedup.hashing import view_names
+
+    return {
+        "hashes": ["phash", "dhash"],
+        "hash_bits": 64,
+        "max_phash": config.max_phash,
+        "max_dhash": config.max_dhash,
+        "crops": config.crops,
+        "flips": config.flips,
+        "views_per_eval_image": len(view_names(config.crops, config.flips)),
+        "min_detail": config.min_detail,
+        "imagehash_version": version("imagehash"),
+        "janus_build_version": __version__,
+    }
+
+
+def _read_samples(out: Any, inputs: list[Any]) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    samples = ShardDir(out.path / "samples")
+    columns = ["key", "stage", "shard", "status", "contaminated", "matches"]
+    tables = [pq.read_table(samples.shard_path(s.name), columns=columns) for s in inputs]
+    return pa.concat_tables(tables) if tables else schemas.DEDUP_SAMPLES.empty_table().select(columns)
+
+
+def _pairs(table: pa.Table) -> list[dict[str, Any]]:
+    rows = []
+    for row in table.filter(table["contaminated"]).to_pylist():
+        for match in row["matches"]:
+            rows.append({"key": row["key"], "stage": row["stage"], "shard": row["shard"], **match})
+    rows.sort(key=lambda r: (r["eval_set"], r["stage"], r["key"], r["eval_file"]))
+    return rows
+
+
+def _stage_counts(table: pa.Table) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for stage, status, flagged in zip(
+        table["stage"].to_pylist(), table["status"].to_pylist(), table["contaminated"].to_pylist()
+    ):
+        bucket = counts[stage]
+        bucket["samples"] += 1
+        bucket["checked" if status == "success" else "too_plain" if status == "too_plain" else "failed"] += 1
+        bucket["contaminated"] += int(flagged)
+    keys = ("samples", "checked", "failed", "too_plain", "contaminated")
+    return {stage: {k: c[k] for k in keys} for stage, c in sorted(counts.items())}
+
+
+def write_reports(
+    out: Any, inputs: list[Any], listings: list[EvalListing], tables: list[pa.Table], config: DedupConfig
+) -> dict[str, Any]:
+    """Write ``contaminated.parquet``, ``exclude_keys.parquet`` and ``_contamination.json``; return the summary."""
+    table = _read_samples(out, inputs)
+    pairs = _pairs(table)
+    columns = {name: [r[name] for r in pairs] for name in schemas.DEDUP_MATCHES.names}
+    write_parquet_atomic(out.path / MATCHES_FILE, pa.table(columns, schema=schemas.DEDUP_MATCHES))
+    leaks: dict[str, set[str]] = defaultdict(set)
+    for row in pairs:
+        leaks[row["key"]].add(row["eval_set"])
+    exclude = pa.table(
+        {"key": sorted(leaks), "eval_sets": [sorted(leaks[k]) for k in sorted(leaks)]}, schema=schemas.DEDUP_EXCLUDE
+    )
+    write_parquet_atomic(out.path / EXCLUDE_FILE, exclude)
+
+    stages = _stage_counts(table)
+    eval_sets = {}
+    for listing, hashes in zip(listings, tables):
+        name = listing.eval_set.name
+        mine = [r for r in pairs if r["eval_set"] == name]
+        eval_sets[name] = {
+            "path": os.fspath(listing.eval_set.path),
+            **eval_stats(hashes),
+            "contaminated_samples": len({(r["stage"], r["key"]) for r in mine}),
+            "matched_eval_images": len({r["eval_file"] for r in mine}),
+        }
+    totals = Counter()
+    for counts in stages.values():
+        totals.update(counts)
+    summary = {
+        "format": schemas.CONTAMINATION_FORMAT,
+        "method": _method(config),
+        **{k: totals[k] for k in ("samples", "checked", "failed", "too_plain", "contaminated")},
+        "eval_sets": eval_sets,
+        "stages": stages,
+        "files": {"pairs": MATCHES_FILE, "exclude_keys": EXCLUDE_FILE},
+    }
+    atomic_write_json(out.path / schemas.CONTAMINATION_SUMMARY, summary)
+    return summary
