@@ -58,9 +58,10 @@ def _hash_sample(reader: ImageReader, path: Any, row: dict[str, Any], min_detail
         image = decode(reader.read(path, row["image_offset"], row["image_size"]))
     except Exception as exc:  # PIL raises many kinds on bad bytes; the sample is reported, not fatal
         return "decode_error", describe_error(exc), None, None
-    if detail(image) < min_detail:
-        return "too_plain", f"near-uniform image (detail {detail(image):.2f}); not compared", None, None
-    phash, dhash = image_hashes(image)
+    grey = image.convert("L")  # both hashes and the detail measure look at grey levels only
+    if detail(grey) < min_detail:
+        return "too_plain", f"near-uniform image (detail {detail(grey):.2f}); not compared", None, None
+    phash, dhash = image_hashes(grey)
     return "success", None, phash, dhash
 
 

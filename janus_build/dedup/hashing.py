@@ -90,7 +90,7 @@ def views(image: Any, crops: bool, flips: bool) -> Iterator[tuple[int, Any]]:
 def view_hashes(image: Any, crops: bool, flips: bool, min_detail: float) -> list[tuple[int, int, int]]:
     """``(view index, phash, dhash)`` of the views of an evaluation image that are not too plain."""
     out = []
-    for index, view in views(image, crops, flips):
+    for index, view in views(image.convert("L"), crops, flips):  # both hashes look at grey levels only
         if detail(view) >= min_detail:
             out.append((index, *image_hashes(view)))
     return out
