@@ -201,3 +201,17 @@ def test_a_balance_output_root_must_name_train_or_val(tmp_path):
         run_dedup(
             DedupConfig(stages=(tmp_path / "bal",), eval_sets=(EvalSet("v", tmp_path / "e"),), out=tmp_path / "o")
         )
+
+
+def test_two_workers_write_what_one_writes(planted):
+    root = planted["root"]
+    run_dedup(_config(root, "out-w1"))
+    run_dedup(_config(root, "out-w2", workers=2))
+    for name in ("contaminated.parquet", "exclude_keys.parquet"):
+        assert pq.read_table(root / "out-w2" / name).equals(pq.read_table(root / "out-w1" / name))
+    one = pq.read_table(root / "out-w1" / "samples").sort_by("key")
+    two = pq.read_table(root / "out-w2" / "samples").sort_by("key")
+    assert one.drop_columns(["stage"]).equals(two.drop_columns(["stage"]))
+    assert pq.read_table(root / "out-w1" / "_eval" / "00000.parquet").equals(
+        pq.read_table(root / "out-w2" / "_eval" / "00000.parquet")
+    )
