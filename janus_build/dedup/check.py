@@ -16,7 +16,7 @@ from janus_build import schemas
 from janus_build.core.imaging import describe_error
 from janus_build.core.shards import ImageReader, image_members
 from janus_build.core.stage import ShardDir
-from janus_build.dedup.hashing import decode, detail, image_hashes, signed64
+from janus_build.dedup.hashing import TRAIN_DECODE_SIDE, decode, detail, image_hashes, signed64
 
 _STATE: dict[str, Any] = {}
 BATCH = 1024  # images per index search
@@ -55,7 +55,7 @@ def _hash_sample(reader: ImageReader, path: Any, row: dict[str, Any], min_detail
     if row.get("image_offset") is None or row.get("image_size") is None:
         return "missing_image", "the input index records no image for this key", None, None
     try:
-        image = decode(reader.read(path, row["image_offset"], row["image_size"]))
+        image = decode(reader.read(path, row["image_offset"], row["image_size"]), TRAIN_DECODE_SIDE)
     except Exception as exc:  # PIL raises many kinds on bad bytes; the sample is reported, not fatal
         return "decode_error", describe_error(exc), None, None
     grey = image.convert("L")  # both hashes and the detail measure look at grey levels only

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 # Decode at reduced scale to at least this side: pHash looks at a 32 x 32 grey thumbnail, so a
-# 160 px view keeps a 90 % crop at 144 px, well above what the hash sees.
+# 160 px evaluation image keeps a 90 % crop view at 144 px, well above what the hash sees. A
+# training image (never cropped) needs only twice the hash's side.
 DECODE_SIDE = 160
+TRAIN_DECODE_SIDE = 64
 DETAIL_SIDE = 32
 CROP_GRID = ((0.95, (0.0, 0.5, 1.0)), (0.90, (0.0, 0.5, 1.0)))
 
@@ -32,13 +34,14 @@ def view_names(crops: bool, flips: bool) -> tuple[str, ...]:
     return tuple(names)
 
 
-def decode(data: bytes) -> Any:
-    """Decode image bytes to an RGB PIL image of at most about :data:`DECODE_SIDE` px per side."""
+def decode(data: bytes, side: int = DECODE_SIDE) -> Any:
+    """Decode image bytes to an RGB PIL image of at most about ``2 * side`` px per side (at least
+    ``side`` where the image is that large; JPEGs are decoded at reduced scale, which is fast)."""
     from janus_build.core.imaging import open_image
 
-    image = open_image(data, draft=DECODE_SIDE)
-    if max(image.size) > 2 * DECODE_SIDE:
-        image.thumbnail((2 * DECODE_SIDE, 2 * DECODE_SIDE))
+    image = open_image(data, draft=side)
+    if max(image.size) > 2 * side:
+        image.thumbnail((2 * side, 2 * side))
     return image
 
 
