@@ -56,14 +56,17 @@ def _pairs(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _stage_counts(table: pa.Table) -> dict[str, dict[str, int]]:
+    """Per stage: samples, checked, failed, too_plain, contaminated (Arrow group-by: millions of rows)."""
+    grouped = table.group_by(["stage", "status"]).aggregate([("key", "count"), ("contaminated", "sum")])
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for stage, status, flagged in zip(
-        table["stage"].to_pylist(), table["status"].to_pylist(), table["contaminated"].to_pylist()
-    ):
-        bucket = counts[stage]
-        bucket["samples"] += 1
-        bucket["checked" if status == "success" else "too_plain" if status == "too_plain" else "failed"] += 1
-        bucket["contaminated"] += int(flagged)
+    for row in grouped.to_pylist():
+        bucket = counts[row["stage"]]
+        status = row["status"]
+        bucket["samples"] += row["key_count"]
+        bucket["checked" if status == "success" else "too_plain" if status == "too_plain" else "failed"] += row[
+            "key_count"
+        ]
+        bucket["contaminated"] += row["contaminated_sum"] or 0
     keys = ("samples", "checked", "failed", "too_plain", "contaminated")
     return {stage: {k: c[k] for k in keys} for stage, c in sorted(counts.items())}
 

@@ -3,6 +3,7 @@ bad inputs are one-line errors or status rows; re-runs resume and change nothing
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -193,16 +194,6 @@ def test_a_plain_webdataset_folder_and_a_corrupt_tar(tmp_path):
         run_dedup(DedupConfig(stages=(tmp_path / "broken",), eval_sets=(EvalSet("val", evals),), out=tmp_path / "o2"))
 
 
-def test_a_balance_output_root_must_name_train_or_val(tmp_path):
-    (tmp_path / "bal" / "train").mkdir(parents=True)
-    (tmp_path / "e" / "n0").mkdir(parents=True)
-    textured_image(1, 64).save(tmp_path / "e" / "n0" / "a.png")
-    with pytest.raises(InputError, match="name .*train"):
-        run_dedup(
-            DedupConfig(stages=(tmp_path / "bal",), eval_sets=(EvalSet("v", tmp_path / "e"),), out=tmp_path / "o")
-        )
-
-
 def test_two_workers_write_what_one_writes(planted):
     root = planted["root"]
     run_dedup(_config(root, "out-w1"))
@@ -215,3 +206,22 @@ def test_two_workers_write_what_one_writes(planted):
     assert pq.read_table(root / "out-w1" / "_eval" / "00000.parquet").equals(
         pq.read_table(root / "out-w2" / "_eval" / "00000.parquet")
     )
+
+
+def test_a_balance_output_train_split_is_checked(tmp_path):
+    from PIL import Image
+
+    from janus_build.synthetic import class_image
+    from janus_build.train.synthetic import write_synthetic_shards
+
+    train = write_synthetic_shards(tmp_path / "bal", class_ids=(6, 13), per_class=4, size=96)
+    evals = tmp_path / "eval" / "n0"
+    evals.mkdir(parents=True)
+    leaked = Image.open(io.BytesIO(class_image(13, 2, size=96))).resize((150, 150))  # an upscaled copy
+    leaked.save(evals / "leaked.png")
+    textured_image(77, 128).save(evals / "other.JPEG")
+    with pytest.raises(InputError, match="name .*train"):
+        run_dedup(DedupConfig(stages=(tmp_path / "bal",), eval_sets=(EvalSet("v", evals.parent),), out=tmp_path / "o"))
+    summary = run_dedup(DedupConfig(stages=(train,), eval_sets=(EvalSet("v", evals.parent),), out=tmp_path / "o"))
+    assert summary["samples"] == 8
+    assert pq.read_table(tmp_path / "o" / "exclude_keys.parquet")["key"].to_pylist() == ["syn-13-2"]
