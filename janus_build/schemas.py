@@ -261,7 +261,23 @@ DEDUP_MATCHES = pa.schema(
         pa.field(KEY, pa.string(), nullable=False),
         pa.field("stage", pa.string(), nullable=False),
         pa.field("shard", pa.string(), nullable=False),
-        *(pa.field(f.name, f.type, nullable=False) for f in DEDUP_MATCH),
+        pa.field("eval_set", pa.string(), nullable=False),
+        pa.field("eval_file", pa.string(), nullable=False),
+        pa.field("eval_variant", pa.string(), nullable=False),  # the hash view, or "clip" for an embedding-only pair
+        pa.field("phash_distance", pa.int32()),  # null: found by the embedding pass only
+        pa.field("dhash_distance", pa.int32()),
+        pa.field("clip_similarity", pa.float32()),  # null: the embedding pass was off (or did not pair them)
+    ]
+)
+# clip/NNNNN.parquet: the embedding pass's pairs of one input shard (cosine >= --min-clip-similarity).
+DEDUP_CLIP_PAIRS = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("eval_set", pa.string(), nullable=False),
+        pa.field("eval_file", pa.string(), nullable=False),
+        pa.field("clip_similarity", pa.float32(), nullable=False),
     ]
 )
 # exclude_keys.parquet: the keys to leave out of a dataset (janus balance), with the sets they leak.

@@ -29,7 +29,7 @@ def set_state(state: dict[str, Any]) -> None:
     _STATE.update(state)
 
 
-def _locations(shard: Any) -> list[dict[str, Any]]:
+def locations(shard: Any) -> list[dict[str, Any]]:
     """``key``, ``image_ext``, ``image_offset``, ``image_size``, ``status``, ``error_message`` per sample."""
     if shard.tar.index is not None:
         import pyarrow.parquet as pq
@@ -94,7 +94,7 @@ def _matches(hashed: list[tuple[int, int, int]]) -> dict[int, list[dict[str, Any
 def check_shard(task: tuple[ShardDir, Any, dict[str, Any]]) -> dict[str, Any]:
     """Check one input shard; write its samples shard and marker. Returns the shard's stats."""
     samples, shard, fingerprint = task
-    rows = _locations(shard)
+    rows = locations(shard)
     results, hashed = [], []
     with ImageReader() as reader:
         for number, row in enumerate(rows):

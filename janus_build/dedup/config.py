@@ -13,6 +13,7 @@ from janus_build.errors import ConfigError
 DEFAULT_MAX_PHASH = 8
 DEFAULT_MAX_DHASH = 10
 HASH_BITS = 64
+DEVICES = ("auto", "cpu", "cuda")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -56,6 +57,11 @@ class DedupConfig:
     crops: bool = True
     flips: bool = True
     min_detail: float = 2.0  # std of the 32x32 grey thumbnail below which an image is too plain to compare
+    clip_model: str | None = None  # an open_clip model name (e.g. ViT-B-32) turns on the embedding pass
+    clip_pretrained: str = "openai"  # open_clip pretrained tag or a local checkpoint file
+    min_clip_similarity: float = 0.95  # cosine similarity at or above which a pair is flagged
+    device: str = "auto"  # auto | cpu | cuda (the embedding pass only)
+    clip_batch_size: int = 128
     workers: int = 1
     overwrite: bool = False
 
@@ -76,6 +82,9 @@ class DedupConfig:
             ("--max-dhash", 0 <= self.max_dhash < HASH_BITS // 2, f"0..{HASH_BITS // 2 - 1}"),
             ("--min-detail", self.min_detail >= 0, "0 or more"),
             ("--workers", self.workers >= 1, "at least 1"),
+            ("--min-clip-similarity", 0.0 < self.min_clip_similarity <= 1.0, "in (0, 1]"),
+            ("--device", self.device in DEVICES, " or ".join(DEVICES)),
+            ("--clip-batch-size", self.clip_batch_size >= 1, "at least 1"),
         )
         for flag, ok, expected in checks:
             if not ok:
@@ -83,4 +92,4 @@ class DedupConfig:
 
 
 # Options that may change between a run and its resumption (they change no result).
-VOLATILE_KEYS = ("workers", "overwrite", "out")
+VOLATILE_KEYS = ("workers", "overwrite", "out", "device", "clip_batch_size")

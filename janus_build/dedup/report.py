@@ -32,6 +32,9 @@ def _method(config: DedupConfig) -> dict[str, Any]:
         "flips": config.flips,
         "views_per_eval_image": len(view_names(config.crops, config.flips)),
         "min_detail": config.min_detail,
+        "clip_model": config.clip_model,
+        "clip_pretrained": config.clip_pretrained if config.clip_model else None,
+        "min_clip_similarity": config.min_clip_similarity if config.clip_model else None,
         "imagehash_version": version("imagehash"),
         "janus_build_version": __version__,
     }
@@ -46,13 +49,36 @@ def _read_samples(out: Any, inputs: list[Any]) -> pa.Table:
     return pa.concat_tables(tables) if tables else schemas.DEDUP_SAMPLES.empty_table().select(columns)
 
 
-def _pairs(table: pa.Table) -> list[dict[str, Any]]:
-    rows = []
+def _pairs(table: pa.Table, clip: pa.Table | None) -> list[dict[str, Any]]:
+    """Hash pairs, with the embedding pass's similarity where it paired them too, then its own pairs."""
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for row in table.filter(table["contaminated"]).to_pylist():
         for match in row["matches"]:
-            rows.append({"key": row["key"], "stage": row["stage"], "shard": row["shard"], **match})
-    rows.sort(key=lambda r: (r["eval_set"], r["stage"], r["key"], r["eval_file"]))
-    return rows
+            pair = {"key": row["key"], "stage": row["stage"], "shard": row["shard"], **match, "clip_similarity": None}
+            rows[(pair["stage"], pair["key"], pair["eval_set"], pair["eval_file"])] = pair
+    for pair in clip.to_pylist() if clip is not None else ():
+        known = rows.get((pair["stage"], pair["key"], pair["eval_set"], pair["eval_file"]))
+        if known is not None:
+            known["clip_similarity"] = pair["clip_similarity"]
+        else:
+            rows[(pair["stage"], pair["key"], pair["eval_set"], pair["eval_file"])] = {
+                **pair,
+                "eval_variant": "clip",
+                "phash_distance": None,
+                "dhash_distance": None,
+            }
+    return sorted(rows.values(), key=lambda r: (r["eval_set"], r["stage"], r["key"], r["eval_file"]))
+
+
+def _read_clip(out: Any, inputs: list[Any], config: DedupConfig) -> pa.Table | None:
+    if not config.clip_model:
+        return None
+    import pyarrow.parquet as pq
+
+    from janus_build.dedup.clip_pass import clip_dir
+
+    shards = clip_dir(out.path)
+    return pa.concat_tables([pq.read_table(shards.shard_path(s.name)) for s in inputs]) if inputs else None
 
 
 def _stage_counts(table: pa.Table) -> dict[str, dict[str, int]]:
@@ -76,7 +102,7 @@ def write_reports(
 ) -> dict[str, Any]:
     """Write ``contaminated.parquet``, ``exclude_keys.parquet`` and ``_contamination.json``; return the summary."""
     table = _read_samples(out, inputs)
-    pairs = _pairs(table)
+    pairs = _pairs(table, _read_clip(out, inputs, config))
     columns = {name: [r[name] for r in pairs] for name in schemas.DEDUP_MATCHES.names}
     write_parquet_atomic(out.path / MATCHES_FILE, pa.table(columns, schema=schemas.DEDUP_MATCHES))
     leaks: dict[str, set[str]] = defaultdict(set)
@@ -88,6 +114,8 @@ def write_reports(
     write_parquet_atomic(out.path / EXCLUDE_FILE, exclude)
 
     stages = _stage_counts(table)
+    for stage, counts in stages.items():  # flagged by either pass
+        counts["contaminated"] = len({r["key"] for r in pairs if r["stage"] == stage})
     eval_sets = {}
     for listing, hashes in zip(listings, tables):
         name = listing.eval_set.name
@@ -96,11 +124,13 @@ def write_reports(
             "path": os.fspath(listing.eval_set.path),
             **eval_stats(hashes),
             "contaminated_samples": len({(r["stage"], r["key"]) for r in mine}),
+            "clip_only_samples": len({(r["stage"], r["key"]) for r in mine if r["eval_variant"] == "clip"}),
             "matched_eval_images": len({r["eval_file"] for r in mine}),
         }
     totals = Counter()
     for counts in stages.values():
         totals.update(counts)
+    totals["contaminated"] = len({(r["stage"], r["key"]) for r in pairs})  # hash or embedding pass
     summary = {
         "format": schemas.CONTAMINATION_FORMAT,
         "method": _method(config),

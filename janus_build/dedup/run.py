@@ -69,8 +69,15 @@ def find_inputs(config: DedupConfig) -> list[InputShard]:
     return inputs
 
 
-def run_dedup(config: DedupConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+def run_dedup(config: DedupConfig, progress: Progress = NULL_PROGRESS, embedder: Any = None) -> dict[str, Any]:
     """Check every training image of ``config.stages`` against ``config.eval_sets``.
+
+    Args:
+        config: the stage options.
+        progress: receives hashing, checking and embedding progress.
+        embedder: for the embedding pass (``config.clip_model``), an already loaded
+            :class:`~janus_build.dedup.embed.Embedder` (tests, benchmarks); by default the
+            open_clip model is loaded from ``config.clip_model`` / ``config.clip_pretrained``.
 
     Returns:
         The summary written to ``DIR/_contamination.json`` (counts per evaluation set and per
@@ -79,10 +86,14 @@ def run_dedup(config: DedupConfig, progress: Progress = NULL_PROGRESS) -> dict[s
     Raises:
         ConfigError: a bad option. InputError: a missing stage or evaluation folder, or one
         without images. OutputError: ``--out`` unusable (another stage's output, locked, or an
-        earlier run with other options).
+        earlier run with other options). MissingResourceError: the CLIP weights cannot be loaded.
     """
     inputs = find_inputs(config)
     listings = [list_eval_set(e) for e in config.eval_sets]  # every input is checked before --out is opened
+    if config.clip_model and embedder is None:
+        from janus_build.dedup.embed import load_embedder
+
+        embedder = load_embedder(config.clip_model, config.clip_pretrained, config.device, config.clip_batch_size)
     with StageDir(
         config.out,
         STAGE,
@@ -98,6 +109,10 @@ def run_dedup(config: DedupConfig, progress: Progress = NULL_PROGRESS) -> dict[s
             tables = hash_eval_sets(listings, config, pool, progress)
         state = _index_state(listings, tables, config)
         counts = _check_shards(out, inputs, state, config, progress)
+        if config.clip_model:
+            from janus_build.dedup.clip_pass import run_clip_pass
+
+            run_clip_pass(out, inputs, listings, config, embedder, progress)
         summary = write_reports(out, inputs, listings, tables, config)
         summary.update(counts)
         out.finish(summary)
