@@ -16,6 +16,8 @@ separately, per query.
 
     python benchmarks/bench_dedup.py                       # full run, writes benchmarks/results/dedup.md
     python benchmarks/bench_dedup.py --originals 40 --negatives 100 --throughput-images 300 --repeats 3
+    # GPU, with the CLIP pass (the weights must be reachable or cached: HF hub / ~/.cache/huggingface):
+    python benchmarks/bench_dedup.py --clip-model ViT-B-32 --clip-pretrained openai --device cuda --out /tmp/dedup-gpu.md
 """
 
 from __future__ import annotations
@@ -54,14 +56,16 @@ def make_quality_data(root: Path, originals: int, negatives: int, size: int) -> 
     return truth
 
 
-def quality(root: Path, truth: dict[str, str], crops: bool, flips: bool) -> dict:
+def quality(root: Path, truth: dict[str, str], crops: bool, flips: bool, clip: dict | None = None) -> dict:
     import pyarrow.parquet as pq
 
     from janus_build.dedup import DedupConfig, EvalSet, run_dedup
     from janus_build.dedup.testset import TRANSFORMS
 
-    out = root / f"out-{crops}-{flips}"
-    config = DedupConfig((root / "train",), (EvalSet("eval", root / "eval"),), out, crops=crops, flips=flips)
+    out = root / f"out-{crops}-{flips}-{bool(clip)}"
+    config = DedupConfig(
+        (root / "train",), (EvalSet("eval", root / "eval"),), out, crops=crops, flips=flips, **(clip or {})
+    )
     run_dedup(config)
     pairs = pq.read_table(out / "contaminated.parquet").to_pylist()
     correct = {(p["key"], p["eval_file"]) for p in pairs if truth.get(p["key"]) == p["eval_file"]}
@@ -106,6 +110,27 @@ def floor_rate(root: Path) -> float:
         image = open_image(blob, draft=TRAIN_DECODE_SIDE).convert("L")
         imagehash.phash(image), imagehash.dhash(image)
     return len(blobs) / (time.perf_counter() - started)
+
+
+def clip_rate(root: Path, clip: dict) -> float:
+    """Training images/s of the embedding pass alone (the hash pass of the same run excluded)."""
+    from janus_build.dedup import DedupConfig, EvalSet, run_dedup
+    from janus_build.progress import Progress
+
+    class Clock(Progress):
+        def start(self, task: str, total: int | None = None, unit: str = "items") -> None:
+            if task == "embed":
+                self.started = time.perf_counter()
+
+        def finish(self, task: str) -> None:
+            if task == "embed":
+                self.stopped = time.perf_counter()
+
+    clock = Clock()
+    summary = run_dedup(
+        DedupConfig((root / "train",), (EvalSet("eval", root / "eval"),), root / "oclip", **clip), clock
+    )
+    return summary["samples"] / (clock.stopped - clock.started)
 
 
 def check_rate(root: Path, run: int) -> tuple[float, float]:
@@ -158,8 +183,14 @@ def main() -> None:
     parser.add_argument("--eval-images", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--index-entries", type=int, default=50_000 * 38)
+    parser.add_argument("--clip-model", help="also measure the CLIP pass (e.g. ViT-B-32; needs its weights)")
+    parser.add_argument("--clip-pretrained", default="openai")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    clip = None
+    if args.clip_model:
+        clip = {"clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained, "device": args.device}
 
     load = [subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +198,7 @@ def main() -> None:
         truth = make_quality_data(root / "q", args.originals, args.negatives, args.size)
         with_views = quality(root / "q", truth, True, True)
         baseline = quality(root / "q", truth, False, False)
+        with_clip = quality(root / "q", truth, True, True, clip) if clip else None
         make_throughput_data(root / "t", args.throughput_images, args.eval_images, args.throughput_size)
         floors, checks, evals = [], [], []
         for run in range(args.repeats):
@@ -174,9 +206,12 @@ def main() -> None:
             check, hashing = check_rate(root / "t", run)
             checks.append(check)
             evals.append(hashing)
+        clip_images = clip_rate(root / "t", clip) if clip else None
         load.append(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     build, per_query = index_search_us(args.index_entries, 2000)
     report = render(args, truth, with_views, baseline, floors, checks, evals, build, per_query, load)
+    if clip:
+        report += render_clip(args, with_clip, clip_images)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -222,6 +257,24 @@ def render(args, truth, with_views, baseline, floors, checks, evals, build, per_
         "",
         f"Index: {args.index_entries:,} entries ({args.index_entries // 38:,} images x 38 views, random hashes) "
         f"built in {build:.1f} s; search {per_query:.0f} us per training image (median of 3 batches of 2,000).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_clip(args, figures, rate) -> str:
+    from janus_build.dedup.testset import TRANSFORMS
+
+    lines = [
+        f"## Embedding pass: {args.clip_model} ({args.clip_pretrained}), device {args.device}",
+        "",
+        "| transform | recall (hashes or CLIP cosine >= 0.95) |",
+        "| --- | ---: |",
+        *(f"| {name} | {figures['per_transform'][name]:.3f} |" for name in TRANSFORMS),
+        f"| **all** | recall {figures['recall']:.3f}, precision {figures['precision']:.3f}, "
+        f"{figures['flagged_negatives']} of {args.negatives} negatives flagged |",
+        "",
+        f"Embedding pass alone: {rate:.0f} training images/s (decode + preprocess + forward + similarity).",
         "",
     ]
     return "\n".join(lines)

@@ -47,6 +47,21 @@ def dedup_command(
         "--min-detail",
         help="Grey-level std (32x32 thumbnail) below which an image is too uniform to compare.",
     ),
+    clip_model: Optional[str] = typer.Option(
+        None,
+        "--clip-model",
+        help="Also compare CLIP image embeddings with this open_clip model (e.g. ViT-B-32); off by default.",
+    ),
+    clip_pretrained: str = typer.Option(
+        _default("clip_pretrained"), "--clip-pretrained", help="open_clip pretrained tag or a local checkpoint file."
+    ),
+    min_clip_similarity: float = typer.Option(
+        _default("min_clip_similarity"), "--min-clip-similarity", help="Cosine similarity that flags a pair."
+    ),
+    device: str = typer.Option(_default("device"), "--device", help="auto | cpu | cuda (embedding pass)."),
+    clip_batch_size: int = typer.Option(
+        _default("clip_batch_size"), "--clip-batch-size", help="Images per forward pass."
+    ),
     workers: int = typer.Option(_default("workers"), "--workers", help="Worker processes (hashing and checking)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output instead of resuming it."),
 ) -> None:
@@ -63,6 +78,11 @@ def dedup_command(
         crops=crops,
         flips=flips,
         min_detail=min_detail,
+        clip_model=clip_model,
+        clip_pretrained=clip_pretrained,
+        min_clip_similarity=min_clip_similarity,
+        device=device,
+        clip_batch_size=clip_batch_size,
         workers=workers,
         overwrite=overwrite,
     )
