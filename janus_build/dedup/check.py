@@ -20,6 +20,7 @@ from janus_build.dedup.hashing import TRAIN_DECODE_SIDE, decode, detail, image_h
 
 _STATE: dict[str, Any] = {}
 BATCH = 1024  # images per index search
+MAX_MATCHES = 100  # evaluation images kept per training sample (the closest)
 _INDEX_COLUMNS = ("key", "image_ext", "image_offset", "image_size", "status", "error_message")
 
 
@@ -86,8 +87,9 @@ def _matches(hashed: list[tuple[int, int, int]]) -> dict[int, list[dict[str, Any
                     "dhash_distance": int(d_dist),
                 }
             )
-    for matches in found.values():
+    for row, matches in found.items():
         matches.sort(key=lambda m: (m["phash_distance"] + m["dhash_distance"], m["eval_set"], m["eval_file"]))
+        del found[row][MAX_MATCHES:]  # a flat graphic can match thousands: the closest are evidence enough
     return found
 
 

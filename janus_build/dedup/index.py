@@ -21,6 +21,8 @@ from janus_build.dedup.config import HASH_BITS
 from janus_build.dedup.hashing import hamming
 
 TABLE_BITS = 24
+MAX_CANDIDATES = 4_000_000  # candidate pairs verified at once (~150 MB of index arrays)
+MATCH_ARRAYS = ("image", "view", "phash_distance", "dhash_distance")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class HashIndex:
         self.image = np.asarray(image, dtype=np.int64)
         self.view = np.asarray(view, dtype=np.int16)
         self.max_phash, self.max_dhash = max_phash, max_dhash
+        self.max_candidates = MAX_CANDIDATES
         size = len(self.phash)
         band_bits = min(32, max(8, math.ceil(math.log2(max(size, 2)))))
         self.bands = max(1, min(8, HASH_BITS // band_bits, max_phash + 1))
@@ -89,14 +92,16 @@ class HashIndex:
     def __len__(self) -> int:
         return len(self.phash)
 
-    def candidates(self, phash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, phash: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``(query positions, entry numbers)`` of every entry sharing a probed band value.
 
         A pair found through several bands appears several times (cheaper to verify twice than
-        to deduplicate); :meth:`search` keeps one row per (query, image).
+        to deduplicate); :meth:`search` keeps one row per (query, image). Returns None when a
+        batch of several queries would produce more than :attr:`max_candidates` pairs (a dense
+        cluster of similar evaluation hashes): :meth:`search` then halves the batch.
         """
         phash = np.asarray(phash, dtype=np.uint64)
-        pairs = []
+        lookups = []
         for start, mask, sorted_values, order, flips, table in self._layout:
             band = ((phash >> np.uint64(start)) & np.uint64(mask)).astype(np.int64)
             probes = (band[:, None] ^ flips[None, :]).ravel()
@@ -105,11 +110,15 @@ class HashIndex:
             else:
                 low = np.searchsorted(sorted_values, probes, side="left")
                 high = np.searchsorted(sorted_values, probes, side="right")
-            counts = high - low
+            lookups.append((low, high - low, order, len(flips)))
+        if len(phash) > 1 and sum(int(counts.sum()) for _, counts, _, _ in lookups) > self.max_candidates:
+            return None
+        pairs = []
+        for low, counts, order, probes in lookups:
             total = int(counts.sum())
             if not total:
                 continue
-            query = np.repeat(np.arange(len(phash)).repeat(len(flips)), counts)
+            query = np.repeat(np.arange(len(phash)).repeat(probes), counts)
             starts = np.repeat(low - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
             pairs.append(query * len(self) + order[starts + np.arange(total)])
         if not pairs:
@@ -121,7 +130,15 @@ class HashIndex:
         """Every evaluation image with a view within both thresholds of each query, its closest view."""
         phash = np.asarray(phash, dtype=np.uint64)
         dhash = np.asarray(dhash, dtype=np.uint64)
-        query, entry = self.candidates(phash) if len(self) else (np.empty(0, np.int64),) * 2
+        found = self.candidates(phash) if len(self) else (np.empty(0, np.int64),) * 2
+        if found is None:  # too many candidates at once: two half batches bound the memory
+            half = len(phash) // 2
+            first, second = self.search(phash[:half], dhash[:half]), self.search(phash[half:], dhash[half:])
+            return Matches(
+                np.concatenate((first.query, second.query + half)),
+                *(np.concatenate((getattr(first, f), getattr(second, f))) for f in MATCH_ARRAYS),
+            )
+        query, entry = found
         p_dist = hamming(phash[query], self.phash[entry])
         d_dist = hamming(dhash[query], self.dhash[entry])
         keep = (p_dist <= self.max_phash) & (d_dist <= self.max_dhash)

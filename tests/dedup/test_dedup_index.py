@@ -65,3 +65,20 @@ def test_empty_index_finds_nothing():
     empty = np.empty(0, dtype=np.uint64)
     index = HashIndex(empty, empty, np.empty(0, np.int64), np.empty(0, np.int16), 8, 10)
     assert len(index.search(np.asarray([5], dtype=np.uint64), np.asarray([5], dtype=np.uint64)).query) == 0
+
+
+def test_a_dense_cluster_is_searched_in_smaller_batches_with_the_same_result():
+    rng = np.random.default_rng(5)
+    centre = _random_hashes(rng, 1)
+    phash = _flip_bits(rng, np.repeat(centre, 600), rng.integers(0, 4, 600))  # 600 near-identical entries
+    dhash = _flip_bits(rng, np.repeat(centre, 600), rng.integers(0, 4, 600))
+    index = HashIndex(phash, dhash, np.arange(600), np.zeros(600), 8, 10)
+    queries_p = _flip_bits(rng, np.repeat(centre, 50), rng.integers(0, 4, 50))
+    queries_d = _flip_bits(rng, np.repeat(centre, 50), rng.integers(0, 4, 50))
+    whole = index.search(queries_p, queries_d)
+    index.max_candidates = 500  # forces repeated halving, down to single queries
+    assert index.candidates(queries_p) is None
+    split = index.search(queries_p, queries_d)
+    for name in ("query", "image", "view", "phash_distance", "dhash_distance"):
+        assert np.array_equal(getattr(whole, name), getattr(split, name))
+    assert len(whole.query) > 50 * 500  # most queries match most entries

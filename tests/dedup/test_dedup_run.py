@@ -225,3 +225,18 @@ def test_a_balance_output_train_split_is_checked(tmp_path):
     summary = run_dedup(DedupConfig(stages=(train,), eval_sets=(EvalSet("v", evals.parent),), out=tmp_path / "o"))
     assert summary["samples"] == 8
     assert pq.read_table(tmp_path / "o" / "exclude_keys.parquet")["key"].to_pylist() == ["syn-13-2"]
+
+
+def test_a_sample_keeps_only_its_closest_matches(tmp_path, monkeypatch):
+    from janus_build.dedup import check
+
+    monkeypatch.setattr(check, "MAX_MATCHES", 2)
+    (tmp_path / "e").mkdir()
+    image = textured_image(42, 128)
+    for n, quality in enumerate((95, 60, 30)):  # three copies; closest first, ties by file name
+        image.save(tmp_path / "e" / f"copy{n}.JPEG", quality=quality)
+    with ImageShardWriter(tmp_path / "train", "00000") as writer:
+        writer.write("original", jpeg_bytes(image, 95), {})
+    run_dedup(DedupConfig(stages=(tmp_path / "train",), eval_sets=(EvalSet("v", tmp_path / "e"),), out=tmp_path / "o"))
+    pairs = pq.read_table(tmp_path / "o" / "contaminated.parquet").to_pylist()
+    assert len(pairs) == 2 and "copy2.JPEG" not in {p["eval_file"] for p in pairs}
