@@ -258,6 +258,20 @@ def render(args, truth, with_views, baseline, floors, checks, evals, build, per_
         f"Index: {args.index_entries:,} entries ({args.index_entries // 38:,} images x 38 views, random hashes) "
         f"built in {build:.1f} s; search {per_query:.0f} us per training image (median of 3 batches of 2,000).",
         "",
+        "The same-run floor reads the JPEGs from memory and does only the reduced-scale decode and the two",
+        "imagehash calls; `janus dedup` also reads each image from its tar by offset, measures detail, searches",
+        "the index and writes the samples shard (zstd parquet, fsync). The index line uses random hashes,",
+        "which spread evenly over the buckets (its best case); real hashes cluster, which adds candidates to",
+        "verify but never misses (the search is exact; a batch over 4M candidates is halved).",
+        "",
+        "GPU: not measured here (no GPU lent, CLIP weights not downloadable from this machine). The command,",
+        "run where the weights are cached or reachable, adds the union's recall/precision per transform and the",
+        "embedding pass's images/s:",
+        "",
+        "```bash",
+        "python benchmarks/bench_dedup.py --clip-model ViT-B-32 --clip-pretrained openai --device cuda --out /tmp/dedup-gpu.md",
+        "```",
+        "",
     ]
     return "\n".join(lines)
 
