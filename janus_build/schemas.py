@@ -250,3 +250,76 @@ MODEL_LABELS = pa.schema(
         pa.field(ERROR_MESSAGE, pa.string()),
     ]
 )
+
+
+# --- janus dedup (janus_build/dedup/; docs/dedup.md) ---------------------------------------
+# Hashes are imagehash's 64-bit pHash / dHash, stored as the signed int64 with the same bits
+# (DuckDB and Spark read int64; numpy: ``column.view(np.uint64)``).
+DEDUP_MATCH = pa.struct(
+    [
+        pa.field("eval_set", pa.string()),  # the --eval NAME
+        pa.field("eval_file", pa.string()),  # path relative to the evaluation folder (POSIX)
+        pa.field("eval_variant", pa.string()),  # the view that matched: full, crop90-0-50, flip-full, ...
+        pa.field("phash_distance", pa.int32()),
+        pa.field("dhash_distance", pa.int32()),
+    ]
+)
+# samples/NNNNN.parquet: one row per training sample checked, one shard per input image shard.
+DEDUP_SAMPLES = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),  # the image stage directory (absolute)
+        pa.field("shard", pa.string(), nullable=False),  # the input tar's file name
+        pa.field(STATUS, pa.string(), nullable=False),  # success | too_plain | decode_error | <input status>
+        pa.field(ERROR_MESSAGE, pa.string()),
+        pa.field("phash", pa.int64()),
+        pa.field("dhash", pa.int64()),
+        pa.field("contaminated", pa.bool_(), nullable=False),
+        pa.field("matches", pa.list_(DEDUP_MATCH), nullable=False),
+    ]
+)
+# contaminated.parquet: one row per (training sample, evaluation image) near-duplicate pair.
+DEDUP_MATCHES = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("eval_set", pa.string(), nullable=False),
+        pa.field("eval_file", pa.string(), nullable=False),
+        pa.field("eval_variant", pa.string(), nullable=False),  # the hash view, or "clip" for an embedding-only pair
+        pa.field("phash_distance", pa.int32()),  # null: found by the embedding pass only
+        pa.field("dhash_distance", pa.int32()),
+        pa.field("clip_similarity", pa.float32()),  # null: the embedding pass was off (or did not pair them)
+    ]
+)
+# clip/NNNNN.parquet: the embedding pass's pairs of one input shard (cosine >= --min-clip-similarity).
+DEDUP_CLIP_PAIRS = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("eval_set", pa.string(), nullable=False),
+        pa.field("eval_file", pa.string(), nullable=False),
+        pa.field("clip_similarity", pa.float32(), nullable=False),
+    ]
+)
+# exclude_keys.parquet: the keys to leave out of a dataset (janus balance), with the sets they leak.
+DEDUP_EXCLUDE = pa.schema(
+    [
+        pa.field(KEY, pa.string(), nullable=False),
+        pa.field("eval_sets", pa.list_(pa.string()), nullable=False),
+    ]
+)
+# _eval/NNNNN.parquet: the cached hashes of one evaluation set (one row per indexed view).
+DEDUP_EVAL_HASHES = pa.schema(
+    [
+        pa.field("eval_file", pa.string(), nullable=False),
+        pa.field("view", pa.int16()),  # index into janus_build.dedup.hashing.view_names; null when failed
+        pa.field("phash", pa.int64()),
+        pa.field("dhash", pa.int64()),
+        pa.field(STATUS, pa.string(), nullable=False),  # success | too_plain | decode_error
+        pa.field(ERROR_MESSAGE, pa.string()),
+    ]
+)
+CONTAMINATION_SUMMARY = "_contamination.json"
+CONTAMINATION_FORMAT = "janus-contamination/1"

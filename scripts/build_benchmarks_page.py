@@ -14,6 +14,7 @@ ORDER = [
     ("caption", "janus caption"),
     ("match", "janus match"),
     ("balance", "janus balance"),
+    ("dedup", "janus dedup"),
     ("train", "janus train"),
 ]
 
@@ -41,6 +42,7 @@ Summary:
 | tag | 100,000-item queue: p95 9.5 ms per decision, 2.8 ms per next-items request; key press to next image p50 16 ms |
 | balance | ~2,700-3,000 samples/s written, the same as a bare webdataset write; memory grows with the index, not with image bytes |
 | caption / train | CPU harness figures only (model-bound); GPU runs pending |
+| dedup | contamination check: recall 0.998 / precision 1.000 on 2,400 transformed copies of 200 images and 2,000 distinct negatives (whole-image hashes alone: recall 0.758); ~420 images/s per core, 0.71x a bare decode+hash loop; CLIP pass and GPU not measured ([dedup.md](dedup.md)) |
 """
 
 

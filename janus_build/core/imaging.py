@@ -41,6 +41,11 @@ def _clean(message: str) -> str:
     return re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", message)  # no object addresses: rows stay deterministic
 
 
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of a decoding exception, without object addresses (rows stay deterministic)."""
+    return f"{type(exc).__name__}: {_clean(str(exc))}"
+
+
 def check_image(data: bytes | None) -> ImageCheck:
     """Check ``data`` is a JPEG/PNG/WebP whose header PIL parses (no full decode)."""
     if not data:
@@ -58,11 +63,20 @@ def check_image(data: bytes | None) -> ImageCheck:
     return ImageCheck(ext, "success", None, width, height)
 
 
-def open_image(data: bytes) -> Any:
-    """Decode image bytes with PIL into RGB (CMYK, greyscale, 16-bit, palette and alpha converted)."""
+def open_image(data: bytes, draft: int | None = None) -> Any:
+    """Decode image bytes with PIL into RGB (CMYK, greyscale, 16-bit, palette and alpha converted).
+
+    Args:
+        data: the encoded image.
+        draft: decode a JPEG at a reduced scale (libjpeg's 1/2, 1/4, 1/8 DCT scaling) whose
+            sides stay at least ``draft`` pixels; much faster when only a thumbnail is needed.
+            Other formats decode at full size.
+    """
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
+    if draft is not None and image.format == "JPEG":
+        image.draft("RGB", (draft, draft))
     image.load()
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGB", image.size, (255, 255, 255))
