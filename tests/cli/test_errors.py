@@ -151,6 +151,8 @@ USAGE_CASES = [
     ("label-threshold-abc", ["label", "{stage}", "--out", "{out}", "--threshold", "high"], "--threshold"),
     ("report-missing-out", ["report", "{run}"], "--out"),
     ("report-missing-runs", ["report", "--out", "{out}"], "Missing argument"),
+    ("dedup-missing-out", ["dedup", "{stage}", "--eval", "v={folders}"], "--out"),
+    ("dedup-missing-stage", ["dedup", "--out", "{out}"], "Missing argument"),
 ]
 
 ONE_LINE_CASES = [
@@ -193,6 +195,12 @@ ONE_LINE_CASES = [
     ("import-url-list-missing", ["import", "url-list", "{missing}", "--out", "{out}"], 2, "{missing}"),
     ("demo-out-not-empty", ["demo", "--out", "{nonempty}"], 2, "--out"),
     ("demo-classes-abc", ["demo", "--out", "{out}", "--classes", "x"], 2, "--classes"),
+    ("dedup-no-eval", ["dedup", "{stage}", "--out", "{out}"], 2, "--eval"),
+    ("dedup-missing-eval", ["dedup", "{stage}", "--eval", "v={missing}", "--out", "{out}"], 2, "{missing}"),
+    ("dedup-eval-no-images", ["dedup", "{stage}", "--eval", "v={folders}", "--out", "{out}"], 2, "holds no images"),
+    ("dedup-max-phash", ["dedup", "{stage}", "--eval", "v={folders}", "--out", "{out}", "--max-phash", "40"], 2, "--max-phash"),
+    ("label-bad-model", ["label", "{stage}", "--out", "{out}", "--model", "clip"], 2, "--model"),
+    ("report-no-metrics", ["report", "{empty}", "--out", "{out}"], 2, "no metrics"),
     # The operating system refuses the output (exit 1), whatever the stage.
     ("match-out-below-a-file", ["match", "--sample", "--out", "{afile}/o"], 1, "{afile}/o: not a directory"),
     ("balance-out-below-a-file", ["balance", "name=a,images={shards},labels=ground_truth", "--out", "{afile}/o"], 1, "{afile}/o: not a directory"),
