@@ -69,6 +69,8 @@ class DemoResult:
     match_stats: dict[str, Any] = field(default_factory=dict)
     balance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_folders: dict[str, str] = field(default_factory=dict)
+    contamination: dict[str, Any] = field(default_factory=dict)
 
 
 Narrate = Callable[[str, str], None]
@@ -89,6 +91,8 @@ def run_demo(config: DemoConfig, narrate: Narrate = _log_narrate, progress: Prog
     _caption(config, out, result, narrate, progress)
     _match_and_download(config, out, labels_file, result, narrate, progress)
     _ground_truth(config, out, result, narrate)
+    _eval_sets(config, out, result)
+    _contamination(out, result, narrate, progress)
     _balance(config, out, labels_file, result, narrate, progress)
     _train_and_eval(config, out, result, narrate, progress)
     return result
@@ -305,6 +309,31 @@ def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Na
     result.paths["ground_truth"] = images
 
 
+def _eval_sets(config: DemoConfig, out: Path, result: DemoResult) -> None:
+    from janus_build.train.synthetic import write_synthetic_shift_folders
+
+    result.paths["eval"] = out / "eval"
+    result.eval_folders = write_synthetic_shift_folders(
+        out / "eval", config.classes, per_class=config.eval_per_class, size=config.image_size
+    )
+
+
+def _contamination(out: Path, result: DemoResult, narrate: Narrate, progress: Progress) -> None:
+    from janus_build.dedup import run_dedup
+    from janus_build.dedup.config import DedupConfig, EvalSet
+
+    p = result.paths
+    narrate(
+        "6. contamination check",
+        "Looking for near-copies of the evaluation images (resized, re-encoded, cropped, mirrored) "
+        "among every training image, so no test image leaks into the dataset.",
+    )
+    stages = (p["ground_truth"], p["fetch"] / "images", p["laion_images"])
+    eval_sets = tuple(EvalSet(name, Path(path)) for name, path in result.eval_folders.items())
+    p["dedup"] = out / "dedup"
+    result.contamination = run_dedup(DedupConfig(stages=stages, eval_sets=eval_sets, out=p["dedup"]), progress)
+
+
 def _balance(
     config: DemoConfig, out: Path, labels_file: Path, result: DemoResult, narrate: Narrate, progress: Progress
 ) -> None:
@@ -321,7 +350,7 @@ def _balance(
     )
     for budget in BUDGETS:
         narrate(
-            f"6. balance {budget}",
+            f"7. balance {budget}",
             f"Rebalancing the three sources into webdataset shards at a {budget} budget "
             "(1x = the ground-truth source's size), with a dataset card, an attribution "
             "list and per-class counts.",
@@ -338,6 +367,8 @@ def _balance(
                 seed=config.seed,
                 val_fraction=0.0,
                 shard_size=200,
+                exclude_keys=(str(p["dedup"] / "exclude_keys.parquet"),),
+                contamination=str(p["dedup"]),
             ),
             progress,
         )
@@ -348,15 +379,11 @@ def _balance(
 def _train_and_eval(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate, progress: Progress) -> None:
     from janus_build.train.evaluate import EvalConfig, evaluate
     from janus_build.train.loop import TrainConfig, train
-    from janus_build.train.synthetic import write_synthetic_shift_folders
 
-    folders = write_synthetic_shift_folders(
-        out / "eval", config.classes, per_class=config.eval_per_class, size=config.image_size
-    )
-    result.paths["eval"] = out / "eval"
+    folders = result.eval_folders
     for budget in BUDGETS:
         narrate(
-            f"7. train + eval {budget}",
+            f"8. train + eval {budget}",
             f"Training a small CNN for {config.epochs} CPU epochs on the {budget} shards, "
             "then evaluating it on generated ImageNet-val, -V2, -Sketch, -R and -A folders "
             "with predictions restricted to the label set.",

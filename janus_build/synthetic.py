@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+from typing import Any
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
 STYLES = ("photo", "sketch", "rendition", "adversarial")
@@ -22,15 +23,27 @@ def _class_look(class_id: int) -> tuple[tuple[int, int, int], tuple[int, int, in
     return fg, bg, SHAPES[class_id % len(SHAPES)]  # type: ignore[return-value]
 
 
+def _background(bg: tuple[int, int, int], size: int, rng: random.Random) -> Any:
+    """The class's background colour under a smooth texture of the sample's own, so two samples
+    of a class are different photographs (distinct perceptual hashes), not re-renders of one."""
+    from PIL import Image
+
+    cells = 6
+    small = Image.new("RGB", (cells, cells))
+    shade = [rng.randint(-110, 110) for _ in range(cells * cells)]
+    small.putdata([tuple(max(0, min(255, c + d)) for c in bg) for d in shade])
+    return small.resize((size, size), Image.BICUBIC)
+
+
 def class_image(class_id: int, index: int, size: int = 64, style: str = "photo", fmt: str = "JPEG") -> bytes:
     """Return encoded image bytes for sample ``index`` of ``class_id`` (deterministic)."""
-    from PIL import Image, ImageDraw, ImageFilter, ImageOps
+    from PIL import ImageDraw, ImageFilter, ImageOps
 
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}")
     fg, bg, shape = _class_look(class_id)
     rng = random.Random(class_id * 1_000_003 + index * 31 + STYLES.index(style))
-    image = Image.new("RGB", (size, size), bg)
+    image = _background(bg, size, rng)
     draw = ImageDraw.Draw(image)
     for _ in range(6 if style == "adversarial" else 2):  # clutter
         x, y = rng.randrange(size), rng.randrange(size)

@@ -156,3 +156,20 @@ def test_every_stage_output_keeps_the_contract(demo, relative, schema_name, has_
     if not has_tars:  # a parquet shard directory opens as-is
         rows = sum(pq.read_metadata(directory / f"{n}.parquet").num_rows for n in done)
         assert ds.dataset(directory, format="parquet").count_rows() == rows
+
+
+def test_the_dataset_is_checked_for_contamination_and_carries_a_croissant_file(demo):
+    import mlcroissant as mlc
+
+    out, stdout = demo
+    found = json.loads((out / "dedup" / "_contamination.json").read_text())
+    assert found["checked"] > 100 and found["contaminated"] == 0  # the demo's evaluation images are new images
+    assert set(found["eval_sets"]) == {"imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a"}
+    assert "0 near-copies" in stdout.replace("\n", " ")
+    for budget in ("1x", "2x"):
+        card = (out / f"janus-{budget}" / "README.md").read_text()
+        assert card.startswith("---\n") and "## Evaluation-set contamination" in card
+        dataset = mlc.Dataset(jsonld=str(out / f"janus-{budget}" / "croissant.json"))  # raises when invalid
+        records = list(dataset.records(record_set="train"))
+        stats = json.loads((out / f"janus-{budget}" / "stats.json").read_text())
+        assert len(records) == stats["samples"]["train"] > 0

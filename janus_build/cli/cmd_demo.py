@@ -65,6 +65,12 @@ def demo_command(
         f"[bold]match[/]: {stats['labelled']}/{stats['rows']} captions labelled, label accuracy "
         f"{stats.get('label_accuracy', 0):.3f}, dataset utilisation {stats.get('dataset_utilization', 0):.3f}"
     )
+    found = result.contamination
+    per_set = ", ".join(f"{esc(n)} {v['contaminated_samples']}" for n, v in found.get("eval_sets", {}).items())
+    con.print(
+        f"[bold]dedup[/]: {found.get('checked', 0)} training images checked against the evaluation sets, "
+        f"{found.get('contaminated', 0)} near-copies found ({per_set}) and left out of the balance"
+    )
     for budget, summary in result.balance.items():
         con.print(
             f"[bold]balance {esc(budget)}[/]: {summary.counts.get('train', 0)} training samples -> {esc(result.paths[f'janus_{budget}'])}"
