@@ -198,16 +198,16 @@ EVAL_METRICS_KEYS = (
 EVAL_SHIFT_KEYS = ("top1", "correct", "images", "classes", "classes_present", "path")
 
 
-# --- janus import (janus_build/imports.py; docs/import.md) ----------------------------------
+# --- janus import (janus_build/importers/; docs/import.md) ----------------------------------
 # The index of an imported image stage: these columns first, then IMAGE_INDEX's image columns,
 # then (img2dataset imports) every column img2dataset wrote, its own `key` kept as `i2d_key`.
 IMPORT_FOLDERS_INDEX = pa.schema(
     [
-        pa.field(KEY, pa.string(), nullable=False),  # <prefix>-<relative path, '/' -> '-'>
+        pa.field(KEY, pa.string(), nullable=False),  # core.keys.path_key(<prefix>, <relative path>)
         pa.field(LABEL, pa.int32(), nullable=False),  # class id in the label set
         pa.field(LABEL_SOURCE, pa.string(), nullable=False),  # ground_truth
         pa.field(SOURCE, pa.string(), nullable=False),
-        pa.field(SOURCE_ID, pa.string(), nullable=False),  # path relative to ROOT (POSIX)
+        pa.field(SOURCE_ID, pa.string(), nullable=False),  # imagenet: path relative to ROOT (POSIX); else the key
         pa.field(URL, pa.string()),  # null
         pa.field(LICENSE, pa.string()),
         pa.field(OWNER, pa.string()),  # null

@@ -1,4 +1,4 @@
-"""``janus import``: class-folder trees and img2dataset downloads -> image stages."""
+"""``janus import``: class folders, img2dataset downloads and the paper's public sources -> stages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from janus_build.cli import app
-from janus_build.import_config import FoldersImportConfig, Img2datasetImportConfig, UrlListConfig
+from janus_build.importers.config import FoldersImportConfig, Img2datasetImportConfig, UrlListConfig
 
 import_app = typer.Typer(
     help="Bring existing image collections into the image-stage format (read by balance, tag, caption).",
@@ -50,7 +50,7 @@ def folders(
     key_prefix: Optional[str] = typer.Option(
         None,
         "--key-prefix",
-        help="Keys are <prefix>-<relative path>; default: the source (use e.g. imagenetv2 to keep two imports' keys apart).",
+        help="Keys are path_key(<prefix>, <relative path>) (docs/import.md); default: the source.",
     ),
     shard_size: int = typer.Option(_F["shard_size"].default, "--shard-size", help="Images per output shard."),
     workers: int = typer.Option(_F["workers"].default, "--workers", help="Threads reading files."),
@@ -58,7 +58,7 @@ def folders(
 ) -> None:
     """Import an ImageNet-style class-folder tree with ground-truth labels; resumable by shard."""
     from janus_build.cli.common import RichProgress, console
-    from janus_build.imports import import_folders
+    from janus_build.importers import import_folders
 
     config = FoldersImportConfig(
         root=root.expanduser(),
@@ -95,7 +95,9 @@ def img2dataset(
     ),
     key_prefix: str = typer.Option(_I["key_prefix"].default, "--key-prefix", help="Prepended to every key."),
     source: str = typer.Option(_I["source"].default, "--source", help="Provenance source: laion | yfcc | custom | ..."),
-    license: str = typer.Option(_I["license"].default, "--license", help="Licence text for every image."),
+    license: str = typer.Option(
+        _I["license"].default, "--license", help="Licence for rows whose own license/LICENSE column is empty."
+    ),
     caption_col: str = typer.Option(
         _I["caption_col"].default, "--caption-col", help="Column copied to title (img2dataset's caption)."
     ),
@@ -103,7 +105,7 @@ def img2dataset(
 ) -> None:
     """Re-key an img2dataset download into an image stage keyed by a saved column; resumable by shard."""
     from janus_build.cli.common import RichProgress, console
-    from janus_build.imports import import_img2dataset
+    from janus_build.importers import import_img2dataset
 
     config = Img2datasetImportConfig(
         input=input.expanduser(),
@@ -126,7 +128,7 @@ def img2dataset(
 
 @import_app.command("url-list")
 def url_list(
-    match_dir: Path = typer.Argument(..., help="A janus match output directory."),
+    stage_dir: Path = typer.Argument(..., help="A janus match output or a metadata import (openimages, yfcc, laion)."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (img2dataset's --url_list)."),
     url_col: Optional[str] = typer.Option(None, "--url-col", help="URL column (default: URL or url)."),
     text_col: Optional[str] = typer.Option(
@@ -137,13 +139,13 @@ def url_list(
     ),
     all_rows: bool = typer.Option(False, "--all-rows", help="Keep unlabelled rows (label -1) too."),
 ) -> None:
-    """Write the labelled rows of a janus match output as an img2dataset input list."""
+    """Write the labelled rows of a match output or metadata import as an img2dataset input list."""
     from janus_build.cli.common import console
-    from janus_build.imports import write_url_list
+    from janus_build.importers import write_url_list
 
     result = write_url_list(
         UrlListConfig(
-            match_dir=match_dir.expanduser(),
+            stage_dir=stage_dir.expanduser(),
             out=out.expanduser(),
             url_col=url_col,
             text_col=text_col,
