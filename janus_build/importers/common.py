@@ -12,10 +12,12 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import html
 import io
 import json
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +73,56 @@ def inputs_fingerprint(paths: Iterable[Path | None]) -> dict[str, Any]:
 def describe_inputs(paths: Iterable[Path | None]) -> list[dict[str, Any]]:
     """The manifest's ``inputs``: each file's fingerprint."""
     return [fingerprint_file(p) for p in paths if p is not None]
+
+
+# --- text ---------------------------------------------------------------------------------------
+_HTML_TAG = re.compile(r"<[^<>]*>")
+
+
+def clean_html(text: str, *, strip_tags: bool = False) -> str:
+    """Flickr text as people read it: HTML tags (``<a href=...>``) removed when asked, entities
+    (``&amp;``, ``&quot;``) resolved, surrounding white space dropped."""
+    if strip_tags and "<" in text:
+        text = _HTML_TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return text.strip()
+
+
+def iter_json_list(handle: IO[str], where: str, chunk_chars: int = 1 << 20) -> Iterator[Any]:
+    """The elements of one JSON list (``[{...}, {...}]``), read in chunks: memory is one element
+    plus one chunk, whatever the file's size."""
+    decoder = json.JSONDecoder()
+    buffer, pos, started, eof = "", 0, False, False
+    while True:
+        while pos < len(buffer) and buffer[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(buffer):
+            if eof:
+                raise InputError(f"{where}: the JSON list ends early (no closing ']')")
+            more = handle.read(chunk_chars)
+            eof = not more
+            buffer, pos = buffer[pos:] + more, 0
+            continue
+        if not started:
+            if buffer[pos] != "[":
+                raise InputError(f"{where}: expected a JSON list ('['), found {buffer[pos : pos + 20]!r}")
+            started, pos = True, pos + 1
+            continue
+        if buffer[pos] == "]":
+            return
+        try:
+            element, pos = decoder.raw_decode(buffer, pos)
+        except json.JSONDecodeError as exc:
+            if eof:
+                raise InputError(
+                    f"{where}: invalid JSON near character {exc.pos} of a list element ({exc.msg})"
+                ) from None
+            more = handle.read(chunk_chars)
+            eof = not more
+            buffer, pos = buffer[pos:] + more, 0
+            continue
+        yield element
 
 
 # --- licences ---------------------------------------------------------------------------------

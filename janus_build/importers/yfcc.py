@@ -17,7 +17,6 @@ OpenAI's ``yfcc100m_subset_data.tsv`` restricts the rows to the CLIP 15M subset.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections import Counter
@@ -32,6 +31,7 @@ from janus_build.errors import InputError
 from janus_build.importers.common import (
     MAX_EXAMPLES,
     RowShards,
+    clean_html,
     describe_inputs,
     inputs_fingerprint,
     license_name,
@@ -88,7 +88,6 @@ PARQUET_NAMES = {
     "ext": "extension",
     **{name: name for name in FIELDS},
 }
-_HTML_TAG = re.compile(r"<[^<>]*>")
 _DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[ T](\d\d:\d\d:\d\d))?")
 FIRST_YEAR, LAST_YEAR = 1826, 2100  # a date outside (Flickr's year 4501, 0000) is no date
 
@@ -97,12 +96,7 @@ def decode_text(value: str | None, *, strip_html: bool = False) -> str:
     """YFCC free text as people wrote it: URL-decoded (``+`` is a space), HTML entities resolved."""
     if not value:
         return ""
-    text = unquote_plus(value)
-    if strip_html and "<" in text:
-        text = _HTML_TAG.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return text.strip()
+    return clean_html(unquote_plus(value), strip_tags=strip_html)
 
 
 def decode_tags(value: str | None) -> str:
