@@ -311,3 +311,42 @@ def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+# --- img2dataset, as it writes a download ----------------------------------------------------
+def fake_img2dataset(url_list: Path, out: Path, save_columns: Iterable[str], image_for: Any) -> Path:
+    """Write what ``img2dataset --input_format parquet --output_format webdataset`` writes for
+    ``url_list`` (no network): ``00000.tar`` (``<key>.jpg/.txt/.json``), ``00000.parquet`` with
+    url, caption, key, status, error_message and the saved columns, ``00000_stats.json``.
+    ``image_for(row)`` gives each row's image bytes (None: a failed download)."""
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = pq.read_table(url_list).to_pylist()
+    meta = []
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for n, row in enumerate(rows):
+            data = image_for(row)
+            record = {
+                "url": row.get("url") or row.get("URL"),
+                "caption": row.get("TEXT") or row.get("title"),
+                "key": f"{n:09d}",
+                "status": "success" if data else "failed_to_download",
+                "error_message": None if data else "HTTP Error 404: Not Found",
+                **{c: row.get(c) for c in save_columns},
+            }
+            meta.append(record)
+            if not data:
+                continue
+            for ext, payload in (("jpg", data), ("json", json.dumps(record).encode())):
+                info = tarfile.TarInfo(f"{record['key']}.{ext}")
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    (out / "00000.tar").write_bytes(buffer.getvalue())
+    pq.write_table(pa.Table.from_pylist(meta), out / "00000.parquet")
+    (out / "00000_stats.json").write_text(json.dumps({"count": len(meta), "successes": len(meta)}))
+    return out
