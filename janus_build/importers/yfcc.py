@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote
 
 from janus_build import schemas
 from janus_build.core.stage import StageDir
@@ -96,7 +96,10 @@ def decode_text(value: str | None, *, strip_html: bool = False) -> str:
     """YFCC free text as people wrote it: URL-decoded (``+`` is a space), HTML entities resolved."""
     if not value:
         return ""
-    return clean_html(unquote_plus(value), strip_tags=strip_html)
+    text = value.replace("+", " ")
+    if "%" in text:
+        text = unquote(text)
+    return clean_html(text, strip_tags=strip_html)
 
 
 def decode_tags(value: str | None) -> str:
