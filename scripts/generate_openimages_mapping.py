@@ -9,6 +9,7 @@ wnid and name from classnames/in1k.tsv so a reader can audit each line.
 
 Usage:
     python scripts/generate_openimages_mapping.py PATH/openimages_labelname_to_in1k_idx.json [--out FILE]
+    python scripts/generate_openimages_mapping.py - --markdown classnames/in100.tsv   # the docs table
 """
 
 from __future__ import annotations
@@ -51,12 +52,30 @@ def generate(source: Path, out: Path, in1k: Path) -> int:
     return len(rows)
 
 
+def markdown(mapping_tsv: Path, label_tsv: Path) -> str:
+    """A table for docs/import.md: each class of a label set and the LabelNames mapped onto it."""
+    lines = [line for line in mapping_tsv.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    mids: dict[int, list[str]] = {}
+    for row in csv.DictReader(lines, delimiter="\t"):
+        mids.setdefault(int(row["class_id"]), []).append(row["LabelName"])
+    label_lines = [line for line in label_tsv.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    out = ["| class id | class | Open Images LabelNames |", "| ---: | --- | --- |"]
+    for row in csv.DictReader(label_lines, delimiter="\t"):
+        found = mids.get(int(row["class_id"]))
+        out.append(f"| {row['class_id']} | {row['name']} | {', '.join(f'`{m}`' for m in found) if found else '**none**'} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="vlhub's openimages_labelname_to_in1k_idx.json")
     parser.add_argument("--out", type=Path, default=ROOT / "classnames" / "openimages_in1k.tsv")
     parser.add_argument("--in1k", type=Path, default=ROOT / "classnames" / "in1k.tsv")
+    parser.add_argument("--markdown", type=Path, metavar="LABELS_TSV", help="print the per-class table for the docs")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(args.out, args.markdown))
+        return
     count = generate(args.source, args.out, args.in1k)
     print(f"wrote {args.out} ({count} rows)")
 
