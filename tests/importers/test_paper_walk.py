@@ -68,3 +68,49 @@ def test_laion100_walk_keeps_licence(tmp_path):
     assert rows["laion-3000001"]["license"] == "CC BY 4.0" and rows["laion-3000001"]["label"] == 2
     assert rows["laion-3000000"]["license"] == "unknown" and rows["laion-3000000"]["label"] == 291
     assert rows["laion-3000002"]["license"] == "CC BY-NC-SA 4.0"  # teapot
+
+
+def test_oi100_walk_by_url(tmp_path):
+    from published import oi_image, write_narratives, write_oi_classes, write_oi_images, write_oi_labels
+
+    ids = [f"{n:016x}" for n in range(0xB0, 0xB4)]
+    images = write_oi_images(tmp_path / "oidv6-train-images-with-labels-with-rotation.csv",
+                             [oi_image(ids[0], "Lion"), oi_image(ids[1], "Pizza"), oi_image(ids[2], "Sky")])  # fmt: skip
+    labels = write_oi_labels(tmp_path / "oidv7-train-annotations-human-imagelabels.csv",
+                             [(ids[0], "/m/096mb", 1), (ids[1], "/m/0663v", 1), (ids[2], "/m/096mb", 0)])  # fmt: skip
+    classes = write_oi_classes(tmp_path / "oidv7-class-descriptions.csv", [("/m/096mb", "Lion")])
+    narratives = write_narratives(tmp_path / "open_images_train_v6_captions.jsonl", [(ids[0], "A lion on grass.")])
+    meta = tmp_path / "oi100-meta"
+    _janus("import", "openimages", "--images-csv", images, "--labels-csv", labels, "--classes-csv", classes,
+           "--narratives", narratives, "--labels", "in100", "--out", meta)  # fmt: skip
+    _janus("import", "url-list", meta, "--out", tmp_path / "urls.parquet")
+    saved = ["janus_key", "label", "license", "owner", "title", "annot_caption", "label_source"]
+    fake_img2dataset(tmp_path / "urls.parquet", tmp_path / "i2d", saved, _image)
+    _janus("import", "img2dataset", tmp_path / "i2d", "--source", "openimages", "--out", tmp_path / "oi100-images")
+    spec = f"name=oi100,images={tmp_path / 'oi100-images'},labels=mapped,kind=openimages,caption=annot_caption|title"
+    _janus("balance", spec, "--labels", "in100", "--out", tmp_path / "bal", "--val-fraction", "0")
+    rows = _balanced(tmp_path / "bal")
+    lion, pizza = rows[f"openimages-{ids[0]}"], rows[f"openimages-{ids[1]}"]
+    assert lion["label"] == 291 and lion["caption"] == "A lion on grass." and lion["license"] == "CC BY 2.0"
+    assert lion["owner"] == "Jane Doe" and lion["source"] == "openimages" and lion["label_source"] == "mapped"
+    assert pizza["label"] == 963 and pizza["caption"] == "Pizza" and len(rows) == 2
+
+
+def test_in100_walk(tmp_path):
+    from published import caption_record, write_imagenet_captions
+
+    from janus_build.labels import load_label_set
+
+    wnid = load_label_set("in100").wnids[291]
+    (tmp_path / "train" / wnid).mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "train" / wnid / f"{wnid}_{i}.JPEG").write_bytes(class_image(291, i, 16))
+    records = [caption_record(wnid, f"{wnid}_{i}.JPEG", f"lion {i}", ["cat"], "") for i in range(3)]
+    captions = write_imagenet_captions(tmp_path / "imagenet_captions.zip", records, zipped=True)
+    _janus("import", "imagenet-captions", captions, "--imagenet", tmp_path / "train", "--labels", "in100",
+           "--out", tmp_path / "in100-images")  # fmt: skip
+    spec = f"name=in100,images={tmp_path / 'in100-images'},labels=ground_truth,kind=imagenet"
+    _janus("balance", spec, "--labels", "in100", "--out", tmp_path / "bal", "--val-fraction", "0")
+    rows = _balanced(tmp_path / "bal")
+    assert sorted(r["title"] for r in rows.values()) == ["lion 0", "lion 1", "lion 2"]
+    assert {(r["label"], r["source"], r["label_source"]) for r in rows.values()} == {(291, "imagenet", "ground_truth")}
