@@ -90,7 +90,7 @@ def _ids_and_keys(batch: Any, id_col: str | None, file_key: str, offset: int, pr
     ids = pc.cast(batch.column(id_col), pa.string())
     if ids.null_count:
         raise InputError(f"{file_key}: column {id_col!r} has {ids.null_count} empty value(s); ids must be present")
-    if all(_PLAIN.match(v) for v in pc.unique(ids).to_pylist()):
+    if pc.all(pc.match_substring_regex(ids, _PLAIN.pattern)).as_py() in (True, None):
         keys = pc.binary_join_element_wise(pa.scalar(prefix), ids, "-")
     else:
         keys = pa.array([f"{prefix}-{escape_component(v)}" for v in ids.to_pylist()], pa.string())
