@@ -45,8 +45,29 @@ __all__ = [
     "OpenImagesConfig",
     "UrlListConfig",
     "YfccConfig",
+    "run",
     *_LAZY,
 ]
+
+
+_RUNNERS = {
+    FoldersImportConfig: "import_folders",
+    Img2datasetImportConfig: "import_img2dataset",
+    ImagenetCaptionsConfig: "import_imagenet_captions",
+    OpenImagesConfig: "import_openimages",
+    YfccConfig: "import_yfcc",
+    LaionConfig: "import_laion",
+}
+
+
+def run(config: Any, progress: Any = None) -> dict[str, Any]:
+    """The stage entry: run the importer that ``config``'s type names; returns its summary."""
+    from janus_build.progress import NULL_PROGRESS
+
+    name = _RUNNERS.get(type(config))
+    if name is None:
+        raise TypeError(f"not an import config: {type(config).__name__}")
+    return __getattr__(name)(config, progress or NULL_PROGRESS)
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: the CLI imports configs without pyarrow

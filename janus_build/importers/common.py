@@ -75,6 +75,15 @@ def describe_inputs(paths: Iterable[Path | None]) -> list[dict[str, Any]]:
     return [fingerprint_file(p) for p in paths if p is not None]
 
 
+# --- the stage directory ----------------------------------------------------------------------
+def open_stage(config: Any, stage: str, inputs: list[Any]) -> StageDir:
+    """The output ``StageDir`` of an import (``config.out``), locked; ``VOLATILE`` options
+    (workers, overwrite, out) may differ on resume, every other option must match."""
+    from janus_build.importers.config import VOLATILE
+
+    return StageDir(config.out, stage, config, inputs, overwrite=config.overwrite, volatile_keys=VOLATILE)
+
+
 # --- text ---------------------------------------------------------------------------------------
 _HTML_TAG = re.compile(r"<[^<>]*>")
 

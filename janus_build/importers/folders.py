@@ -20,7 +20,7 @@ from janus_build import schemas
 from janus_build.core.keys import path_key
 from janus_build.core.stage import StageDir
 from janus_build.errors import ConfigError, InputError
-from janus_build.importers.common import MAX_EXAMPLES, FileSample, summarise_index, write_image_shards
+from janus_build.importers.common import MAX_EXAMPLES, FileSample, open_stage, summarise_index, write_image_shards
 from janus_build.importers.config import DEFAULT_LICENSES, FILE_EXTENSIONS, UNKNOWN_LICENSE, FoldersImportConfig
 from janus_build.progress import NULL_PROGRESS, Progress
 
@@ -188,7 +188,7 @@ def import_folders(config: FoldersImportConfig, progress: Progress = NULL_PROGRE
         )
         for key, file, label in zip(keys, files, labels)
     )
-    with StageDir(config.out, "import-folders", config, inputs, overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-folders", inputs) as stage:
         progress.start("import images", total=len(files), unit="images")
         counts = write_image_shards(
             stage,

@@ -24,7 +24,6 @@ from typing import Any
 
 from janus_build import schemas
 from janus_build.core.keys import path_key
-from janus_build.core.stage import StageDir
 from janus_build.errors import ConfigError, InputError
 from janus_build.importers.common import (
     MAX_EXAMPLES,
@@ -33,6 +32,7 @@ from janus_build.importers.common import (
     describe_inputs,
     inputs_fingerprint,
     iter_json_list,
+    open_stage,
     open_text,
     summarise_index,
     write_image_shards,
@@ -148,7 +148,7 @@ def import_imagenet_captions(config: ImagenetCaptionsConfig, progress: Progress 
         raise InputError(f"--imagenet {root}: no such directory (expected ImageNet train: ROOT/<wnid>/<file>)")
     join = _Join(root, _wnids(config.labels), config)
     inputs = describe_inputs([captions]) + [{"root": os.fspath(root.resolve())}]
-    with StageDir(config.out, "import-imagenet-captions", config, inputs, overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-imagenet-captions", inputs) as stage:
         progress.start("import imagenet-captions", total=None, unit="images")
         counts = write_image_shards(
             stage,

@@ -17,9 +17,8 @@ from typing import Any
 
 from janus_build import schemas
 from janus_build.core.img2dataset import img2dataset_shards, rekey_img2dataset_shard
-from janus_build.core.stage import StageDir
 from janus_build.errors import InputError
-from janus_build.importers.common import license_name
+from janus_build.importers.common import license_name, open_stage
 from janus_build.importers.config import UNKNOWN_LICENSE, Img2datasetImportConfig
 from janus_build.progress import NULL_PROGRESS, Progress
 
@@ -112,7 +111,7 @@ def import_img2dataset(config: Img2datasetImportConfig, progress: Progress = NUL
     inputs = [{"input": os.fspath(src.resolve()), "shards": len(finished)}]
     row_for = _row_mapper(config, src)
     written = 0
-    with StageDir(config.out, "import-img2dataset", config, inputs, overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-img2dataset", inputs) as stage:
         progress.start("import img2dataset", total=len(finished), unit="shards")
         for name in finished:
             if not stage.is_done(name):

@@ -24,7 +24,7 @@ from janus_build import schemas
 from janus_build.core.keys import escape_component, path_key
 from janus_build.core.stage import StageDir, fingerprint_file, shard_name
 from janus_build.errors import InputError
-from janus_build.importers.common import drop_stale_shards, license_name
+from janus_build.importers.common import drop_stale_shards, license_name, open_stage
 from janus_build.importers.config import LaionConfig
 from janus_build.progress import NULL_PROGRESS, Progress
 
@@ -175,7 +175,7 @@ def import_laion(config: LaionConfig, progress: Progress = NULL_PROGRESS) -> dic
     root = Path(os.path.commonpath([p.parent for p in files]))
     licences: Counter = Counter()
     written = rows = 0
-    with StageDir(config.out, "import-laion", config, inputs, overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-laion", inputs) as stage:
         progress.start("import laion", total=len(files), unit="files")
         for index, (path, fingerprint) in enumerate(zip(files, inputs)):
             name = shard_name(index)

@@ -46,6 +46,7 @@ from janus_build.importers.common import (
     describe_inputs,
     inputs_fingerprint,
     license_name,
+    open_stage,
     open_text,
     summarise_index,
     write_image_shards,
@@ -280,7 +281,7 @@ def import_openimages(config: OpenImagesConfig, progress: Progress = NULL_PROGRE
     read_narratives(tuple(Path(p) for p in config.narratives), selection)
     rows = _Rows(config, selection, names)
     inputs = describe_inputs(_inputs(config))
-    with StageDir(config.out, "import-openimages", config, inputs, overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-openimages", inputs) as stage:
         progress.start("import openimages", total=len(selection.classes), unit="images")
         written = _write(stage, config, rows, progress)
         progress.finish("import openimages")

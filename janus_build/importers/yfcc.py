@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from janus_build import schemas
-from janus_build.core.stage import StageDir
 from janus_build.errors import InputError
 from janus_build.importers.common import (
     MAX_EXAMPLES,
@@ -35,6 +34,7 @@ from janus_build.importers.common import (
     describe_inputs,
     inputs_fingerprint,
     license_name,
+    open_stage,
     open_text,
 )
 from janus_build.importers.config import YfccConfig
@@ -266,7 +266,7 @@ def import_yfcc(config: YfccConfig, progress: Progress = NULL_PROGRESS) -> dict[
     counts: Counter = Counter()
     licences: Counter = Counter()
     bad: list[str] = []
-    with StageDir(config.out, "import-yfcc", config, describe_inputs(every), overwrite=config.overwrite) as stage:
+    with open_stage(config, "import-yfcc", describe_inputs(every)) as stage:
         shards = RowShards(stage, schemas.IMPORT_YFCC, config.shard_size, inputs_fingerprint(every))
         progress.start("import yfcc", total=None, unit="rows")
         for path in files:

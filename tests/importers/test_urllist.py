@@ -38,3 +38,13 @@ def test_url_list_from_match_output(tmp_path):
         write_url_list(UrlListConfig(stage_dir=tmp_path, out=tmp_path / "u.parquet"))
     everything = write_url_list(UrlListConfig(stage_dir=match, out=tmp_path / "all.parquet", all_rows=True))
     assert everything["written"] == 2  # the row without a URL is left out
+
+
+def test_run_dispatches_on_the_config(tmp_path):
+    from janus_build.importers import YfccConfig, run
+
+    source = tmp_path / "yfcc100m_dataset-0"
+    source.write_text("\t".join(["7", *[""] * 21, "0"]) + "\n")
+    assert run(YfccConfig(inputs=(source,), out=tmp_path / "y"))["rows"] == 1
+    with pytest.raises(TypeError, match="not an import config"):
+        run(object())
