@@ -170,10 +170,9 @@ def license_name(raw: str | None, url: str | None = None) -> str | None:
         _TABLES = _licence_tables()
     by_url, by_name = _TABLES
     for value in (url, raw):
-        if value and "creativecommons.org" in value.lower() or value and "flickr.com/commons" in value.lower():
-            found = by_url.get(_url_stem(value))
-            if found:
-                return found
+        found = by_url.get(_url_stem(value)) if value and "://" in value else None
+        if found:
+            return found
     text = (raw or "").strip()
     if not text:
         return None
