@@ -133,3 +133,17 @@ def test_metadata_stage_to_url_list(tmp_path, release):
     table = pq.read_table(tmp_path / "urls.parquet")
     assert result["written"] == 5 and table.column_names[:2] == ["janus_key", "source"]
     assert {"url", "label", "license", "owner", "title", "annot_caption"} <= set(table.column_names)
+
+
+def test_cli_bad_csv_is_one_line_and_exit_2(tmp_path, release):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "labels.csv"
+    bad.write_text("ImageID,LabelName\nabc,/m/096mb\n")
+    args = ["import", "openimages", "--images-csv", str(release["images_csv"]), "--labels-csv", str(bad)]
+    result = subprocess.run(
+        [sys.executable, "-m", "janus_build", *args, "--out", str(tmp_path / "o")], capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--labels-csv" in result.stderr and "Confidence" in result.stderr and "Traceback" not in result.stderr
