@@ -9,7 +9,7 @@ from published import fake_img2dataset, laion400m_rows, write_yfcc, write_yfcc_s
 from typer.testing import CliRunner
 
 from janus_build.cli import app
-from janus_build.core.shards import read_index
+from janus_build.core.shards import iter_samples, read_index
 from janus_build.synthetic import class_image
 
 
@@ -68,6 +68,9 @@ def test_laion100_walk_keeps_licence(tmp_path):
     assert rows["laion-3000001"]["license"] == "CC BY 4.0" and rows["laion-3000001"]["label"] == 2
     assert rows["laion-3000000"]["license"] == "unknown" and rows["laion-3000000"]["label"] == 291
     assert rows["laion-3000002"]["license"] == "CC BY-NC-SA 4.0"  # teapot
+    members = {s["__key__"]: s["json"] for s in iter_samples(tmp_path / "bal" / "train")}
+    kept = members["laion-3000002"]["source_metadata"]  # LAION's own columns reach the final shards
+    assert kept["NSFW"] == "NSFW" and kept["LICENSE"] == "https://creativecommons.org/licenses/by-nc-sa/4.0/"
 
 
 def test_oi100_walk_by_url(tmp_path):
