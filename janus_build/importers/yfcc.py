@@ -204,10 +204,12 @@ def read_parquet(path: Path) -> Iterator[dict[str, Any]]:
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: not a readable parquet file ({exc})") from None
     names = handle.schema_arrow.names
-    renames = {n: PARQUET_NAMES.get(n.lower(), n) for n in names}
+    # only the metadata: a re-release may carry the image bytes too (dalle-mini's `img`)
+    renames = {n: PARQUET_NAMES[n.lower()] for n in names if n.lower() in PARQUET_NAMES}
+    renames.update({n: n for n in names if n in ("title_clean", "description_clean")})
     if "photo_id" not in renames.values():
         raise InputError(f"{path}: no photo id column (photoid or photo_id); columns present: {', '.join(names)}")
-    for batch in handle.iter_batches(batch_size=8192):
+    for batch in handle.iter_batches(batch_size=8192, columns=list(renames)):
         columns = {renames[n]: batch.column(n).cast(pa.string()).to_pylist() for n in batch.schema.names}
         for values in zip(*columns.values()):
             yield dict(zip(columns, values))

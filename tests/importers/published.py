@@ -161,6 +161,7 @@ def write_yfcc_parquet(path: Path, records: Iterable[dict], clean: bool = True) 
     for i, record in enumerate(records):
         row = {names.get(f, f): record[f] for f in YFCC_FIELDS}
         row["key"] = f"{i:09d}"
+        row["img"] = b"\xff\xd8\xff\xe0 not utf-8 \x80\x81"  # dalle-mini's release carries the image bytes
         if clean:
             row["title_clean"] = record["title"].replace("+", " ").lower()
             row["description_clean"] = record["description"].replace("+", " ").lower()
