@@ -87,7 +87,13 @@ def _ids_and_keys(batch: Any, id_col: str | None, file_key: str, offset: int, pr
     if id_col is None:  # no id column: the row's place in its file (unique by construction)
         ids = [f"{file_key}-{offset + i}" for i in range(batch.num_rows)]
         return pa.array(ids, pa.string()), pa.array(ids, pa.string())
-    ids = pc.cast(batch.column(id_col), pa.string())
+    column = batch.column(id_col)
+    if pa.types.is_floating(column.type):  # some LAION-400M parts store SAMPLE_ID as a double
+        try:
+            column = pc.cast(column, pa.int64())
+        except pa.ArrowInvalid:
+            pass  # fractional ids stay as written (their '.' is escaped in the key)
+    ids = pc.cast(column, pa.string())
     if ids.null_count:
         raise InputError(f"{file_key}: column {id_col!r} has {ids.null_count} empty value(s); ids must be present")
     if pc.all(pc.match_substring_regex(ids, _PLAIN.pattern)).as_py() in (True, None):

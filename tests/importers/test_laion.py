@@ -66,3 +66,12 @@ def test_files_without_ids_get_path_keys_unique_across_folders(tmp_path):
     assert len(set(keys)) == 6 and keys[0] == "laion-2B-en__part-00000-0"
     with pytest.raises(InputError, match="no such parquet file"):
         import_laion(LaionConfig(inputs=(str(tmp_path / "nothing"),), out=tmp_path / "o2"))
+
+
+def test_sample_ids_stored_as_doubles(tmp_path):
+    rows = laion400m_rows(3)
+    for row in rows:
+        row["SAMPLE_ID"] = float(row["SAMPLE_ID"])
+    _write(tmp_path / "part-00000.parquet", rows)
+    import_laion(LaionConfig(inputs=(str(tmp_path / "part-00000.parquet"),), out=tmp_path / "out"))
+    assert [r["key"] for r in _read(tmp_path / "out")] == ["laion-3000000", "laion-3000001", "laion-3000002"]
