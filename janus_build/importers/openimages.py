@@ -228,6 +228,16 @@ class _Rows:
                 yield row
 
 
+def image_path(image_dir: Path, row: dict[str, Any]) -> Path:
+    """Where a local download keeps an image: ``DIR/<ImageID>.jpg`` (Google's downloader),
+    ``DIR/<subset>/<ImageID>.jpg`` (the CVDF/AWS bucket layout) or ``DIR/<subset>_<first hex
+    digit>/<ImageID>.jpg`` (the extracted ``train_0.tar.gz`` ... ``train_f.tar.gz``)."""
+    image_id, subset = row[schemas.SOURCE_ID], row.get("subset") or "train"
+    candidates = (image_dir, image_dir / subset, image_dir / f"{subset}_{image_id[:1].lower()}")
+    paths = [folder / f"{image_id}.jpg" for folder in candidates]
+    return next((p for p in paths if p.is_file()), paths[0])
+
+
 def _write(stage: StageDir, config: OpenImagesConfig, rows: _Rows, progress: Progress) -> dict[str, Any]:
     fingerprint = inputs_fingerprint(_inputs(config))
     if config.image_dir is None:
@@ -237,7 +247,7 @@ def _write(stage: StageDir, config: OpenImagesConfig, rows: _Rows, progress: Pro
             progress.advance("import openimages")
         return shards.close()
     image_dir = Path(config.image_dir)
-    samples = (FileSample(r[schemas.KEY], image_dir / f"{r[schemas.SOURCE_ID]}.jpg", r) for r in rows.rows())
+    samples = (FileSample(r[schemas.KEY], image_path(image_dir, r), r) for r in rows.rows())
     counts = write_image_shards(
         stage,
         samples,

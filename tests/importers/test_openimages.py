@@ -112,7 +112,9 @@ def test_local_images_to_image_stage_then_balance(tmp_path, release):
     images = tmp_path / "train"
     images.mkdir()
     for n, class_id in ((0, 291), (1, 2), (3, 963), (8, 99)):  # IDS[2] was never downloaded
-        (images / f"{IDS[n]}.jpg").write_bytes(class_image(class_id, n, 16))
+        folder = images / "train_0" if n == 8 else images  # an extracted train_0.tar.gz too
+        folder.mkdir(exist_ok=True)
+        (folder / f"{IDS[n]}.jpg").write_bytes(class_image(class_id, n, 16))
     summary = import_openimages(OpenImagesConfig(out=tmp_path / "oi100", image_dir=images, workers=2, **release))
     assert summary["successes"] == 4 and summary["failures"] == {"missing_image": 1}
     spec = f"name=oi100,images={tmp_path / 'oi100'},labels=mapped,kind=openimages,caption=annot_caption"
