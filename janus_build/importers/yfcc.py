@@ -21,6 +21,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -127,6 +128,13 @@ def _number(value: Any, kind: type) -> Any:
         return None
 
 
+@lru_cache(maxsize=256)
+def _licence(raw: str | None, url: str | None) -> tuple[str | None, str | None]:
+    """(project licence name, decoded YFCC name) of a licence; a dozen distinct values in YFCC."""
+    name = decode_text(raw)
+    return license_name(name, url), name or None
+
+
 def make_row(raw: Mapping[str, Any], prefix: str, counts: Counter) -> dict[str, Any] | None:
     """One output row from the raw fields of one photo; None for a video (counted)."""
     if str(raw.get("marker") or "0").strip() == "1":
@@ -136,13 +144,13 @@ def make_row(raw: Mapping[str, Any], prefix: str, counts: Counter) -> dict[str, 
     date_taken = parse_date(None if raw.get("date_taken") is None else str(raw["date_taken"]))
     if date_taken is None:
         counts["dates_taken_unusable"] += 1
-    raw_licence = raw.get("license_name")
+    licence, licence_name = _licence(raw.get("license_name"), raw.get("license_url"))
     return {
         schemas.KEY: f"{prefix}-{photo_id}",
         schemas.SOURCE: "yfcc",
         schemas.SOURCE_ID: photo_id,
         schemas.URL: raw.get("url") or None,
-        schemas.LICENSE: license_name(decode_text(raw_licence), raw.get("license_url")),
+        schemas.LICENSE: licence,
         schemas.OWNER: raw.get("owner") or None,
         schemas.TITLE: decode_text(raw.get("title")),
         schemas.LABEL_SOURCE: None,
@@ -150,7 +158,7 @@ def make_row(raw: Mapping[str, Any], prefix: str, counts: Counter) -> dict[str, 
         "tags": decode_tags(raw.get("tags")),
         "machine_tags": decode_tags(raw.get("machine_tags")),
         "owner_name": decode_text(raw.get("owner_name")),
-        "license_name": decode_text(raw_licence) or None,
+        "license_name": licence_name,
         "license_url": raw.get("license_url") or None,
         "page_url": raw.get("page_url") or None,
         "date_taken": date_taken,
