@@ -41,7 +41,7 @@ def _counts(summary: dict, *names: str) -> str:
 @import_app.command("folders")
 def folders(
     root: Path = typer.Argument(
-        ..., help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
+        ..., metavar="ROOT", help="Class-folder tree: ROOT/<class folder>/<images> (sub-folders are read too)."
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     layout: str = typer.Option(
@@ -102,7 +102,9 @@ def folders(
 @import_app.command("img2dataset")
 def img2dataset(
     input: Path = typer.Argument(
-        ..., help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json)."
+        ...,
+        metavar="DIR",
+        help="img2dataset's --output_folder (webdataset output: NNNNN.tar + NNNNN.parquet + NNNNN_stats.json).",
     ),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     key_col: str = typer.Option(
@@ -145,7 +147,9 @@ def img2dataset(
 
 @import_app.command("url-list")
 def url_list(
-    stage_dir: Path = typer.Argument(..., help="A janus match output or a metadata import (openimages, yfcc, laion)."),
+    stage_dir: Path = typer.Argument(
+        ..., metavar="STAGE_DIR", help="A janus match output or a metadata import (openimages, yfcc, laion)."
+    ),
     out: Path = typer.Option(..., "--out", help="Parquet file to write (img2dataset's --url_list)."),
     url_col: Optional[str] = typer.Option(None, "--url-col", help="URL column (default: URL or url)."),
     text_col: Optional[str] = typer.Option(
@@ -179,7 +183,9 @@ def url_list(
 
 @import_app.command("imagenet-captions")
 def imagenet_captions(
-    captions: Path = typer.Argument(..., help="ImageNet-Captions' imagenet_captions.json (or the .zip holding it)."),
+    captions: Path = typer.Argument(
+        ..., metavar="CAPTIONS", help="ImageNet-Captions' imagenet_captions.json (or the .zip holding it)."
+    ),
     imagenet: Path = typer.Option(..., "--imagenet", help="ImageNet train folder: ROOT/<wnid>/<filename>."),
     out: Path = typer.Option(..., "--out", help="Output image stage directory."),
     labels: str = typer.Option(_C["labels"].default, "--labels", help="Label set with wnids: in100 | in1k | FILE."),
@@ -274,7 +280,7 @@ def openimages(
 @import_app.command("yfcc")
 def yfcc(
     inputs: list[Path] = typer.Argument(
-        ..., help="YFCC100M metadata: Webscope parts, yfcc100m_dataset(.bz2/.gz) or parquet."
+        ..., metavar="INPUT...", help="YFCC100M metadata: Webscope parts, yfcc100m_dataset(.bz2/.gz) or parquet."
     ),
     out: Path = typer.Option(..., "--out", help="Output metadata stage directory."),
     subset: Optional[Path] = typer.Option(
@@ -309,7 +315,9 @@ def yfcc(
 
 @import_app.command("laion")
 def laion(
-    inputs: list[str] = typer.Argument(..., help="LAION parquet files, directories or globs (400M or 2B columns)."),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...", help="LAION parquet files, directories or globs (400M or 2B columns)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output metadata stage directory."),
     license: str = typer.Option(
         _L["license"].default, "--license", help="Licence where LAION's LICENSE is '?' or empty."
