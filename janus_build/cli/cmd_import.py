@@ -280,7 +280,7 @@ def openimages(
 @import_app.command("yfcc")
 def yfcc(
     inputs: list[Path] = typer.Argument(
-        ..., metavar="INPUT...", help="YFCC100M metadata: Webscope parts, yfcc100m_dataset(.bz2/.gz) or parquet."
+        ..., metavar="INPUT", help="YFCC100M metadata: Webscope parts, yfcc100m_dataset(.bz2/.gz) or parquet."
     ),
     out: Path = typer.Option(..., "--out", help="Output metadata stage directory."),
     subset: Optional[Path] = typer.Option(
@@ -316,7 +316,7 @@ def yfcc(
 @import_app.command("laion")
 def laion(
     inputs: list[str] = typer.Argument(
-        ..., metavar="INPUT...", help="LAION parquet files, directories or globs (400M or 2B columns)."
+        ..., metavar="INPUT", help="LAION parquet files, directories or globs (400M or 2B columns)."
     ),
     out: Path = typer.Option(..., "--out", help="Output metadata stage directory."),
     license: str = typer.Option(
