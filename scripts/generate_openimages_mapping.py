@@ -62,7 +62,9 @@ def markdown(mapping_tsv: Path, label_tsv: Path) -> str:
     out = ["| class id | class | Open Images LabelNames |", "| ---: | --- | --- |"]
     for row in csv.DictReader(label_lines, delimiter="\t"):
         found = mids.get(int(row["class_id"]))
-        out.append(f"| {row['class_id']} | {row['name']} | {', '.join(f'`{m}`' for m in found) if found else '**none**'} |")
+        out.append(
+            f"| {row['class_id']} | {row['name']} | {', '.join(f'`{m}`' for m in found) if found else '**none**'} |"
+        )
     return "\n".join(out)
 
 
