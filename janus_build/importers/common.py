@@ -183,47 +183,91 @@ def license_name(raw: str | None, url: str | None = None) -> str | None:
 class RowShards:
     """Stream rows into ``NNNNN.parquet`` shards of ``shard_size`` rows, resumably.
 
-    Rows are buffered one shard at a time (memory: one shard); a shard whose marker exists for
-    the same input fingerprint is not written again.
+    A shard is written as it fills, one row group of ``batch_rows`` at a time, to a temporary
+    file renamed into place when the shard is complete (then its marker): memory is one row
+    group whatever the shard size. A shard whose marker exists for the same input fingerprint
+    is not written again (its rows are only counted).
     """
 
-    def __init__(self, stage: StageDir, schema: Any, shard_size: int, fingerprint: Mapping[str, Any]) -> None:
-        self.stage = stage
-        self.schema = schema
-        self.shard_size = shard_size
+    def __init__(
+        self,
+        stage: StageDir,
+        schema: Any,
+        shard_size: int,
+        fingerprint: Mapping[str, Any],
+        batch_rows: int = 10_000,
+    ) -> None:
+        self.stage, self.schema, self.shard_size = stage, schema, shard_size
         self.fingerprint = dict(fingerprint)
-        self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self.buffered = 0
-        self.index = 0
-        self.rows = 0
-        self.written = 0
+        self.batch_rows = min(batch_rows, shard_size)
+        self.columns: list[tuple[str, list[Any]]] = [(name, []) for name in schema.names]
+        self.buffered = self.in_shard = self.index = self.rows = self.written = 0
+        self._skip: bool | None = None  # this shard is already done
+        self._target: Any = None  # (atomic_path context, temporary path, ParquetWriter)
 
     def add(self, row: Mapping[str, Any]) -> None:
-        for name, values in self.columns.items():
-            values.append(row.get(name))
-        self.buffered += 1
+        if self._skip is None:
+            self._skip = self.stage.is_done(shard_name(self.index), self.fingerprint)
+        if not self._skip:
+            for name, values in self.columns:
+                values.append(row.get(name))
+            self.buffered += 1
+            if self.buffered >= self.batch_rows:
+                self._write_batch()
+        self.in_shard += 1
         self.rows += 1
-        if self.buffered >= self.shard_size:
-            self.flush()
+        if self.in_shard >= self.shard_size:
+            self._finish_shard()
 
-    def flush(self) -> None:
-        if not self.buffered:
-            return
+    def _write_batch(self) -> None:
         import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from janus_build.core.fsio import atomic_path
+        from janus_build.schemas import validate
 
         name = shard_name(self.index)
-        if not self.stage.is_done(name, self.fingerprint):
-            table = pa.table(self.columns, schema=self.schema)
-            self.stage.write_table(name, table, self.schema)
-            self.stage.mark_done(name, {"rows": self.buffered}, self.fingerprint)
-            self.written += 1
-        self.columns = {name: [] for name in self.schema.names}
+        table = validate(pa.table({n: v for n, v in self.columns}, schema=self.schema), self.schema, name)
+        if self._target is None:
+            context = atomic_path(self.stage.shard_path(name))
+            tmp = context.__enter__()
+            self._target = (context, pq.ParquetWriter(tmp, self.schema, compression="zstd"))
+        self._target[1].write_table(table)
+        self.columns = [(n, []) for n, _ in self.columns]
         self.buffered = 0
+
+    def _finish_shard(self) -> None:
+        if not self._skip and self.in_shard:
+            if self.buffered:
+                self._write_batch()
+            context, writer = self._target
+            writer.close()
+            context.__exit__(None, None, None)
+            self.stage.mark_done(shard_name(self.index), {"rows": self.in_shard}, self.fingerprint)
+            self.written += 1
+        self._target, self._skip = None, None
+        self.in_shard = 0
         self.index += 1
+
+    def __enter__(self) -> RowShards:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the shard being written (its temporary file) after an error."""
+        if self._target is not None:
+            context, writer = self._target
+            writer.close()
+            context.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            self._target = None
 
     def close(self) -> dict[str, int]:
         """Write the last shard, drop shards an earlier, longer output left; return counts."""
-        self.flush()
+        if self.in_shard:
+            self._finish_shard()
         drop_stale_shards(self.stage, self.index)
         return {"rows": self.rows, "shards": self.index, "shards_written": self.written}
 

@@ -241,11 +241,11 @@ def image_path(image_dir: Path, row: dict[str, Any]) -> Path:
 def _write(stage: StageDir, config: OpenImagesConfig, rows: _Rows, progress: Progress) -> dict[str, Any]:
     fingerprint = inputs_fingerprint(_inputs(config))
     if config.image_dir is None:
-        shards = RowShards(stage, schemas.IMPORT_OPENIMAGES, config.shard_size, fingerprint)
-        for row in rows.rows():
-            shards.add(row)
-            progress.advance("import openimages")
-        return shards.close()
+        with RowShards(stage, schemas.IMPORT_OPENIMAGES, config.shard_size, fingerprint) as shards:
+            for row in rows.rows():
+                shards.add(row)
+                progress.advance("import openimages")
+            return shards.close()
     image_dir = Path(config.image_dir)
     samples = (FileSample(r[schemas.KEY], image_path(image_dir, r), r) for r in rows.rows())
     counts = write_image_shards(

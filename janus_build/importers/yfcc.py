@@ -277,20 +277,20 @@ def import_yfcc(config: YfccConfig, progress: Progress = NULL_PROGRESS) -> dict[
     licences: Counter = Counter()
     bad: list[str] = []
     with open_stage(config, "import-yfcc", describe_inputs(every)) as stage:
-        shards = RowShards(stage, schemas.IMPORT_YFCC, config.shard_size, inputs_fingerprint(every))
         progress.start("import yfcc", total=None, unit="rows")
-        for path in files:
-            for raw in _raw_rows(path, counts, bad):
-                counts["rows_read"] += 1
-                if subset is not None and not _in_subset(subset, str(raw["photo_id"])):
-                    counts["not_in_subset"] += 1
-                    continue
-                row = make_row(raw, config.key_prefix, counts)
-                if row is not None:
-                    licences[row[schemas.LICENSE] or "(none)"] += 1
-                    shards.add(row)
-                progress.advance("import yfcc")
-        written = shards.close()
+        with RowShards(stage, schemas.IMPORT_YFCC, config.shard_size, inputs_fingerprint(every)) as shards:
+            for path in files:
+                for raw in _raw_rows(path, counts, bad):
+                    counts["rows_read"] += 1
+                    if subset is not None and not _in_subset(subset, str(raw["photo_id"])):
+                        counts["not_in_subset"] += 1
+                        continue
+                    row = make_row(raw, config.key_prefix, counts)
+                    if row is not None:
+                        licences[row[schemas.LICENSE] or "(none)"] += 1
+                        shards.add(row)
+                    progress.advance("import yfcc")
+            written = shards.close()
         progress.finish("import yfcc")
         if counts["malformed_lines"]:
             log.warning("%d malformed line(s) skipped, e.g. %s", counts["malformed_lines"], ", ".join(bad[:3]))

@@ -11,7 +11,7 @@ import pytest
 from published import write_text
 
 from janus_build.core.stage import StageDir
-from janus_build.errors import InputError
+from janus_build.errors import InputError, SchemaError
 from janus_build.importers.common import RowShards, iter_json_list, license_name, open_text
 
 
@@ -67,3 +67,20 @@ def test_row_shards_resume_and_drop_stale(tmp_path):
         assert shards.close() == {"rows": 3, "shards": 2, "shards_written": 2}
         assert stage.done_shards() == ["00000", "00001"] and not stage.shard_path("00002").exists()
         assert pa.parquet.read_table(stage.shard_path("00001")).column("n").to_pylist() == [2]
+
+
+def test_row_shards_write_in_row_groups_and_abort_leaves_nothing(tmp_path):
+    schema = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("n", pa.int64())])
+    with StageDir(tmp_path / "s", "import-x", {}) as stage:
+        with RowShards(stage, schema, 5, {"inputs_sha256": "a"}, batch_rows=2) as shards:
+            for n in range(7):
+                shards.add({"key": f"k{n}", "n": n})
+            shards.close()
+        first = pyarrow.parquet.ParquetFile(stage.shard_path("00000"))
+        assert first.metadata.num_row_groups == 3 and first.read().column("n").to_pylist() == [0, 1, 2, 3, 4]
+        with pytest.raises(SchemaError, match="null"):
+            with RowShards(stage, schema, 5, {"inputs_sha256": "b"}, batch_rows=2) as shards:
+                shards.add({"key": "k0", "n": 0})
+                shards.add({"key": None, "n": 1})  # a row the schema refuses
+        assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".")]  # no temporary left
+        assert stage.is_done("00000", {"inputs_sha256": "b"}) is False
