@@ -168,7 +168,7 @@ def baseline(path: str) -> dict:
     return {
         "rows": rows,
         "seconds": time.perf_counter() - start,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
