@@ -134,6 +134,9 @@ def select_images(labels_csv: Path, mapping: dict[str, int]) -> Selection:
         class_id = mapping.get(row["LabelName"])
         if class_id is None:
             continue
+        if row.get("Source") == "machine":  # a machine-generated labels file given by mistake
+            selection.counts["machine_labels_skipped"] += 1
+            continue
         try:
             positive = float(row["Confidence"]) == 1.0
         except ValueError:

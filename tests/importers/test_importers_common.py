@@ -78,9 +78,9 @@ def test_row_shards_write_in_row_groups_and_abort_leaves_nothing(tmp_path):
             shards.close()
         first = pyarrow.parquet.ParquetFile(stage.shard_path("00000"))
         assert first.metadata.num_row_groups == 3 and first.read().column("n").to_pylist() == [0, 1, 2, 3, 4]
-        with pytest.raises(SchemaError, match="null"):
-            with RowShards(stage, schema, 5, {"inputs_sha256": "b"}, batch_rows=2) as shards:
-                shards.add({"key": "k0", "n": 0})
-                shards.add({"key": None, "n": 1})  # a row the schema refuses
+        shards = RowShards(stage, schema, 5, {"inputs_sha256": "b"}, batch_rows=2)
+        with pytest.raises(SchemaError, match="null"), shards:
+            shards.add({"key": "k0", "n": 0})
+            shards.add({"key": None, "n": 1})  # a row the schema refuses
         assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".")]  # no temporary left
         assert stage.is_done("00000", {"inputs_sha256": "b"}) is False

@@ -59,11 +59,16 @@ def release(tmp_path):
     return {
         "images_csv": write_oi_images(tmp_path / "oidv6-train-images-with-labels-with-rotation.csv", images),
         "labels_csv": write_oi_labels(tmp_path / "oidv7-train-annotations-human-imagelabels.csv", labels),
+        "machine": write_oi_labels(tmp_path / "machine.csv", [(IDS[6], LION, 1)], source="machine"),
         "classes_csv": write_oi_classes(
             tmp_path / "oidv7-class-descriptions.csv", [(LION, "Lion"), (SHARK, "Shark"), (GOOSE, "Goose")]
         ),
         "narratives": (write_narratives(tmp_path / "open_images_train_v6_captions.jsonl", narratives),),
     }
+
+
+def _config(release: dict, **kw) -> OpenImagesConfig:
+    return OpenImagesConfig(**{k: v for k, v in {**release, **kw}.items() if k != "machine"})
 
 
 def _rows(out) -> dict[str, dict]:
@@ -72,7 +77,7 @@ def _rows(out) -> dict[str, dict]:
 
 
 def test_labels_text_and_provenance(tmp_path, release):
-    summary = import_openimages(OpenImagesConfig(out=tmp_path / "oi", **release))
+    summary = import_openimages(_config(release, out=tmp_path / "oi"))
     rows = _rows(tmp_path / "oi")
     assert set(rows) == {IDS[0], IDS[1], IDS[2], IDS[3], IDS[8]}
     lion = rows[IDS[0]]
@@ -87,7 +92,9 @@ def test_labels_text_and_provenance(tmp_path, release):
     assert summary["ambiguous_images"] == 1 and summary["ambiguous_examples"] == [IDS[4]]
     assert summary["labelled_images_not_in_list"] == 1 and summary["mapped_labels_not_positive"] == 2
     assert summary["narratives_for_other_images"] == 2 and summary["narratives_attached"] == 2
-    kept = import_openimages(OpenImagesConfig(out=tmp_path / "amb", keep_ambiguous=True, **release))
+    machine = import_openimages(_config(release, out=tmp_path / "m", labels_csv=release["machine"]))
+    assert machine["machine_labels_skipped"] == 1 and machine["rows"] == 0
+    kept = import_openimages(_config(release, out=tmp_path / "amb", keep_ambiguous=True))
     both = _rows(tmp_path / "amb")[IDS[4]]
     assert both["label"] == -1 and both["labels"] == [2, 291] and kept["rows"] == 6
 
@@ -97,7 +104,7 @@ def test_own_mapping_header_less_classes_and_bad_files(tmp_path, release):
     mapping.write_text(f"# my classes\nLabelName\tclass_id\n{TENCH}\t0\n{PIZZA}\t963\n")
     old_classes = write_oi_classes(tmp_path / "class-descriptions.csv", [(TENCH, "Tench")], header=False)
     config = {**release, "classes_csv": old_classes}
-    import_openimages(OpenImagesConfig(out=tmp_path / "in1k", mapping=mapping, labels="in1k", **config))
+    import_openimages(_config(config, out=tmp_path / "in1k", mapping=mapping, labels="in1k"))
     rows = _rows(tmp_path / "in1k")
     assert {k: r["label"] for k, r in rows.items()} == {IDS[3]: 963, IDS[5]: 0}
     assert rows[IDS[5]]["label_display_names"] == ["Tench"]
@@ -105,7 +112,7 @@ def test_own_mapping_header_less_classes_and_bad_files(tmp_path, release):
     bad = write_oi_labels(tmp_path / "bad.csv", [])
     bad.write_text("ImageID,LabelName\n")
     with pytest.raises(InputError, match=r"--labels-csv .*missing column\(s\) Confidence"):
-        import_openimages(OpenImagesConfig(out=tmp_path / "x", **{**release, "labels_csv": bad}))
+        import_openimages(_config(release, out=tmp_path / "x", labels_csv=bad))
 
 
 def test_local_images_to_image_stage_then_balance(tmp_path, release):
@@ -115,7 +122,7 @@ def test_local_images_to_image_stage_then_balance(tmp_path, release):
         folder = images / "train_0" if n == 8 else images  # an extracted train_0.tar.gz too
         folder.mkdir(exist_ok=True)
         (folder / f"{IDS[n]}.jpg").write_bytes(class_image(class_id, n, 16))
-    summary = import_openimages(OpenImagesConfig(out=tmp_path / "oi100", image_dir=images, workers=2, **release))
+    summary = import_openimages(_config(release, out=tmp_path / "oi100", image_dir=images, workers=2))
     assert summary["successes"] == 4 and summary["failures"] == {"missing_image": 1}
     spec = f"name=oi100,images={tmp_path / 'oi100'},labels=mapped,kind=openimages,caption=annot_caption"
     args = ["balance", spec, "--labels", "in100", "--out", str(tmp_path / "bal"), "--val-fraction", "0"]
@@ -130,7 +137,7 @@ def test_local_images_to_image_stage_then_balance(tmp_path, release):
 
 
 def test_metadata_stage_to_url_list(tmp_path, release):
-    import_openimages(OpenImagesConfig(out=tmp_path / "oi", **release))
+    import_openimages(_config(release, out=tmp_path / "oi"))
     result = write_url_list(UrlListConfig(stage_dir=tmp_path / "oi", out=tmp_path / "urls.parquet"))
     table = pq.read_table(tmp_path / "urls.parquet")
     assert result["written"] == 5 and table.column_names[:2] == ["janus_key", "source"]
