@@ -354,9 +354,8 @@ def _write_image_shard(
     except BaseException:
         writer.abort()
         raise
-    stats = writer.close()
-    if fingerprint is not None:  # the writer marked the shard; record what it was made from
-        stage.mark_done(name, stats, fingerprint)
+    # the marker records what the shard was made from (ShardDir.is_done compares it)
+    writer.close({"input_fingerprint": dict(fingerprint)} if fingerprint is not None else None)
 
 
 def summarise_index(shards: ShardDir, label_col: str | None = "label") -> dict[str, Any]:
