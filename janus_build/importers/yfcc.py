@@ -186,19 +186,53 @@ def _tsv_fields(parts: list[str]) -> dict[str, str] | None:
     return None
 
 
-def read_tsv(path: Path, counts: Counter, bad: list[str]) -> Iterator[dict[str, str]]:
-    """The raw fields of each line of a Webscope (23 fields) or Multimedia Commons (25) file."""
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\r\n")
-            if not line:
+MAX_CONTINUATION_LINES = 100  # a record broken by raw newlines spans at most this many lines
+_RECORD_WIDTHS = (len(FIELDS), len(FIELDS) + 2)
+
+
+def tsv_records(handle: Any) -> Iterator[tuple[int, str, list[str] | None]]:
+    """``(first line number, text, fields or None)`` per record of a YFCC TSV. A record cut by
+    raw newlines (a description re-exported decoded) is joined back while it has too few
+    fields; a short line that joins into nothing valid is yielded as malformed (None) and the
+    line after it is read on its own, so one bad line never costs its neighbour."""
+    pending, start = None, 0
+    for number, raw in enumerate(handle, 1):
+        line = raw.rstrip("\r\n")
+        if pending is not None:
+            joined = f"{pending}\n{line}"
+            width = joined.count("\t") + 1
+            if width in _RECORD_WIDTHS:
+                yield start, joined, joined.split("\t")
+                pending = None
                 continue
-            fields = _tsv_fields(line.split("\t"))
+            if width < len(FIELDS) and number - start < MAX_CONTINUATION_LINES:
+                pending = joined
+                continue
+            yield start, pending, None
+            pending = None
+        width = line.count("\t") + 1
+        if width in _RECORD_WIDTHS:
+            yield number, line, line.split("\t")
+        elif line and width < len(FIELDS):
+            pending, start = line, number
+        elif line:
+            yield number, line, None
+    if pending is not None:
+        yield start, pending, None
+
+
+def read_tsv(path: Path, counts: Counter, bad: list[str]) -> Iterator[dict[str, str]]:
+    """The raw fields of each record of a Webscope (23 fields) or Multimedia Commons (25) file."""
+    with open_text(path) as handle:
+        for number, text, parts in tsv_records(handle):
+            fields = _tsv_fields(parts) if parts is not None else None
             if fields is None or not fields["photo_id"].isdigit():
                 counts["malformed_lines"] += 1
                 if len(bad) < MAX_EXAMPLES:
-                    bad.append(f"{path.name}:{number} ({line.count(chr(9)) + 1} fields)")
+                    bad.append(f"{path.name}:{number} ({text.count(chr(9)) + 1} fields)")
                 continue
+            if "\n" in text:
+                counts["records_over_several_lines"] += 1
             yield fields
 
 

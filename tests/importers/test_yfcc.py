@@ -8,6 +8,7 @@ from published import (
     write_yfcc,
     write_yfcc_parquet,
     write_yfcc_subset,
+    yfcc_line,
     yfcc_photo,
     yfcc_quirky_photos,
 )
@@ -104,3 +105,16 @@ def test_malformed_lines_resume_and_changed_input(tmp_path):
         import_yfcc(YfccConfig(inputs=(path,), out=tmp_path / "out", shard_size=3, key_prefix="y"))
     with pytest.raises(InputError, match="no such file"):
         import_yfcc(YfccConfig(inputs=(tmp_path / "missing.bz2",), out=tmp_path / "o2"))
+
+
+def test_raw_newlines_rejoin_and_a_bad_line_spares_its_neighbour(tmp_path):
+    photos = [yfcc_photo(i, f"photo {i}", f"text {i}") for i in range(1, 5)]
+    lines = [yfcc_line(p) for p in photos]
+    broken = lines[1].replace("text+2", "first+line\nsecond+line\r\nthird")  # raw newlines inside
+    path = tmp_path / "yfcc100m_dataset-0"
+    path.write_text(lines[0] + broken + "short\tline\n" + lines[2] + lines[3], encoding="utf-8")
+    summary = import_yfcc(YfccConfig(inputs=(path,), out=tmp_path / "out"))
+    rows = _rows(tmp_path / "out")
+    assert sorted(rows) == ["1", "2", "3", "4"] and rows["2"]["description"] == "first line\nsecond line\nthird"
+    assert summary["malformed_lines"] == 1 and summary["records_over_several_lines"] == 1
+    assert summary["malformed_examples"] == ["yfcc100m_dataset-0:5 (2 fields)"]
