@@ -42,7 +42,7 @@ Summary:
 | tag | 100,000-item queue: p95 9.5 ms per decision, 2.8 ms per next-items request; key press to next image p50 16 ms |
 | balance | ~2,700-3,000 samples/s written, the same as a bare webdataset write; memory grows with the index, not with image bytes |
 | caption / train | CPU harness figures only (model-bound); GPU runs pending |
-| import | 1M-row files in the published formats, machine at load 7-9: laion 180k rows/s, openimages 55k, imagenet-captions 50k, yfcc 16k; memory the same at 200k and 1M rows (openimages: grows with the images selected) |
+| import | 1M-row files in the published formats, machine at load 7-9: laion 180k rows/s, openimages 55k, imagenet-captions 50k, yfcc 18k; memory the same at 200k and 1M rows (openimages: grows with the images selected) |
 """
 
 
