@@ -201,16 +201,16 @@ EVAL_METRICS_KEYS = (
 EVAL_SHIFT_KEYS = ("top1", "correct", "images", "classes", "classes_present", "path")
 
 
-# --- janus import (janus_build/imports.py; docs/import.md) ----------------------------------
+# --- janus import (janus_build/importers/; docs/import.md) ----------------------------------
 # The index of an imported image stage: these columns first, then IMAGE_INDEX's image columns,
 # then (img2dataset imports) every column img2dataset wrote, its own `key` kept as `i2d_key`.
 IMPORT_FOLDERS_INDEX = pa.schema(
     [
-        pa.field(KEY, pa.string(), nullable=False),  # <prefix>-<relative path, '/' -> '-'>
+        pa.field(KEY, pa.string(), nullable=False),  # core.keys.path_key(<prefix>, <relative path>)
         pa.field(LABEL, pa.int32(), nullable=False),  # class id in the label set
         pa.field(LABEL_SOURCE, pa.string(), nullable=False),  # ground_truth
         pa.field(SOURCE, pa.string(), nullable=False),
-        pa.field(SOURCE_ID, pa.string(), nullable=False),  # path relative to ROOT (POSIX)
+        pa.field(SOURCE_ID, pa.string(), nullable=False),  # imagenet: path relative to ROOT (POSIX); else the key
         pa.field(URL, pa.string()),  # null
         pa.field(LICENSE, pa.string()),
         pa.field(OWNER, pa.string()),  # null
@@ -323,3 +323,77 @@ DEDUP_EVAL_HASHES = pa.schema(
 )
 CONTAMINATION_SUMMARY = "_contamination.json"
 CONTAMINATION_FORMAT = "janus-contamination/1"
+# --- janus import: the paper's public sources (issue 13; docs/import.md) ---------------------
+# Provenance first, then each source's text fields kept apart (title, tags, description, human
+# captions), so `janus match --text-col title --text-col tags ...` reads them field by field.
+_IMPORT_PROVENANCE = [
+    pa.field(KEY, pa.string(), nullable=False),
+    pa.field(SOURCE, pa.string(), nullable=False),
+    pa.field(SOURCE_ID, pa.string(), nullable=False),
+    pa.field(URL, pa.string()),
+    pa.field(LICENSE, pa.string()),
+    pa.field(OWNER, pa.string()),
+    pa.field(TITLE, pa.string()),
+    pa.field(LABEL_SOURCE, pa.string()),  # null until a stage labels the row (match, a mapping)
+]
+ANNOT_CAPTION = "annot_caption"  # a human caption (Localized Narratives); janus caption prefers it
+# janus import yfcc: metadata shards (<prefix>-<photo id>), decoded text
+IMPORT_YFCC = pa.schema(
+    [
+        *_IMPORT_PROVENANCE,
+        pa.field("description", pa.string()),  # URL-decoded, HTML entities resolved, tags removed
+        pa.field("tags", pa.string()),  # user tags, decoded, joined with ', '
+        pa.field("machine_tags", pa.string()),
+        pa.field("owner_name", pa.string()),  # the user's nickname (attribution)
+        pa.field("license_name", pa.string()),  # the licence name as YFCC prints it
+        pa.field("license_url", pa.string()),
+        pa.field("page_url", pa.string()),
+        pa.field("date_taken", pa.string()),  # 'YYYY-MM-DD HH:MM:SS'; null for null/implausible dates
+        pa.field("date_uploaded", pa.int64()),  # unix seconds
+        pa.field("capture_device", pa.string()),
+        pa.field("longitude", pa.float64()),
+        pa.field("latitude", pa.float64()),
+        pa.field("accuracy", pa.int32()),
+        pa.field("extension", pa.string()),
+        pa.field("line_number", pa.int64()),  # Multimedia Commons layout only
+        pa.field("photo_hash", pa.string()),  # Multimedia Commons layout only
+        pa.field("title_clean", pa.string()),  # parquet re-releases only, as they are
+        pa.field("description_clean", pa.string()),
+    ]
+)
+# janus import laion: these columns first, then every LAION column under its own name
+IMPORT_LAION = pa.schema(_IMPORT_PROVENANCE)
+# janus import imagenet-captions: an image stage (with IMAGE_INDEX's columns after these)
+IMPORT_IMAGENET_CAPTIONS_INDEX = pa.schema(
+    [
+        *_IMPORT_PROVENANCE[:2],
+        pa.field(LABEL, pa.int32(), nullable=False),  # the wnid's class id in the label set
+        *_IMPORT_PROVENANCE[2:],
+        pa.field("wnid", pa.string(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("tags", pa.string()),  # the JSON list joined with ', '
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+    ]
+)
+# janus import openimages: a metadata stage, or an image stage with --image-dir
+IMPORT_OPENIMAGES = pa.schema(
+    [
+        *_IMPORT_PROVENANCE[:2],
+        pa.field(LABEL, pa.int32(), nullable=False),  # mapped class id; -1 when ambiguous (kept on request)
+        pa.field(LABELS, pa.list_(pa.int32()), nullable=False),  # every mapped class, ascending
+        *_IMPORT_PROVENANCE[2:],
+        pa.field("label_names", pa.list_(pa.string())),  # OpenImages LabelNames (MIDs) that mapped
+        pa.field("label_display_names", pa.list_(pa.string())),  # with --classes-csv
+        pa.field(ANNOT_CAPTION, pa.string()),  # Localized Narratives caption(s), joined with ' '
+        pa.field("author_profile_url", pa.string()),
+        pa.field("landing_url", pa.string()),  # OriginalLandingURL (the Flickr page)
+        pa.field("thumbnail_url", pa.string()),  # Thumbnail300KURL
+        pa.field("original_md5", pa.string()),
+        pa.field("original_size", pa.int64()),
+        pa.field("rotation", pa.float64()),
+        pa.field("subset", pa.string()),
+        pa.field("width", pa.int32()),  # image stage only
+        pa.field("height", pa.int32()),
+    ]
+)

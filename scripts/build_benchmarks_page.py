@@ -15,6 +15,7 @@ ORDER = [
     ("match", "janus match"),
     ("balance", "janus balance"),
     ("dedup", "janus dedup"),
+    ("import", "janus import"),
     ("train", "janus train"),
 ]
 
@@ -43,6 +44,7 @@ Summary:
 | balance | ~2,700-3,000 samples/s written, the same as a bare webdataset write; memory grows with the index, not with image bytes |
 | caption / train | CPU harness figures only (model-bound); GPU runs pending |
 | dedup | contamination check: recall 0.998 / precision 1.000 on 2,400 transformed copies of 200 images and 2,000 distinct negatives (whole-image hashes alone: recall 0.758); ~420 images/s per core, 0.71x a bare decode+hash loop; CLIP pass and GPU not measured ([dedup.md](dedup.md)) |
+| import | 1M-row files in the published formats, machine at load 7-9: laion 180k rows/s, openimages 55k, imagenet-captions 50k, yfcc 18k; memory the same at 200k and 1M rows (openimages: grows with the images selected) |
 """
 
 

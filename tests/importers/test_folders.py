@@ -1,29 +1,20 @@
-"""janus import: class folders and img2dataset downloads -> image stages (read back, resumed, balanced)."""
+"""janus import folders: class-folder trees -> image stages (read back, resumed, balanced)."""
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from janus_build.cli import app
+from janus_build.core.imaging import sniff_image_ext
+from janus_build.core.keys import path_key
 from janus_build.core.shards import read_image, read_index
 from janus_build.errors import InputError, OutputError
-from janus_build.imports import (
-    FoldersImportConfig,
-    Img2datasetImportConfig,
-    UrlListConfig,
-    import_folders,
-    import_img2dataset,
-    sniff_image_ext,
-    write_url_list,
-)
+from janus_build.importers import FoldersImportConfig
+from janus_build.importers.folders import file_keys, import_folders
 from janus_build.labels import load_label_set
 from janus_build.synthetic import class_image
 
@@ -76,7 +67,7 @@ def test_wnid_layout_labels_bytes_and_failures(imagenet, tmp_path):
         assert row["label"] == CLASSES[[IN100.wnids[c] for c in CLASSES].index(rel.split("/")[0])]
         assert row["label_source"] == "ground_truth" and row["source"] == "imagenet" and row["url"] is None
         assert row["license"] == "ImageNet terms of access" and row["title"] == ""
-        assert row["key"] == "imagenet-" + rel.rsplit(".", 1)[0].replace("/", "-")
+        assert row["key"] == path_key("imagenet", rel)
         assert (
             read_image(tmp_path / "out", row["shard"], row["image_offset"], row["image_size"]) == data
         )  # no re-encode
@@ -114,8 +105,8 @@ def test_index_and_name_layouts(tmp_path):
     import_folders(_config(named, tmp_path / "namedout", layout="name", labels=str(labels)))
     rows = read_index(tmp_path / "namedout").to_pylist()
     assert {(r["key"], r["label"], r["source"], r["license"]) for r in rows} == {
-        ("custom-cat-x", 0, "custom", "unknown"),
-        ("custom-snow_leopard-x", 1, "custom", "unknown"),
+        ("custom-cat__x", 0, "custom", "unknown"),
+        ("custom-snow_x20leopard__x", 1, "custom", "unknown"),
     }
     (named / "dog").mkdir()
     with pytest.raises(InputError, match=r"not a class name of label set 'animals'.*'dog'"):
@@ -131,19 +122,20 @@ def test_deterministic_and_resume_rewrites_only_the_missing_shard(imagenet, tmp_
         assert (tmp_path / "a" / f"{name}.tar").read_bytes() == (tmp_path / "b" / f"{name}.tar").read_bytes()
     out = tmp_path / "a"
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("0000*")}
-    (out / "00001_stats.json").unlink()
+    (out / "_stats" / "00001.json").unlink()
     summary = import_folders(_config(root, out))
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("0000*")}
     assert summary["shards_written"] == 1 and summary["shards_skipped"] == 2
     changed = sorted(n for n in after if after[n] != before.get(n))
-    assert changed == ["00001.parquet", "00001.tar", "00001_stats.json"]
+    assert changed == ["00001.parquet", "00001.tar"] and (out / "_stats" / "00001.json").is_file()
     assert (out / "00001.parquet").read_bytes() == (tmp_path / "b" / "00001.parquet").read_bytes()
-    # a changed tree or changed options refuse to resume
+    # changed options refuse to resume; a changed tree redoes every shard (they no longer line up)
     with pytest.raises(OutputError, match="shard_size"):
         import_folders(_config(root, tmp_path / "b", shard_size=5))
     (root / IN100.wnids[CLASSES[1]] / "new.JPEG").write_bytes(class_image(CLASSES[1], 9, 16))
-    with pytest.raises(OutputError, match="another file list"):
-        import_folders(_config(root, tmp_path / "b", shard_size=5))
+    summary = import_folders(_config(root, tmp_path / "b"))
+    assert summary["shards_written"] == 3 and summary["rows"] == 12
+    assert f"{IN100.wnids[CLASSES[1]]}/new.JPEG" in read_index(tmp_path / "b").column("source_id").to_pylist()
 
 
 def test_bad_inputs(imagenet, tmp_path):
@@ -186,106 +178,6 @@ def test_cli_folders(imagenet, tmp_path):
     assert set(read_index(tmp_path / "o").column("license").to_pylist()) == {"mine"}
 
 
-# --- img2dataset ---------------------------------------------------------------------------
-def _img2dataset_output(directory: Path) -> list[dict]:
-    """img2dataset's webdataset layout: rows in completion order, keys 000000000.., a failure without members."""
-    directory.mkdir()
-    shards = {
-        "00000": [
-            ("000000001", "laion100-2", 1, "success"),
-            ("000000000", "laion100-1", 0, "success"),
-            ("000000002", "laion100-3", 2, "failed_to_download"),
-        ],
-        "00001": [("000010000", "laion100-5", 4, "success"), ("000010001", None, 5, "success")],
-    }
-    expected = []
-    for name, rows in shards.items():
-        buffer = io.BytesIO()
-        meta = []
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for i2d_key, janus_key, n, status in rows:
-                row = {
-                    "janus_key": janus_key,
-                    "caption": f"a photo {n}",
-                    "url": f"http://x/{n}.jpg",
-                    "key": i2d_key,
-                    "status": status,
-                    "error_message": None if status == "success" else "HTTP Error 404",
-                    "width": 16 if status == "success" else None,
-                }
-                meta.append(row)
-                if status != "success":
-                    continue
-                data = class_image(CLASSES[n % 3], n, 16, fmt="PNG" if n == 4 else "JPEG")
-                for ext, payload in (
-                    ("jpg", data),
-                    ("txt", row["caption"].encode()),
-                    ("json", json.dumps(row).encode()),
-                ):
-                    info = tarfile.TarInfo(f"{i2d_key}.{ext}")
-                    info.size = len(payload)
-                    tar.addfile(info, io.BytesIO(payload))
-                expected.append((janus_key, data))
-        (directory / f"{name}.tar").write_bytes(buffer.getvalue())
-        pq.write_table(pa.Table.from_pylist(meta), directory / f"{name}.parquet")
-        (directory / f"{name}_stats.json").write_text(json.dumps({"count": len(rows)}))
-    (directory / "00002.tar").write_bytes(b"")  # an unfinished shard: not imported
-    return expected
-
-
-def test_img2dataset_rekeyed(tmp_path):
-    expected = _img2dataset_output(tmp_path / "i2d")
-    summary = import_img2dataset(Img2datasetImportConfig(input=tmp_path / "i2d", out=tmp_path / "o"))
-    index = read_index(tmp_path / "o")
-    rows = {r["key"]: r for r in index.to_pylist()}
-    assert list(index.column("key").to_pylist()) == [
-        "laion100-1",
-        "laion100-2",
-        "laion100-3",
-        "laion100-5",
-    ]  # i2d key order
-    for key, data in expected:
-        if key is None:
-            continue
-        row = rows[key]
-        assert read_image(tmp_path / "o", row["shard"], row["image_offset"], row["image_size"]) == data
-        assert row["source"] == "laion" and row["source_id"] == key and row["title"].startswith("a photo")
-    assert rows["laion100-5"]["image_ext"] == "png" and rows["laion100-1"]["image_ext"] == "jpg"
-    failed = rows["laion100-3"]
-    assert failed["status"] == "failed_to_download" and failed["error_message"] == "HTTP Error 404"
-    assert failed["url"] == "http://x/2.jpg" and failed["image_offset"] is None
-    assert rows["laion100-2"]["i2d_key"] == "000000001" and rows["laion100-2"]["width"] == 16
-    assert summary["skipped_without_key"] == 1 and summary["unfinished_input_shards"] == ["00002"]
-    with pytest.raises(InputError, match=r"no column 'match_key'.*save_additional_columns"):
-        import_img2dataset(Img2datasetImportConfig(input=tmp_path / "i2d", out=tmp_path / "p", key_col="match_key"))
-
-
-def test_url_list_from_match_output(tmp_path):
-    match = tmp_path / "match"
-    match.mkdir()
-    (match / "manifest.json").write_text(json.dumps({"stage": "match", "config": {"strategy": "sc"}}))
-    pq.write_table(
-        pa.table(
-            {
-                "URL": ["http://a", "http://b", None],
-                "TEXT": ["a lion", "nothing", "a tench"],
-                "key": ["s-0", "s-1", "s-2"],
-                "label": pa.array([291, -1, 0], pa.int32()),
-            }
-        ),
-        match / "00000.parquet",
-    )
-    (match / "00000_stats.json").write_text("{}")
-    result = write_url_list(UrlListConfig(match_dir=match, out=tmp_path / "urls.parquet"))
-    table = pq.read_table(tmp_path / "urls.parquet")
-    assert table.column_names == ["janus_key", "URL", "TEXT"] and table.to_pylist() == [
-        {"janus_key": "s-0", "URL": "http://a", "TEXT": "a lion"}
-    ]
-    assert result["rows"] == 3 and result["written"] == 1
-    with pytest.raises(InputError, match="not a janus match output"):
-        write_url_list(UrlListConfig(match_dir=tmp_path, out=tmp_path / "u.parquet"))
-
-
 def test_balance_reads_imported_folders(imagenet, tmp_path):
     root, files = imagenet
     import_folders(_config(root, tmp_path / "in100"))
@@ -307,3 +199,27 @@ def test_balance_reads_imported_folders(imagenet, tmp_path):
     imported = {r["key"]: r["label"] for r in read_index(tmp_path / "in100").to_pylist() if r["status"] == "success"}
     assert {r["key"]: r["label"] for r in balanced} == imported and len(imported) == len(files)
     assert {r["label_source"] for r in balanced} == {"ground_truth"}
+
+
+def test_keys_are_unique_by_construction():
+    files = ["a/b_c.jpg", "a_b/c.jpg", "a-b/c.jpg", "x/p.jpg", "x/p.png", "y/l i.jpg", "y/l_x20i.jpg"]
+    keys = file_keys("custom", files)
+    assert len(set(keys)) == len(files)
+    assert keys[:3] == ["custom-a__b_uc", "custom-a_ub__c", "custom-a-b__c"]
+    assert keys[3:5] == ["custom-x__p_x2Ejpg", "custom-x__p_x2Epng"]  # a shared stem keeps the extension
+
+
+def test_two_sources_sharing_relative_paths_all_reach_balance(tmp_path):
+    """issue 11: two folder imports with the same relative paths lost images as 'duplicates'."""
+    for name, seed in (("zoo", 0), ("park", 50)):
+        for class_id in CLASSES[:2]:
+            folder = tmp_path / name / IN100.names[class_id]
+            folder.mkdir(parents=True)
+            for i in range(3):
+                (folder / f"img_{i:03d}.jpg").write_bytes(class_image(class_id, seed + i, 16))
+        import_folders(_config(tmp_path / name, tmp_path / f"{name}-out", layout="name", key_prefix=name))
+    specs = [f"name={n},images={tmp_path / f'{n}-out'},labels=ground_truth" for n in ("zoo", "park")]
+    args = ["balance", *specs, "--labels", "in100", "--out", str(tmp_path / "bal"), "--val-fraction", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(read_index(tmp_path / "bal" / "train")) == 12
