@@ -152,6 +152,7 @@ USAGE_CASES = [
     ("report-missing-out", ["report", "{run}"], "--out"),
     ("report-missing-runs", ["report", "--out", "{out}"], "Missing argument"),
     ("dedup-missing-out", ["dedup", "{stage}", "--eval", "v={folders}"], "--out"),
+    ("import-openimages-missing-out", ["import", "openimages", "--images-csv", "{missing}", "--labels-csv", "{missing}"], "--out"),
     ("dedup-missing-stage", ["dedup", "--out", "{out}"], "Missing argument"),
 ]
 
@@ -196,6 +197,9 @@ ONE_LINE_CASES = [
     ("demo-out-not-empty", ["demo", "--out", "{nonempty}"], 2, "--out"),
     ("demo-classes-abc", ["demo", "--out", "{out}", "--classes", "x"], 2, "--classes"),
     ("dedup-no-eval", ["dedup", "{stage}", "--out", "{out}"], 2, "--eval"),
+    ("import-imagenet-captions-missing", ["import", "imagenet-captions", "{missing}", "--imagenet", "{folders}", "--out", "{out}"], 2, "{missing}"),
+    ("import-yfcc-missing", ["import", "yfcc", "{missing}", "--out", "{out}"], 2, "{missing}"),
+    ("import-laion-missing", ["import", "laion", "{missing}", "--out", "{out}"], 2, "{missing}"),
     ("dedup-missing-eval", ["dedup", "{stage}", "--eval", "v={missing}", "--out", "{out}"], 2, "{missing}"),
     ("dedup-eval-no-images", ["dedup", "{stage}", "--eval", "v={folders}", "--out", "{out}"], 2, "holds no images"),
     ("dedup-max-phash", ["dedup", "{stage}", "--eval", "v={folders}", "--out", "{out}", "--max-phash", "40"], 2, "--max-phash"),
