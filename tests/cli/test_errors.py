@@ -152,7 +152,11 @@ USAGE_CASES = [
     ("report-missing-out", ["report", "{run}"], "--out"),
     ("report-missing-runs", ["report", "--out", "{out}"], "Missing argument"),
     ("dedup-missing-out", ["dedup", "{stage}", "--eval", "v={folders}"], "--out"),
-    ("import-openimages-missing-out", ["import", "openimages", "--images-csv", "{missing}", "--labels-csv", "{missing}"], "--out"),
+    (
+        "import-openimages-missing-out",
+        ["import", "openimages", "--images-csv", "{missing}", "--labels-csv", "{missing}"],
+        "--out",
+    ),
     ("dedup-missing-stage", ["dedup", "--out", "{out}"], "Missing argument"),
 ]
 
