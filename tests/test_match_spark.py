@@ -44,7 +44,7 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
     spark = run_match(MatchConfig(out=str(tmp_path / "s2"), engine="spark", **only_odd))
     assert local == spark
     assert spark["unlabelled_reasons"] == {"empty": 2, "non_text": 0, "too_long": 1}
-    assert json.loads((tmp_path / "s2" / "00000_stats.json").read_text())["engine"] == "spark"
+    assert json.loads((tmp_path / "s2" / "_stats" / "00000.json").read_text())["engine"] == "spark"
 
 
 def test_missing_java_is_a_one_line_error(tmp_path):

@@ -15,7 +15,11 @@ def match_command(
     inputs: Optional[list[str]] = typer.Argument(
         None, metavar="INPUT...", help="Parquet files, directories or globs (LAION, YFCC, your own)."
     ),
-    out: Path = typer.Option(..., "--out", help="Output directory: one labelled shard per input shard + stats.json."),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        help="Output directory or URI (s3://, gs://, hdfs://): one labelled shard per input file + _stats.json.",
+    ),
     strategy: str = typer.Option(
         "sc",
         "--strategy",
@@ -37,6 +41,14 @@ def match_command(
     truth_col: Optional[str] = typer.Option(
         None, "--truth-col", help="Ground-truth class column: enables label accuracy and dataset utilisation."
     ),
+    key_col: Optional[str] = typer.Option(
+        None, "--key-col", help="Take each row's key from this id column (values unique across inputs)."
+    ),
+    key_root: Optional[str] = typer.Option(
+        None,
+        "--key-root",
+        help="Directory input keys are relative to (default: the deepest directory holding every input).",
+    ),
     min_label_accuracy: Optional[float] = typer.Option(
         None, "--min-label-accuracy", help="Exit with code 3 if label accuracy falls below this (needs --truth-col)."
     ),
@@ -47,11 +59,16 @@ def match_command(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="local, or spark (PySpark; local mode unless SPARK_MASTER / spark-submit say otherwise).",
+        help="local, or spark (PySpark; local mode unless --spark-master, SPARK_MASTER or spark-submit say otherwise).",
+    ),
+    spark_master: Optional[str] = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master URL (spark://host:7077, k8s://..., yarn, local[N]); needs --engine spark.",
     ),
     max_ngram: int = typer.Option(3, "--max-ngram", help="Longest n-gram matched (the paper: 3)."),
     skip_bad_inputs: bool = typer.Option(
-        False, "--skip-bad-inputs", help="Continue past unreadable inputs and list them in stats.json."
+        False, "--skip-bad-inputs", help="Continue past inputs that cannot be read and list them in _stats.json."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds."),
     sample: bool = typer.Option(
@@ -80,11 +97,14 @@ def match_command(
         classnames=classnames,
         text_cols=tuple(text_col or ()),
         truth_col=truth_col,
+        key_col=key_col,
+        key_root=key_root,
         min_label_accuracy=min_label_accuracy,
         min_utilization=min_utilization,
         max_ngram=max_ngram,
         workers=workers,
         engine=engine,
+        spark_master=spark_master,
         skip_bad_inputs=skip_bad_inputs,
         overwrite=overwrite,
     )
@@ -95,15 +115,13 @@ def match_command(
             stats = run_match(config, progress)
             gate_error = None
         except GateError as exc:
-            import json
-
-            stats, gate_error = json.loads((out / "_stats.json").read_text()), exc
+            stats, gate_error = exc.stats, exc
     render_summary(stats, out)
     if gate_error is not None:
         raise gate_error
 
 
-def render_summary(stats: dict, out: Path) -> None:
+def render_summary(stats: dict, out: str) -> None:
     """Print the run's figures and the most frequent classes."""
     from rich.table import Table
 
@@ -115,7 +133,9 @@ def render_summary(stats: dict, out: Path) -> None:
         if stats["labels"] in ("in100", "in1k") or Path(stats["labels"]).is_file()
         else {}
     )
-    table = Table(title=f"janus match ({stats['strategy']}) -> {out}", show_header=False)
+    from rich.markup import escape
+
+    table = Table(title=escape(f"janus match ({stats['strategy']}) -> {out}"), show_header=False)
     table.add_row("rows", f"{stats['rows']:,}")
     table.add_row("labelled", f"{stats['labelled']:,}")
     table.add_row("utilization (labelled / rows)", f"{stats['utilization']:.4f}")
@@ -129,7 +149,7 @@ def render_summary(stats: dict, out: Path) -> None:
     )
     table.add_row("classes seen", str(stats.get("classes_seen", 0)))
     if stats.get("skipped_inputs"):
-        table.add_row("skipped inputs", ", ".join(b["path"] for b in stats["skipped_inputs"]))
+        table.add_row("skipped inputs", escape(", ".join(b["path"] for b in stats["skipped_inputs"])))
     console().print(table)
     top = sorted(stats["per_class"].items(), key=lambda kv: -kv[1])[:10]
     if top:
@@ -140,7 +160,7 @@ def render_summary(stats: dict, out: Path) -> None:
         if "per_class_accuracy" in stats:
             classes.add_column("accuracy", justify="right")
         for class_id, count in top:
-            row = [class_id, names.get(int(class_id), ""), f"{count:,}"]
+            row = [class_id, escape(names.get(int(class_id), "")), f"{count:,}"]
             if "per_class_accuracy" in stats:
                 row.append(f"{stats['per_class_accuracy'].get(class_id, 0.0):.3f}")
             classes.add_row(*row)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from janus_build.match.config import STRATEGIES
 from janus_build.schemas import MAX_LABELS, NO_LABEL
 from janus_build.text import (
     APOSTROPHE_PATTERN,
@@ -38,7 +39,6 @@ from janus_build.text import (
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("sc", "strict", "mc")
 MAX_MATCHED_TERMS = 100  # matched_terms is capped per caption (labels is capped at MAX_LABELS)
 
 
