@@ -44,7 +44,39 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
     spark = run_match(MatchConfig(out=str(tmp_path / "s2"), engine="spark", **only_odd))
     assert local == spark
     assert spark["unlabelled_reasons"] == {"empty": 2, "non_text": 0, "too_long": 1}
-    assert json.loads((tmp_path / "s2" / "_stats" / "00000.json").read_text())["engine"] == "spark"
+    marker = json.loads((tmp_path / "s2" / "_stats" / "00000.json").read_text())
+    assert marker == json.loads((tmp_path / "l2" / "_stats" / "00000.json").read_text())
+
+
+def test_file_names_spark_would_url_decode(tmp_path):
+    """`laion+part1.parquet` once gave an empty shard and exit 0 ('+' decoded as a space)."""
+    for name in ("laion+part1.parquet", "b%20c.parquet", "d e.parquet"):
+        pq.write_table(pa.table({"TEXT": ["a goose", "a lion", "nothing"]}), tmp_path / name)
+    stats = run_match(MatchConfig(inputs=(str(tmp_path / "*.parquet"),), out=str(tmp_path / "o"), engine="spark"))
+    assert stats["rows"] == 9 and stats["labelled"] == 6
+    table = pq.read_table(tmp_path / "o")
+    assert table.num_rows == 9 and len(set(table.column("key").to_pylist())) == 9
+
+
+def test_unreachable_master_is_one_fast_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"TEXT": ["a goose"]}), data)
+    master = f"spark://127.0.0.1:{port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o")]
+        + ["--engine", "spark", "--spark-master", master],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--spark-master {master}: cannot connect to 127.0.0.1:{port}" in " ".join(done.stderr.split())
 
 
 def test_missing_java_is_a_one_line_error(tmp_path):

@@ -107,7 +107,8 @@ def spark_session(config: Any) -> Any:
         check_master(master)
         builder = builder.master(master)
         if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
-            builder = builder.config("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
             package_root = os.fspath(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
             builder = builder.config("spark.executorEnv.PYTHONPATH", path)
