@@ -412,3 +412,28 @@ def test_reasons_with_several_text_columns(tmp_path):
     # row 0 labelled; row 1 only a number; row 2 nothing; row 3 too long; row 4 a number and blanks
     assert stats["labelled"] == 1
     assert stats["unlabelled_reasons"] == {"empty": 1, "non_text": 2, "too_long": 1}
+
+
+def test_mc_accuracy_is_truth_among_labels_with_label_precision(tmp_path):
+    data = write(
+        tmp_path / "cap.parquet",
+        caption=["a goose and a lion", "a goose", "a koala", "nothing"],
+        truth=pa.array([291, 99, 8, 291], pa.int32()),
+    )
+    mc = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "mc"), truth_col="truth", strategy="mc"))
+    assert mc["labelled"] == 3 and mc["correct"] == 2  # lion is among row 0's labels
+    assert mc["label_accuracy"] == pytest.approx(2 / 3, abs=1e-6) and mc["dataset_utilization"] == 0.5
+    assert mc["per_label"] == {"99": 2, "105": 1, "291": 1}
+    assert mc["label_precision"] == 0.5  # 2 correct labels of 4 emitted
+    assert mc["per_class_accuracy"] == {"99": 0.5, "105": 0.0, "291": 1.0}  # per-label precision
+    sc = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "sc"), truth_col="truth"))
+    assert sc["correct"] == 1 and "label_precision" not in sc and sc["label_accuracy"] != mc["label_accuracy"]
+
+
+def test_html_lookalikes_urls_and_unicode_in_the_stage(tmp_path):
+    data = write(
+        tmp_path / "cap.parquet",
+        TEXT=["I <3 my goldfish > my cat", "photo:https://x.com/a,lion", "\uff2c\uff49\uff4f\uff4e", "koala\u02bcs"],
+    )
+    run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), labels="in1k"))
+    assert pq.read_table(tmp_path / "o").column("label").to_pylist() == [1, 291, 291, 105]

@@ -4,7 +4,7 @@ The per-caption semantics are written down in docs/matching.md; :func:`match_cap
 is a plain-Python statement of them that the vectorised :class:`Matcher` is tested against.
 
 How the vectorised path works, per Arrow batch:
-1. normalise the whole column in Arrow compute (lower-case; HTML tags, entities and URLs out;
+1. normalise the whole column in Arrow compute (NFKC, lower-case; HTML tags, entities and URLs out;
    apostrophes deleted; everything but letters and digits a separator) and split into tokens;
 2. dictionary-encode the flattened tokens, lemmatise each *distinct* token once (cached across
    batches) and map it to the id of the term word it is, or 0;
@@ -32,6 +32,7 @@ from janus_build.text import (
     HTML_ENTITY_PATTERN,
     HTML_TAG_PATTERN,
     SEPARATOR_PATTERN,
+    UNICODE_FORM,
     URL_PATTERN,
     Lemmatizer,
     normalize,
@@ -215,6 +216,11 @@ _MARKUP_HINT = r"[<&]|://|www\."  # a row without these holds no tag, entity or 
 
 def normalize_column(texts: pa.Array) -> pa.ListArray:
     """Arrow-compute form of :func:`janus_build.text.normalize` over a string column."""
+    # NFKC is the identity on ASCII: normalise only the rows that hold something else
+    other = pc.invert(pc.fill_null(pc.string_is_ascii(texts), True))
+    if pc.any(other).as_py():
+        rows = pc.indices_nonzero(other)
+        texts = pc.replace_with_mask(texts, other, pc.utf8_normalize(pc.take(texts, rows), form=UNICODE_FORM))
     texts = pc.utf8_lower(texts)
     # HTML and URLs are rare (a few % of LAION rows): run their regex on those rows only
     markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), False)
