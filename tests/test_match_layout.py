@@ -202,3 +202,15 @@ def test_output_opens_in_spark(matched_dir):
 
     spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
     assert spark.read.parquet(str(matched_dir)).count() == 6
+
+
+def test_file_uris_for_inputs_and_out(tmp_path):
+    root = two_laion_parts(tmp_path, rows=2)
+    stats = run_match(MatchConfig(inputs=(f"file://{root}",), out=f"file://{tmp_path / 'o'}"))
+    assert stats["rows"] == 4 and (tmp_path / "o" / "_stats" / "00001.json").is_file()
+    assert pq.read_table(tmp_path / "o").column("key").to_pylist()[0] == "2B-en__part-00000-0"
+
+
+def test_unusable_filesystem_is_one_line(tmp_path):
+    with pytest.raises((ConfigError, InputError), match=r"hdfs://127\.0\.0\.1:1"):
+        run_match(MatchConfig(inputs=("hdfs://127.0.0.1:1/data/",), out=str(tmp_path / "o")))

@@ -345,9 +345,13 @@ class StoreStageDir(StoreShardDir):
                     "resume with the same options, or pass --overwrite to start again"
                 )
             self.resumed = True
-        with contextlib.suppress(OSError):
-            self.fs.delete_dir_contents(self._path(TMP_DIR), missing_dir_ok=True)
+        self._sweep()
         self.write_manifest(completed=False)
+
+    def _sweep(self) -> None:
+        """Remove what an interrupted run left under ``_tmp/`` (no other run writes here: see the docstring)."""
+        with contextlib.suppress(OSError):
+            self.fs.delete_dir(self._path(TMP_DIR))
 
     def write_manifest(self, *, completed: bool, summary: Mapping[str, Any] | None = None) -> None:
         from janus_build.core.stage import manifest_record
@@ -355,6 +359,7 @@ class StoreStageDir(StoreShardDir):
         self.write_json("_manifest.json", manifest_record(self.stage, self.config, self.inputs, completed, summary))
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> None:
+        self._sweep()
         self.write_manifest(completed=True, summary=summary)
 
     def close(self) -> None:
