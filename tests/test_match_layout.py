@@ -214,3 +214,17 @@ def test_file_uris_for_inputs_and_out(tmp_path):
 def test_unusable_filesystem_is_one_line(tmp_path):
     with pytest.raises((ConfigError, InputError), match=r"hdfs://127\.0\.0\.1:1"):
         run_match(MatchConfig(inputs=("hdfs://127.0.0.1:1/data/",), out=str(tmp_path / "o")))
+
+
+def test_a_run_does_not_import_pandas(tmp_path):
+    """pandas costs ~0.4 s of CPU start-up; pyarrow imports it for Python literals and to_numpy."""
+    data = write(tmp_path / "a.parquet", TEXT=["a goose", None, "Ünïcode <b>lion</b>"], truth=pa.array([99, 1, 291]))
+    script = (
+        "import sys\n"
+        "from janus_build.match import MatchConfig, run_match\n"
+        f"run_match(MatchConfig(inputs=({str(data)!r},), out={str(tmp_path / 'o')!r}, truth_col='truth', "
+        "strategy='mc', plot=False))\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

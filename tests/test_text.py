@@ -81,3 +81,13 @@ def test_arrow_normalisation_equals_the_reference():
     # the Arrow split may leave an empty token at either end (it matches nothing, like a separator)
     arrow = [[t for t in row if t] for row in normalize_column(pa.array(texts, pa.string())).to_pylist()]
     assert arrow == [normalize(t) for t in texts]
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])  # the RE2 Unicode path and the Python path for non-ASCII rows
+def test_both_separator_paths_equal_the_reference_on_real_captions(laion_sample, monkeypatch, threshold):
+    from janus_build.match import matcher
+
+    monkeypatch.setattr(matcher, "UNICODE_SEPARATOR_ROWS", threshold)
+    texts = pq.read_table(laion_sample).column("TEXT").combine_chunks()
+    arrow = [[t for t in row if t] if row is not None else [] for row in matcher.normalize_column(texts).to_pylist()]
+    assert arrow == [normalize(t) if t else [] for t in texts.to_pylist()]

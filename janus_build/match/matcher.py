@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,7 @@ from janus_build.match.config import STRATEGIES
 from janus_build.schemas import MAX_LABELS, NO_LABEL
 from janus_build.text import (
     APOSTROPHE_PATTERN,
+    ASCII_SEPARATOR_PATTERN,
     HTML_ENTITY_PATTERN,
     HTML_TAG_PATTERN,
     SEPARATOR_PATTERN,
@@ -121,6 +123,7 @@ class TermTable:
             self._key_terms.append(np.array([i for _, i in items], dtype=np.int64))
         self._token_cache: dict[str, int] = {}
         self._build_candidates()
+        self.term_strings = strings(self.term_text)
         self._term_class_offsets = np.cumsum([0] + [len(c) for c in self.term_classes]).astype(np.int64)
         self._term_class_values = np.array([c for cs in self.term_classes for c in cs], dtype=np.int64)
 
@@ -149,14 +152,14 @@ class TermTable:
         ordered = sorted(candidates)
         ids = [self.word_id(token) for token in ordered]
         keep = [i for i, word_id in enumerate(ids) if word_id]
-        self.candidate_tokens = pa.array([ordered[i] for i in keep], pa.string())
+        self.candidate_tokens = strings([ordered[i] for i in keep])
         # index -1 (not a candidate) maps to 0 through the extra last slot
         self.candidate_ids = np.array([ids[i] for i in keep] + [0], dtype=np.int64)
 
     def token_ids(self, tokens: pa.Array) -> np.ndarray:
         """Term-word id of every token of a flat string array (0: no term word)."""
-        index = pc.fill_null(pc.index_in(tokens, value_set=self.candidate_tokens), -1)
-        return self.candidate_ids[index.to_numpy(zero_copy_only=False)]
+        index = pc.fill_null(pc.index_in(tokens, value_set=self.candidate_tokens), lit(-1, pa.int32()))
+        return self.candidate_ids[numbers(index)]
 
     def _term_word(self, token: str) -> str:
         lemma = self.lemmatizer(token)
@@ -214,23 +217,49 @@ _MARKUP_PATTERN = f"{HTML_TAG_PATTERN}|{HTML_ENTITY_PATTERN}|{URL_PATTERN}"
 _MARKUP_HINT = r"[<&]|://|www\."  # a row without these holds no tag, entity or URL
 
 
+UNICODE_SEPARATOR_ROWS = 2048  # fewer non-ASCII rows than this: split them in Python (no RE2 compile)
+
+
 def normalize_column(texts: pa.Array) -> pa.ListArray:
-    """Arrow-compute form of :func:`janus_build.text.normalize` over a string column."""
-    # NFKC is the identity on ASCII: normalise only the rows that hold something else
-    other = pc.invert(pc.fill_null(pc.string_is_ascii(texts), True))
-    if pc.any(other).as_py():
-        rows = pc.indices_nonzero(other)
-        texts = pc.replace_with_mask(texts, other, pc.utf8_normalize(pc.take(texts, rows), form=UNICODE_FORM))
+    """Arrow-compute form of :func:`janus_build.text.normalize` over a string column.
+
+    Per-batch fixed costs matter (many small shards): RE2 compiles each pattern on every call,
+    and the Unicode separator class costs ~10 ms to compile, so ASCII rows (most of LAION-en)
+    use the ASCII separator and a few non-ASCII rows go through Python's ``re``; only batches
+    with many non-ASCII rows pay for the Unicode pattern.
+    """
+    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(texts), TRUE))
+    n_non_ascii = pc.sum(non_ascii).as_py() or 0
+    if n_non_ascii:  # NFKC is the identity on ASCII
+        texts = _on_rows(texts, non_ascii, lambda t: pc.utf8_normalize(t, form=UNICODE_FORM))
     texts = pc.utf8_lower(texts)
     # HTML and URLs are rare (a few % of LAION rows): run their regex on those rows only
-    markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), False)
+    markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), FALSE)
     if pc.any(markup).as_py():
-        rows = pc.indices_nonzero(markup)
-        cleaned = pc.replace_substring_regex(pc.take(texts, rows), _MARKUP_PATTERN, " ")
-        texts = pc.replace_with_mask(texts, markup, cleaned)
+        texts = _on_rows(texts, markup, lambda t: pc.replace_substring_regex(t, _MARKUP_PATTERN, " "))
     texts = pc.replace_substring_regex(texts, APOSTROPHE_PATTERN, "")
-    texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
+    if not n_non_ascii:
+        texts = pc.replace_substring_regex(texts, ASCII_SEPARATOR_PATTERN, " ")
+    else:
+        texts = _on_rows(
+            texts, pc.invert(non_ascii), lambda t: pc.replace_substring_regex(t, ASCII_SEPARATOR_PATTERN, " ")
+        )
+        if n_non_ascii >= UNICODE_SEPARATOR_ROWS:
+            texts = _on_rows(texts, non_ascii, lambda t: pc.replace_substring_regex(t, SEPARATOR_PATTERN, " "))
+        else:
+            texts = _on_rows(texts, non_ascii, _python_separators)
     return pc.utf8_split_whitespace(texts)
+
+
+def _on_rows(texts: pa.Array, mask: pa.Array, function) -> pa.Array:
+    """``function`` applied to the rows of ``texts`` where ``mask`` is true; the rest unchanged."""
+    return pc.replace_with_mask(texts, mask, function(pc.filter(texts, mask)))
+
+
+def _python_separators(texts: pa.Array) -> pa.Array:
+    from janus_build.text import _SEPARATOR
+
+    return strings([None if t is None else _SEPARATOR.sub(" ", t) for t in texts.to_pylist()])
 
 
 class Matcher:
@@ -247,7 +276,7 @@ class Matcher:
             texts = texts.combine_chunks()
         tokens = normalize_column(texts)
         flat = pc.list_flatten(tokens)
-        parents = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+        parents = numbers(pc.list_parent_indices(tokens)).astype(np.int64)
         ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
         return self._resolve(n_rows, ids, parents)
 
@@ -305,9 +334,9 @@ class Matcher:
         capped = rank < MAX_MATCHED_TERMS
         term_rows, term_idx = rows[capped], term[capped]
         term_offsets = _offsets(term_rows, n_rows)
-        term_strings = pa.array(table.term_text, pa.string())
+        term_strings = table.term_strings
         matched_terms = pa.ListArray.from_arrays(
-            pa.array(term_offsets, pa.int32()), term_strings.take(pa.array(term_idx, pa.int64()))
+            from_numpy(term_offsets, pa.int32()), term_strings.take(from_numpy(term_idx, pa.int64()))
         )
         # classes of each hit in order (a term may name several classes)
         starts = table._term_class_offsets[term]
@@ -324,14 +353,12 @@ class Matcher:
             capped = _rank_within(cls_rows) < MAX_LABELS
             cls_rows, classes = cls_rows[capped], classes[capped]
         label_offsets = _offsets(cls_rows, n_rows)
-        labels = pa.ListArray.from_arrays(
-            pa.array(label_offsets, pa.int32()), pa.array(classes.astype(np.int32), pa.int32())
-        )
+        labels = pa.ListArray.from_arrays(from_numpy(label_offsets, pa.int32()), from_numpy(classes, pa.int32()))
         counts_per_row = np.diff(label_offsets)
         first_label = np.full(n_rows, NO_LABEL, dtype=np.int32)
         has = counts_per_row > 0
         first_label[has] = classes[label_offsets[:-1][has]]
-        return MatchResult(label=pa.array(first_label, pa.int32()), labels=labels, matched_terms=matched_terms)
+        return MatchResult(label=from_numpy(first_label, pa.int32()), labels=labels, matched_terms=matched_terms)
 
     @staticmethod
     def choose(result: MatchResult, strategy: str) -> pa.Array:
@@ -341,7 +368,7 @@ class Matcher:
         if strategy != "strict":
             return result.label
         sizes = pc.list_value_length(result.labels)
-        return pc.if_else(pc.equal(sizes, 1), result.label, pa.scalar(NO_LABEL, pa.int32()))
+        return pc.if_else(pc.equal(sizes, lit(1, sizes.type)), result.label, lit(NO_LABEL, pa.int32()))
 
     # -- the reference path -----------------------------------------------------------------
     def match_one(self, text: str | None) -> tuple[list[int], list[str]]:
@@ -367,6 +394,52 @@ class Matcher:
             else:
                 i += 1
         return labels, matched
+
+
+def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:
+    """A null-free primitive array over a numpy array's memory (no pandas import, see :func:`strings`)."""
+    values = np.ascontiguousarray(values, dtype=type.to_pandas_dtype())
+    return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(values)])
+
+
+def lit(value: Any, type: pa.DataType) -> pa.Scalar:
+    """A typed scalar for a compute call (a Python literal there makes pyarrow import pandas)."""
+    if pa.types.is_string(type):
+        return strings([value])[0]
+    if pa.types.is_boolean(type):
+        return pa.Array.from_buffers(type, 1, [None, pa.py_buffer(bytes([1 if value else 0]))])[0]
+    return from_numpy(np.array([value]), type)[0]
+
+
+TRUE, FALSE = lit(True, pa.bool_()), lit(False, pa.bool_())
+
+
+def numbers(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A null-free primitive array as numpy, over its buffer (``to_numpy`` imports pandas)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    dtype = np.dtype(values.type.to_pandas_dtype())
+    data = np.frombuffer(values.buffers()[1], dtype=dtype) if len(values) else np.zeros(0, dtype)
+    return data[values.offset : values.offset + len(values)]
+
+
+def bools(values: pa.Array) -> np.ndarray:
+    """A null-free boolean array as numpy."""
+    return numbers(values.cast(pa.uint8())).view(bool)
+
+
+def strings(values: list) -> pa.Array:
+    """A string array from a list of str/None, built from buffers: ``pa.array`` on a list (or an
+    object ndarray) imports pandas (~1 s of start-up) just to ask whether it is a pandas object."""
+    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    valid = np.array([v is not None for v in values], dtype=bool)
+    nulls = int(len(values) - valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()) if nulls else None
+    return pa.LargeStringArray.from_buffers(
+        len(values), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(encoded)), bitmap, nulls
+    ).cast(pa.string())
 
 
 def _rank_within(rows: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from janus_build.core.stage import shard_name
 from janus_build.errors import InputError, OutputError, SchemaError
 from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match.config import DEFAULT_TEXT_COLS, MatchConfig
-from janus_build.match.matcher import Matcher, TermTable
+from janus_build.match.matcher import FALSE, TRUE, Matcher, TermTable, bools, from_numpy, lit, numbers, strings
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,14 @@ def _text_part(arr: pa.Array, non_text: np.ndarray) -> pa.Array:
         return arr.cast(pa.string())
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
         decoded = _decode_binary(arr)
-        non_text |= pc.is_valid(arr).to_numpy(zero_copy_only=False) & pc.is_null(decoded).to_numpy(zero_copy_only=False)
+        non_text |= bools(pc.is_valid(arr)) & bools(pc.is_null(decoded))
         return decoded
     if (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and (
         pa.types.is_string(arr.type.value_type) or pa.types.is_large_string(arr.type.value_type)
     ):
         return pc.binary_join(arr.cast(pa.list_(pa.string())), " ")  # YFCC-style tag lists
     if not pa.types.is_string(arr.type):
-        non_text |= pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        non_text |= bools(pc.is_valid(arr))
         return pa.nulls(len(arr), pa.string())
     return arr
 
@@ -152,11 +152,11 @@ def caption_text(batch: pa.RecordBatch, cols: tuple[str, ...], max_chars: int) -
         text = pc.binary_join_element_wise(*parts, " ", null_handling="replace", null_replacement="")
         all_null = functools.reduce(pc.and_, [pc.is_null(p) for p in parts])
         text = pc.if_else(all_null, pa.nulls(len(text), pa.string()), text)
-    too_long = pc.fill_null(pc.greater(pc.utf8_length(text), max_chars), False)
-    too_long_np = too_long.to_numpy(zero_copy_only=False)
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(text), lit(max_chars, pa.int32())), FALSE)
+    too_long_np = bools(too_long)
     if too_long_np.any():
         text = pc.if_else(too_long, pa.nulls(len(text), pa.string()), text)
-    blank = pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), True).to_numpy(zero_copy_only=False)
+    blank = bools(pc.fill_null(pc.match_substring_regex(text, r"^\s*$"), TRUE))
     reasons = np.where(
         too_long_np,
         REASON_TOO_LONG,
@@ -175,7 +175,7 @@ def _decode_binary(arr: pa.Array) -> pa.Array:
                 out.append(value.decode("utf-8") if value is not None else None)
             except UnicodeDecodeError:
                 out.append(None)
-        return pa.array(out, pa.string())
+        return strings(out)
 
 
 # --- schemas and columns -------------------------------------------------------------------
@@ -258,11 +258,11 @@ def match_table_batch(
     result = matcher.match(text)
     label = matcher.choose(result, config.strategy)
     stats.rows += batch.num_rows
-    label_np = label.to_numpy(zero_copy_only=False)
+    label_np = numbers(label)
     has = label_np >= 0
     stats.labelled += int(has.sum())
     stats.per_class.update(_counts(label_np[has]))
-    labels_flat = pc.list_flatten(result.labels).to_numpy(zero_copy_only=False)
+    labels_flat = numbers(pc.list_flatten(result.labels))
     if config.strategy == "mc":
         stats.per_label.update(_counts(labels_flat))
     if config.truth_col:
@@ -285,15 +285,15 @@ def _counts(values: np.ndarray) -> dict[int, int]:
 def _truth_stats(truth: pa.Array, label_np: np.ndarray, labels: pa.ListArray, strategy: str, stats: ShardStats) -> None:
     """Count correct rows: ``label == truth`` (sc, strict), truth among ``labels`` (mc)."""
     try:
-        truth_np = pc.fill_null(truth.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        truth_np = numbers(pc.fill_null(truth.cast(pa.int64()), lit(-1, pa.int64())))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise SchemaError(f"--truth-col: values must be integer class ids, got type {truth.type}") from None
     valid = truth_np >= 0
     stats.truth_missing += int((~valid).sum())
     stats.truth_per_class.update(_counts(truth_np[valid]))
     if strategy == "mc":
-        flat = pc.list_flatten(labels).to_numpy(zero_copy_only=False)
-        parents = pc.list_parent_indices(labels).to_numpy(zero_copy_only=False)
+        flat = numbers(pc.list_flatten(labels))
+        parents = numbers(pc.list_parent_indices(labels))
         hit = np.zeros(len(truth_np), dtype=bool)
         hit[parents[flat == truth_np[parents]]] = True
         correct = hit & valid
@@ -329,7 +329,7 @@ def _keys(batch: pa.RecordBatch, task: ShardTask, first_row: int) -> pa.Array | 
             keys = batch.column(col)
         else:
             keys = batch.column(col).cast(pa.string())
-        ok = pc.fill_null(pc.match_substring_regex(keys.cast(pa.string()), r"^[^./\s]+$"), False)
+        ok = pc.fill_null(pc.match_substring_regex(keys.cast(pa.string()), r"^[^./\s]+$"), FALSE)
         if not pc.all(ok).as_py():
             bad = pc.indices_nonzero(pc.invert(ok))[0].as_py()
             raise InputError(
@@ -340,8 +340,8 @@ def _keys(batch: pa.RecordBatch, task: ShardTask, first_row: int) -> pa.Array | 
     if schemas.KEY in batch.schema.names:
         return None
     # core.keys.row_key, vectorised: "<file key>-<row>"
-    numbers = pa.array(np.arange(first_row, first_row + batch.num_rows), pa.int64()).cast(pa.string())
-    return pc.binary_join_element_wise(pa.scalar(task.file_key), numbers, "-")
+    numbers = from_numpy(np.arange(first_row, first_row + batch.num_rows), pa.int64()).cast(pa.string())
+    return pc.binary_join_element_wise(lit(task.file_key, pa.string()), numbers, lit("-", pa.string()))
 
 
 def match_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
