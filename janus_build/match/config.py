@@ -47,7 +47,7 @@ class MatchConfig:
     max_ngram: int = 3
     max_caption_chars: int = 100_000  # longer captions are counted as too_long, not matched
     batch_size: int = 65_536  # rows per record batch, at most ...
-    batch_bytes: int = 32 << 20  # ... and about this many bytes of input per batch
+    batch_bytes: int = 16 << 20  # ... and about this many bytes of decoded input per batch (peak RSS ~10x this)
     workers: int = 1
     engine: str = "local"
     spark_master: str | None = None
