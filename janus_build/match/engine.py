@@ -44,8 +44,11 @@ def prepare(config: MatchConfig) -> tuple[list[ShardTask], Any, dict[str, int]]:
     for location in locations:  # every input schema is checked before any work starts
         try:
             parquet = open_parquet(location)
-            check_columns(location, parquet.schema_arrow, config)
-            rows[location] = parquet.metadata.num_rows
+            try:
+                check_columns(location, parquet.schema_arrow, config)
+                rows[location] = parquet.metadata.num_rows
+            finally:
+                parquet.close(force=True)
         except InputError:
             if not config.skip_bad_inputs:
                 raise
@@ -130,7 +133,8 @@ def run_local(todo: list[ShardTask], config: MatchConfig, progress: Progress) ->
 
     from janus_build.core.procs import process_pool
 
-    rows_queue = multiprocessing.Queue()
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"  # process_pool's rule
+    rows_queue = multiprocessing.get_context(method).Queue()
     outcomes: list[dict[str, Any]] = []
     pool = process_pool(min(config.workers, len(todo)), _init_worker, (rows_queue,))
     try:

@@ -351,9 +351,16 @@ def match_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
         InputError / SchemaError: the input cannot be read or lacks a needed column.
         OutputError: the shard or its marker cannot be written (full disk, read-only --out, ...).
     """
+    parquet = open_parquet(task.location)
+    try:
+        return _match_file(task, parquet, progress)
+    finally:
+        parquet.close(force=True)  # a remote input's handle too
+
+
+def _match_file(task: ShardTask, parquet: pq.ParquetFile, progress: Any) -> dict[str, Any]:
     config = task.config
     matcher = build_matcher(config)
-    parquet = open_parquet(task.location)
     schema = parquet.schema_arrow
     text_cols = check_columns(task.location, schema, config)
     renames = renamed_collisions(schema, task.location)
