@@ -91,3 +91,20 @@ def test_both_separator_paths_equal_the_reference_on_real_captions(laion_sample,
     texts = pq.read_table(laion_sample).column("TEXT").combine_chunks()
     arrow = [[t for t in row if t] if row is not None else [] for row in matcher.normalize_column(texts).to_pylist()]
     assert arrow == [normalize(t) if t else [] for t in texts.to_pylist()]
+
+
+def test_byte_tokenizer_equals_the_reference_on_random_text():
+    """Row boundaries, apostrophes at either end, runs of punctuation, slices, nulls, non-ASCII rows."""
+    import random
+
+    import pyarrow as pa
+
+    from janus_build.match.matcher import normalize_column
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ019 '`,.-_/<>&;:!\t\n" + "éßÅ’ʼ\u00a0"
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(3000)] + [None, "", "'", "a'"]
+    array = pa.array(texts, pa.string())
+    for sliced in (array, array.slice(5, 2000)):
+        arrow = normalize_column(sliced).to_pylist()
+        assert arrow == [normalize(t) if t else [] for t in sliced.to_pylist()]

@@ -30,7 +30,6 @@ from janus_build.match.config import STRATEGIES
 from janus_build.schemas import MAX_LABELS, NO_LABEL
 from janus_build.text import (
     APOSTROPHE_PATTERN,
-    ASCII_SEPARATOR_PATTERN,
     HTML_ENTITY_PATTERN,
     HTML_TAG_PATTERN,
     SEPARATOR_PATTERN,
@@ -219,47 +218,106 @@ _MARKUP_HINT = r"[<&]|://|www\."  # a row without these holds no tag, entity or 
 
 UNICODE_SEPARATOR_ROWS = 2048  # fewer non-ASCII rows than this: split them in Python (no RE2 compile)
 
+_DELETED_BYTES = (ord("'"), ord("`"))  # the ASCII apostrophes
 
-def normalize_column(texts: pa.Array) -> pa.ListArray:
-    """Arrow-compute form of :func:`janus_build.text.normalize` over a string column.
 
-    Per-batch fixed costs matter (many small shards): RE2 compiles each pattern on every call,
-    and the Unicode separator class costs ~10 ms to compile, so ASCII rows (most of LAION-en)
-    use the ASCII separator and a few non-ASCII rows go through Python's ``re``; only batches
-    with many non-ASCII rows pay for the Unicode pattern.
+def tokenize_column(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Arrow/numpy form of :func:`janus_build.text.normalize`: every caption's tokens, flat, and
+    the row of each token. A row's tokens are contiguous and in order; rows are not sorted.
+
+    Cost shapes this (docs/benchmarks.md has the profile): a regex replace of every separator
+    was 40 % of the stage, so ASCII rows (most captions) are cut into tokens over their bytes in
+    numpy (a table lookup and a few cumulative sums), and only non-ASCII rows use the regexes.
+    RE2 compiles a pattern on every call and the Unicode separator class costs ~10 ms, so a few
+    non-ASCII rows go through Python's ``re`` instead.
     """
     non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(texts), TRUE))
-    n_non_ascii = pc.sum(non_ascii).as_py() or 0
-    if n_non_ascii:  # NFKC is the identity on ASCII
-        texts = _on_rows(texts, non_ascii, lambda t: pc.utf8_normalize(t, form=UNICODE_FORM))
+    any_unicode = pc.any(non_ascii).as_py()
+    if any_unicode:  # NFKC is the identity on ASCII
+        texts = _on_rows(texts, non_ascii, _normalize_unicode)
     texts = pc.utf8_lower(texts)
     # HTML and URLs are rare (a few % of LAION rows): run their regex on those rows only
     markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), FALSE)
     if pc.any(markup).as_py():
         texts = _on_rows(texts, markup, lambda t: pc.replace_substring_regex(t, _MARKUP_PATTERN, " "))
+    if not any_unicode:
+        return _ascii_tokens(texts, np.arange(len(texts), dtype=np.int64))
+    mask = bools(non_ascii)
+    ascii_rows, unicode_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
+    flat_a, parents_a = _ascii_tokens(texts.take(from_numpy(ascii_rows, pa.int64())), ascii_rows)
+    flat_u, parents_u = _unicode_tokens(texts.take(from_numpy(unicode_rows, pa.int64())), unicode_rows)
+    return pa.concat_arrays([flat_a, flat_u]), np.concatenate([parents_a, parents_u])
+
+
+def _normalize_unicode(texts: pa.Array) -> pa.Array:
+    # NFKC; and the one apostrophe that is a letter (U+02BC) made a plain one
+    return pc.replace_substring(pc.utf8_normalize(texts, form=UNICODE_FORM), "\u02bc", "'")
+
+
+def _ascii_tokens(texts: pa.Array, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of lower-cased ASCII rows, cut over their bytes: runs of a-z0-9, apostrophes deleted."""
+    if texts.null_count:
+        texts = pc.fill_null(texts, lit("", pa.string()))
+    _, offsets_buffer, data_buffer = texts.buffers()
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer else np.zeros(0, np.uint8)
+    )
+    offsets -= offsets[0]
+    deleted = np.flatnonzero((data == _DELETED_BYTES[0]) | (data == _DELETED_BYTES[1]))
+    if len(deleted):  # apostrophes out: "dog's" -> "dogs"
+        offsets -= np.searchsorted(deleted, offsets)
+        data = np.delete(data, deleted)
+    # a-z or 0-9: uint8 arithmetic wraps, so one subtraction and one comparison per range
+    token = ((data - np.uint8(97)) < 26) | ((data - np.uint8(48)) < 10)
+    starts, ends = token.copy(), token.copy()
+    starts[1:] &= ~token[:-1]
+    ends[:-1] &= ~token[1:]
+    first, last = offsets[:-1], offsets[1:] - 1  # a token never runs over a row boundary
+    nonempty = first <= last
+    starts[first[nonempty]] = token[first[nonempty]]
+    ends[last[nonempty]] = token[last[nonempty]]
+    starts, ends = np.flatnonzero(starts), np.flatnonzero(ends)
+    token_offsets = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(ends - starts + 1, out=token_offsets[1:])
+    flat = pa.StringArray.from_buffers(len(starts), pa.py_buffer(token_offsets), pa.py_buffer(data[token]))
+    per_row = np.diff(np.searchsorted(starts, offsets))
+    return flat, np.repeat(rows, per_row)
+
+
+def _unicode_tokens(texts: pa.Array, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of rows holding non-ASCII text: apostrophes deleted, anything but letters and digits splits."""
     texts = pc.replace_substring_regex(texts, APOSTROPHE_PATTERN, "")
-    if not n_non_ascii:
-        texts = pc.replace_substring_regex(texts, ASCII_SEPARATOR_PATTERN, " ")
+    if len(texts) >= UNICODE_SEPARATOR_ROWS:
+        texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
     else:
-        texts = _on_rows(
-            texts, pc.invert(non_ascii), lambda t: pc.replace_substring_regex(t, ASCII_SEPARATOR_PATTERN, " ")
-        )
-        if n_non_ascii >= UNICODE_SEPARATOR_ROWS:
-            texts = _on_rows(texts, non_ascii, lambda t: pc.replace_substring_regex(t, SEPARATOR_PATTERN, " "))
-        else:
-            texts = _on_rows(texts, non_ascii, _python_separators)
-    return pc.utf8_split_whitespace(texts)
+        from janus_build.text import _SEPARATOR
+
+        texts = strings([None if t is None else _SEPARATOR.sub(" ", t) for t in texts.to_pylist()])
+    words = pc.utf8_split_whitespace(texts)
+    flat = pc.list_flatten(words)
+    parents = rows[numbers(pc.list_parent_indices(words))]
+    nonempty = bools(pc.greater(pc.utf8_length(flat), lit(0, pa.int32())))  # white space at either end
+    return flat.filter(_mask(nonempty)), parents[nonempty]
+
+
+def _mask(values: np.ndarray) -> pa.Array:
+    return from_numpy(values.view(np.uint8), pa.uint8()).cast(pa.bool_())
+
+
+def normalize_column(texts: pa.Array) -> pa.ListArray:
+    """:func:`tokenize_column` as one list of tokens per row (null and empty rows: ``[]``)."""
+    flat, parents = tokenize_column(texts)
+    order = np.argsort(parents, kind="stable")
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parents, minlength=len(texts)), out=offsets[1:])
+    return pa.LargeListArray.from_arrays(from_numpy(offsets, pa.int64()), flat.take(from_numpy(order, pa.int64())))
 
 
 def _on_rows(texts: pa.Array, mask: pa.Array, function) -> pa.Array:
     """``function`` applied to the rows of ``texts`` where ``mask`` is true; the rest unchanged."""
     return pc.replace_with_mask(texts, mask, function(pc.filter(texts, mask)))
-
-
-def _python_separators(texts: pa.Array) -> pa.Array:
-    from janus_build.text import _SEPARATOR
-
-    return strings([None if t is None else _SEPARATOR.sub(" ", t) for t in texts.to_pylist()])
 
 
 class Matcher:
@@ -274,10 +332,11 @@ class Matcher:
         n_rows = len(texts)
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
-        tokens = normalize_column(texts)
-        flat = pc.list_flatten(tokens)
-        parents = numbers(pc.list_parent_indices(tokens)).astype(np.int64)
+        flat, parents = tokenize_column(texts)
         ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
+        if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # ASCII rows first, then the others
+            order = np.argsort(parents, kind="stable")  # two sorted runs: a merge
+            ids, parents = ids[order], parents[order]
         return self._resolve(n_rows, ids, parents)
 
     def _resolve(self, n_rows: int, ids: np.ndarray, parents: np.ndarray) -> MatchResult:
