@@ -70,7 +70,9 @@ def match_command(
     skip_bad_inputs: bool = typer.Option(
         False, "--skip-bad-inputs", help="Continue past inputs that cannot be read and list them in _stats.json."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start again over an earlier janus match output in --out."
+    ),
     sample: bool = typer.Option(
         False, "--sample", help="Match the caption sample shipped with janus-build (ground truth in class_id)."
     ),
