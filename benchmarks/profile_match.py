@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 def phases(path: Path) -> dict[str, float]:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -47,11 +48,10 @@ def phases(path: Path) -> dict[str, float]:
             break
         text, _ = timed("caption column + reasons", caption_text, batch, ("TEXT",), 100_000)
         timed("floor: lower-case + split", lambda t: pc.utf8_split_whitespace(pc.utf8_lower(t)), text)
-        tokens = timed("normalise (NFKC, lower, markup, apostrophes, separators, split)", m.normalize_column, text)
-        flat = pc.list_flatten(tokens)
-        parents = m.numbers(pc.list_parent_indices(tokens)).astype("int64")
+        flat, parents = timed("tokenise (NFKC, lower, markup, apostrophes, separators)", m.tokenize_column, text)
         ids = timed("token -> term-word id (index_in)", match.table.token_ids, flat)
-        timed("n-gram lookup + labels (numpy)", match._resolve, len(text), ids, parents)
+        order = np.argsort(parents, kind="stable")
+        timed("n-gram lookup + labels (numpy)", match._resolve, len(text), ids[order], parents[order])
         keys = pc.binary_join_element_wise(
             m.lit("f", pa.string()), pc.cast(pa.array(range(len(text))), pa.string()), m.lit("-", pa.string())
         )
