@@ -332,6 +332,8 @@ class Matcher:
         n_rows = len(texts)
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
+        if not pa.types.is_string(texts.type):  # large_string, string_view
+            texts = texts.cast(pa.string())
         flat, parents = tokenize_column(texts)
         ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
         if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # ASCII rows first, then the others
