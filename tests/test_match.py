@@ -437,3 +437,14 @@ def test_html_lookalikes_urls_and_unicode_in_the_stage(tmp_path):
     )
     run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), labels="in1k"))
     assert pq.read_table(tmp_path / "o").column("label").to_pylist() == [1, 291, 291, 105]
+
+
+def test_in_memory_api_takes_any_string_layout(in1k):
+    assert in1k.match(pa.array([], pa.string())).labels.to_pylist() == []
+    assert in1k.match(pa.array([None, None], pa.string())).labels.to_pylist() == [[], []]
+    assert in1k.match(pa.array(["a lion", None, "Löwe lion"], pa.large_string())).labels.to_pylist() == [
+        [291],
+        [],
+        [291],
+    ]
+    assert in1k.match(pa.array(["é", "a goose"], pa.string()).slice(1)).labels.to_pylist() == [[99]]
