@@ -196,12 +196,16 @@ def test_output_opens_in_duckdb(matched_dir):
 
 
 @pytest.mark.spark
-def test_output_opens_in_spark(matched_dir):
+def test_output_opens_in_spark(matched_dir, monkeypatch):
     pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
 
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
-    assert spark.read.parquet(str(matched_dir)).count() == 6
+    try:
+        assert spark.read.parquet(str(matched_dir)).count() == 6
+    finally:
+        spark.stop()  # later tests start their own session
 
 
 def test_file_uris_for_inputs_and_out(tmp_path):

@@ -100,6 +100,12 @@ def spark_session(config: Any) -> Any:
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        if config.spark_master and active.sparkContext.master != config.spark_master:
+            log.warning(
+                "--spark-master %s: a SparkSession on %s is already active in this process; using it",
+                config.spark_master,
+                active.sparkContext.master,
+            )
         return active
     master = choose_master(config)
     builder = SparkSession.builder.appName("janus match")
