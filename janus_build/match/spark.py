@@ -30,6 +30,7 @@ from janus_build.progress import Progress
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0  # seconds per master address
+STORE_ENV_PREFIXES = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HADOOP_", "ARROW_")
 
 
 def master_addresses(master: str) -> list[tuple[str, int]]:
@@ -66,17 +67,20 @@ def check_master(master: str) -> None:
         )
 
 
-def choose_master(config: Any) -> str | None:
-    """The master URL to set, or None when spark-submit (``spark.master``) already chose one."""
+def choose_master(config: Any) -> tuple[str, bool]:
+    """The master URL, and whether janus sets it (False: spark-submit's ``spark.master`` stands)."""
     from pyspark import SparkConf
 
     if config.spark_master:
-        return config.spark_master
+        return config.spark_master, True
     if os.environ.get("SPARK_MASTER"):
-        return os.environ["SPARK_MASTER"]
-    if SparkConf().contains("spark.master"):
-        return None
-    return f"local[{config.workers}]"
+        return os.environ["SPARK_MASTER"], True
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # run by spark-submit: its --master stands
+        return "spark-submit's master", False
+    conf = SparkConf()
+    if conf.contains("spark.master"):
+        return conf.get("spark.master"), False
+    return f"local[{config.workers}]", True
 
 
 def _import_pyspark() -> None:
@@ -107,24 +111,30 @@ def spark_session(config: Any) -> Any:
                 active.sparkContext.master,
             )
         return active
-    master = choose_master(config)
+    master, ours = choose_master(config)
+    check_master(master)
     builder = SparkSession.builder.appName("janus match")
-    if master is not None:
-        check_master(master)
+    if ours:
         builder = builder.master(master)
-        if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-            package_root = os.fspath(Path(__file__).resolve().parents[2])
-            path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-            builder = builder.config("spark.executorEnv.PYTHONPATH", path)
+    if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        package_root = os.fspath(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        builder = builder.config("spark.executorEnv.PYTHONPATH", path)
+        # this machine's executors read the store as this process does (a JVM started earlier in
+        # this process would otherwise hand them its own, older environment); a remote cluster's
+        # executors take credentials from their own nodes (docs/scaling.md)
+        for name, value in os.environ.items():
+            if name.startswith(STORE_ENV_PREFIXES):
+                builder = builder.config(f"spark.executorEnv.{name}", value)
     builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise MissingResourceError(
-            f"--engine spark: Spark could not start on {master or 'the spark-submit master'} "
+            f"--engine spark: Spark could not start on {master} "
             f"({type(exc).__name__}: {first}); check Java 17+ and JAVA_HOME, or use --engine local"
         ) from None
     session.sparkContext.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
