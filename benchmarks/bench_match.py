@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT.parent / "shared" / "data" / "laion_sample_1000.parquet"
+NOTES_MARK = "<!-- notes: kept by bench_match.py when it rewrites the figures above -->"
 
 
 def base_table(rows: int):
@@ -344,7 +345,10 @@ def main() -> None:
     for text, ours, theirs in agree["examples"]:
         tail.append(f"- `{(text or '')[:90]!s}` -> janus {ours}, authors {theirs}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(head + lines + tail) + "\n")
+    notes = ""  # the hand-written analysis below the figures survives a re-run
+    if args.out.is_file() and NOTES_MARK in args.out.read_text():
+        notes = "\n" + NOTES_MARK + args.out.read_text().split(NOTES_MARK, 1)[1]
+    args.out.write_text("\n".join(head + lines + tail) + "\n" + notes)
     print("\n".join(head + lines + tail))
 
 
