@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import unicodedata
 from functools import lru_cache
 
 from janus_build.resources import package_data
@@ -28,14 +29,23 @@ _NOUN_SUBSTITUTIONS = (
 )
 
 # --- normalisation -------------------------------------------------------------------------
-# HTML tags (LAION alt-texts carry <a href=...>), entities, and URLs go first, whole.
-HTML_TAG_PATTERN = r"<[^<>]{0,1000}>"
+# Text is Unicode-normalised (NFKC: composed accents, full-width letters as ASCII, ligatures
+# split) before lower-casing, so "consomme\u0301", "\uff2c\uff49\uff4f\uff4e" and "consommé" read alike.
+UNICODE_FORM = "NFKC"
+# HTML tags (LAION alt-texts carry <a href=...>), entities, and URLs go first, whole. A tag is
+# only what looks like one: "<" then a letter (or "/letter", "!"), so "I <3 my goldfish > my
+# cat" keeps its goldfish.
+# (No counted repetition: RE2 is linear anyway, and "{0,1000}" made its compile cost 50 ms a batch.)
+HTML_TAG_PATTERN = r"</?[a-z][a-z0-9:-]*(?:[\s/][^<>]*)?>|<![^<>]*>"
 HTML_ENTITY_PATTERN = r"&(?:[a-z]{2,8}|#[0-9]{1,7}|#x[0-9a-f]{1,6});"
-URL_PATTERN = r"(?:https?://|ftp://|www\.)[^\s<>\"']*"
+# A URL runs over the characters URLs hold unescaped, less the ones that end it in prose
+# ("," "'" "(" ")" "[" "]"): "photo:https://x.com/a,lion" keeps "lion".
+URL_PATTERN = r"(?:https?://|ftp://|www\.)[a-z0-9\-._~:/?#@!$&*+;=%]*"
 # Apostrophes are deleted so possessives join their noun ("dog's" -> "dogs" -> "dog").
-APOSTROPHE_PATTERN = "['\u2019\u2018`\u00b4]"  # literal characters: valid in Python re and RE2
+APOSTROPHE_PATTERN = "['\u2019\u2018`\u00b4\u02bc]"  # literal characters: valid in Python re and RE2
 # Everything that is not a letter or a digit separates tokens.
 SEPARATOR_PATTERN = r"[^\p{L}\p{N}]+"
+ASCII_SEPARATOR_PATTERN = r"[^a-z0-9]+"  # the same on lower-cased ASCII text (compiles 15x faster)
 
 _HTML_TAG = re.compile(HTML_TAG_PATTERN)
 _HTML_ENTITY = re.compile(HTML_ENTITY_PATTERN)
@@ -45,12 +55,12 @@ _SEPARATOR = re.compile(r"[\W_]+")  # Python's \w is letters, digits and '_': th
 
 
 def normalize(text: str) -> list[str]:
-    """Lower-case ``text``, strip HTML and URLs, delete apostrophes, split on everything else.
+    """NFKC-normalise and lower-case ``text``, strip HTML and URLs, delete apostrophes, split on the rest.
 
     This is the reference (per-string) form of what :mod:`janus_build.match` does on whole
     Arrow columns; the two are tested to agree.
     """
-    text = text.lower()
+    text = unicodedata.normalize(UNICODE_FORM, text).lower()
     text = _HTML_TAG.sub(" ", text)
     text = _HTML_ENTITY.sub(" ", text)
     text = _URL.sub(" ", text)

@@ -166,14 +166,14 @@ def test_stage_outputs_and_stats(tmp_path, laion_sample):
     assert table.column("TEXT").equals(source.column("TEXT"))
     assert table.schema.field("label").type == pa.int32()
     assert table.schema.field("labels").type == pa.list_(pa.int32())
-    assert table.column("key").to_pylist()[:2] == ["laion_sample_1000-0", "laion_sample_1000-1"]
-    on_disk = json.loads((out / "stats.json").read_text())
+    assert table.column("key").to_pylist()[:2] == ["laion_usample_u1000-0", "laion_usample_u1000-1"]
+    on_disk = json.loads((out / "_stats.json").read_text())
     assert on_disk == stats
     labels = table.column("label").to_pylist()
     assert stats["rows"] == 1000 and stats["labelled"] == sum(1 for v in labels if v >= 0)
     assert stats["utilization"] == pytest.approx(stats["labelled"] / 1000, abs=1e-6)
     assert sum(stats["per_class"].values()) == stats["labelled"]
-    assert json.loads((out / "manifest.json").read_text())["completed"] is True
+    assert json.loads((out / "_manifest.json").read_text())["completed"] is True
 
 
 def test_truth_figures_and_plot(tmp_path):
@@ -186,7 +186,7 @@ def test_truth_figures_and_plot(tmp_path):
     assert stats["labelled"] == 4 and stats["correct"] == 2  # goose ok, lion wrong, koala ok, goose(sc) wrong
     assert stats["label_accuracy"] == 0.5 and stats["dataset_utilization"] == 0.4
     assert stats["per_class_accuracy"] == {"99": 0.5, "105": 1.0, "291": 0.0}
-    assert (tmp_path / "o" / "per_class_accuracy.png").stat().st_size > 1000
+    assert (tmp_path / "o" / "_per_class_accuracy.png").stat().st_size > 1000
 
 
 def test_gates_exit_3_after_writing_stats(tmp_path):
@@ -194,7 +194,7 @@ def test_gates_exit_3_after_writing_stats(tmp_path):
     with pytest.raises(GateError, match=r"label accuracy 0.5000 < --min-label-accuracy 0.9") as info:
         run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), truth_col="truth", min_label_accuracy=0.9))
     assert info.value.exit_code == 3
-    assert json.loads((tmp_path / "o" / "stats.json").read_text())["label_accuracy"] == 0.5
+    assert json.loads((tmp_path / "o" / "_stats.json").read_text())["label_accuracy"] == 0.5
     run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o2"), truth_col="truth", min_utilization=0.5))
     with pytest.raises(GateError, match="dataset utilization 0.5000 < --min-utilization 0.6"):
         run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o3"), truth_col="truth", min_utilization=0.6))
@@ -217,7 +217,7 @@ def test_shipped_sample_passes_its_ci_gate(tmp_path):
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+    stats = json.loads((tmp_path / "s" / "_stats.json").read_text())
     assert stats["label_accuracy"] >= 0.9 and stats["rows"] > 250
     strict = subprocess.run(cmd[:-4] + ["--overwrite", "--min-label-accuracy", "0.999"], capture_output=True, text=True)
     assert strict.returncode == 3 and "label accuracy" in strict.stderr
@@ -317,8 +317,9 @@ def test_output_directory_with_other_content_refused(tmp_path):
     (tmp_path / "o" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty"):
         run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o")))
-    run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), overwrite=True))
-    assert not (tmp_path / "o" / "notes.txt").exists()
+    with pytest.raises(OutputError, match="not empty"):  # --overwrite never deletes a foreign directory's files
+        run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), overwrite=True))
+    assert (tmp_path / "o" / "notes.txt").read_text() == "mine"
 
 
 def test_cli_user_errors_are_one_line(tmp_path):
@@ -339,7 +340,7 @@ def test_resume_skips_done_shards(tmp_path):
     config = MatchConfig(inputs=(str(tmp_path / "p*.parquet"),), out=str(tmp_path / "o"))
     run_match(config)
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "o").glob("0*.parquet")}
-    (tmp_path / "o" / "00001_stats.json").unlink()  # as if killed while writing shard 1
+    (tmp_path / "o" / "_stats" / "00001.json").unlink()  # as if killed while writing shard 1
     stats = run_match(config)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "o").glob("0*.parquet")}
     assert after["00000.parquet"] == before["00000.parquet"] and after["00002.parquet"] == before["00002.parquet"]
@@ -367,11 +368,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while not list((tmp_path / "o").glob("*_stats.json")) and time.time() < deadline:
+    while not list((tmp_path / "o").glob("_stats/*.json")) and time.time() < deadline:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = sorted(p.name for p in (tmp_path / "o").glob("*_stats.json"))
+    done_before = sorted(p.name for p in (tmp_path / "o").glob("_stats/*.json"))
     assert 1 <= len(done_before) < 6, done_before
     # a shard killed mid-write leaves only a hidden temporary file, never a half NNNNN.parquet
     # (at most one complete shard may be waiting for its marker)
@@ -381,8 +382,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
     subprocess.run(cmd[:-4] + ["--out", str(clean), "--labels", "in1k"], check=True, capture_output=True)
     for i in range(6):
         assert pq.read_table(tmp_path / "o" / f"0000{i}.parquet").equals(pq.read_table(clean / f"0000{i}.parquet"))
-    resumed = json.loads((tmp_path / "o" / "stats.json").read_text())
-    assert resumed["rows"] == 180_000 == json.loads((clean / "stats.json").read_text())["rows"]
+    resumed = json.loads((tmp_path / "o" / "_stats.json").read_text())
+    assert resumed["rows"] == 180_000 == json.loads((clean / "_stats.json").read_text())["rows"]
 
 
 def test_arrow_token_lookup_equals_the_python_lemmatiser(in1k):
@@ -411,3 +412,39 @@ def test_reasons_with_several_text_columns(tmp_path):
     # row 0 labelled; row 1 only a number; row 2 nothing; row 3 too long; row 4 a number and blanks
     assert stats["labelled"] == 1
     assert stats["unlabelled_reasons"] == {"empty": 1, "non_text": 2, "too_long": 1}
+
+
+def test_mc_accuracy_is_truth_among_labels_with_label_precision(tmp_path):
+    data = write(
+        tmp_path / "cap.parquet",
+        caption=["a goose and a lion", "a goose", "a koala", "nothing"],
+        truth=pa.array([291, 99, 8, 291], pa.int32()),
+    )
+    mc = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "mc"), truth_col="truth", strategy="mc"))
+    assert mc["labelled"] == 3 and mc["correct"] == 2  # lion is among row 0's labels
+    assert mc["label_accuracy"] == pytest.approx(2 / 3, abs=1e-6) and mc["dataset_utilization"] == 0.5
+    assert mc["per_label"] == {"99": 2, "105": 1, "291": 1}
+    assert mc["label_precision"] == 0.5  # 2 correct labels of 4 emitted
+    assert mc["per_class_accuracy"] == {"99": 0.5, "105": 0.0, "291": 1.0}  # per-label precision
+    sc = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "sc"), truth_col="truth"))
+    assert sc["correct"] == 1 and "label_precision" not in sc and sc["label_accuracy"] != mc["label_accuracy"]
+
+
+def test_html_lookalikes_urls_and_unicode_in_the_stage(tmp_path):
+    data = write(
+        tmp_path / "cap.parquet",
+        TEXT=["I <3 my goldfish > my cat", "photo:https://x.com/a,lion", "\uff2c\uff49\uff4f\uff4e", "koala\u02bcs"],
+    )
+    run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o"), labels="in1k"))
+    assert pq.read_table(tmp_path / "o").column("label").to_pylist() == [1, 291, 291, 105]
+
+
+def test_in_memory_api_takes_any_string_layout(in1k):
+    assert in1k.match(pa.array([], pa.string())).labels.to_pylist() == []
+    assert in1k.match(pa.array([None, None], pa.string())).labels.to_pylist() == [[], []]
+    assert in1k.match(pa.array(["a lion", None, "Löwe lion"], pa.large_string())).labels.to_pylist() == [
+        [291],
+        [],
+        [291],
+    ]
+    assert in1k.match(pa.array(["é", "a goose"], pa.string()).slice(1)).labels.to_pylist() == [[99]]

@@ -44,7 +44,39 @@ def test_spark_matches_local_exactly(tmp_path, laion_sample):
     spark = run_match(MatchConfig(out=str(tmp_path / "s2"), engine="spark", **only_odd))
     assert local == spark
     assert spark["unlabelled_reasons"] == {"empty": 2, "non_text": 0, "too_long": 1}
-    assert json.loads((tmp_path / "s2" / "00000_stats.json").read_text())["engine"] == "spark"
+    marker = json.loads((tmp_path / "s2" / "_stats" / "00000.json").read_text())
+    assert marker == json.loads((tmp_path / "l2" / "_stats" / "00000.json").read_text())
+
+
+def test_file_names_spark_would_url_decode(tmp_path):
+    """`laion+part1.parquet` once gave an empty shard and exit 0 ('+' decoded as a space)."""
+    for name in ("laion+part1.parquet", "b%20c.parquet", "d e.parquet"):
+        pq.write_table(pa.table({"TEXT": ["a goose", "a lion", "nothing"]}), tmp_path / name)
+    stats = run_match(MatchConfig(inputs=(str(tmp_path / "*.parquet"),), out=str(tmp_path / "o"), engine="spark"))
+    assert stats["rows"] == 9 and stats["labelled"] == 6
+    table = pq.read_table(tmp_path / "o")
+    assert table.num_rows == 9 and len(set(table.column("key").to_pylist())) == 9
+
+
+def test_unreachable_master_is_one_fast_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"TEXT": ["a goose"]}), data)
+    master = f"spark://127.0.0.1:{port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "janus_build", "match", str(data), "--out", str(tmp_path / "o")]
+        + ["--engine", "spark", "--spark-master", master],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--spark-master {master}: cannot connect to 127.0.0.1:{port}" in " ".join(done.stderr.split())
 
 
 def test_missing_java_is_a_one_line_error(tmp_path):
@@ -64,3 +96,107 @@ def test_missing_java_is_a_one_line_error(tmp_path):
     )
     assert done.returncode == 2
     assert "needs Java 17+" in done.stderr and "Traceback" not in done.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, seconds: float = 90) -> bool:
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """A Spark standalone master and one worker on 127.0.0.1, from the scripts PySpark ships."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pyspark
+
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    if not spark_class.is_file() or shutil.which("java") is None:
+        pytest.skip("no spark-class or no java")
+    work = tmp_path_factory.mktemp("spark-cluster")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    env["SPARK_HOME"] = str(spark_class.parent.parent)
+    port = _free_port()
+    procs = []
+    logs = open(work / "cluster.log", "w")
+    procs.append(
+        subprocess.Popen(
+            [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--webui-port", str(_free_port())],
+            env=env,
+            stdout=logs,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    master = f"spark://127.0.0.1:{port}"
+    try:
+        if not _wait_port(port):
+            pytest.fail(f"the standalone master did not start: {(work / 'cluster.log').read_text()[-2000:]}")
+        procs.append(
+            subprocess.Popen(
+                [str(spark_class), "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1"]
+                + ["--cores", "2", "--memory", "1g", "--webui-port", str(_free_port()), "--work-dir", str(work)],
+                env=env,
+                stdout=logs,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        deadline = time.time() + 90
+        while "Registered worker" not in (work / "cluster.log").read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        yield master, env
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        logs.close()
+
+
+@pytest.mark.slow
+def test_a_standalone_master_and_worker_on_loopback(tmp_path, standalone_cluster):
+    import subprocess
+    import sys
+
+    master, env = standalone_cluster
+    for i, name in enumerate(("laion+part1.parquet", "part 2.parquet")):
+        pq.write_table(pa.table({"TEXT": ["a goose", "a lion", f"nothing {i}"]}), tmp_path / name)
+    cmd = [sys.executable, "-m", "janus_build", "match", str(tmp_path / "*.parquet"), "--labels", "in1k"]
+    done = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "cluster"), "--engine", "spark", "--spark-master", master],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    subprocess.run([*cmd, "--out", str(tmp_path / "local")], check=True, capture_output=True)
+    for name in ("00000", "00001"):
+        assert pq.read_table(tmp_path / "cluster" / f"{name}.parquet").equals(
+            pq.read_table(tmp_path / "local" / f"{name}.parquet")
+        )
+    cluster = json.loads((tmp_path / "cluster" / "_stats.json").read_text())
+    assert cluster["rows"] == 6 and cluster == json.loads((tmp_path / "local" / "_stats.json").read_text())

@@ -15,7 +15,11 @@ def match_command(
     inputs: Optional[list[str]] = typer.Argument(
         None, metavar="INPUT", help="Parquet files, directories or globs (LAION, YFCC, your own)."
     ),
-    out: Path = typer.Option(..., "--out", help="Output directory: one labelled shard per input shard + stats.json."),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        help="Output directory or URI (s3://, gs://, hdfs://): one labelled shard per input file + _stats.json.",
+    ),
     strategy: str = typer.Option(
         "sc",
         "--strategy",
@@ -37,6 +41,14 @@ def match_command(
     truth_col: Optional[str] = typer.Option(
         None, "--truth-col", help="Ground-truth class column: enables label accuracy and dataset utilisation."
     ),
+    key_col: Optional[str] = typer.Option(
+        None, "--key-col", help="Take each row's key from this id column (values unique across inputs)."
+    ),
+    key_root: Optional[str] = typer.Option(
+        None,
+        "--key-root",
+        help="Directory input keys are relative to (default: the deepest directory holding every input).",
+    ),
     min_label_accuracy: Optional[float] = typer.Option(
         None, "--min-label-accuracy", help="Exit with code 3 if label accuracy falls below this (needs --truth-col)."
     ),
@@ -47,13 +59,20 @@ def match_command(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="local, or spark (PySpark; local mode unless SPARK_MASTER / spark-submit say otherwise).",
+        help="local, or spark (PySpark; local mode unless --spark-master, SPARK_MASTER or spark-submit say otherwise).",
+    ),
+    spark_master: Optional[str] = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master URL (spark://host:7077, k8s://..., yarn, local[N]); needs --engine spark.",
     ),
     max_ngram: int = typer.Option(3, "--max-ngram", help="Longest n-gram matched (the paper: 3)."),
     skip_bad_inputs: bool = typer.Option(
-        False, "--skip-bad-inputs", help="Continue past unreadable inputs and list them in stats.json."
+        False, "--skip-bad-inputs", help="Continue past inputs that cannot be read and list them in _stats.json."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever --out holds."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start again over an earlier janus match output in --out."
+    ),
     sample: bool = typer.Option(
         False, "--sample", help="Match the caption sample shipped with janus-build (ground truth in class_id)."
     ),
@@ -80,11 +99,14 @@ def match_command(
         classnames=classnames,
         text_cols=tuple(text_col or ()),
         truth_col=truth_col,
+        key_col=key_col,
+        key_root=key_root,
         min_label_accuracy=min_label_accuracy,
         min_utilization=min_utilization,
         max_ngram=max_ngram,
         workers=workers,
         engine=engine,
+        spark_master=spark_master,
         skip_bad_inputs=skip_bad_inputs,
         overwrite=overwrite,
     )
@@ -95,15 +117,13 @@ def match_command(
             stats = run_match(config, progress)
             gate_error = None
         except GateError as exc:
-            import json
-
-            stats, gate_error = json.loads((out / "_stats.json").read_text()), exc
+            stats, gate_error = exc.stats, exc
     render_summary(stats, out)
     if gate_error is not None:
         raise gate_error
 
 
-def render_summary(stats: dict, out: Path) -> None:
+def render_summary(stats: dict, out: str) -> None:
     """Print the run's figures and the most frequent classes."""
     from rich.table import Table
 

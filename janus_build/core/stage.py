@@ -97,6 +97,30 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return None
 
 
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], volatile: Iterable[str]) -> list[str]:
+    """``["key: was X, now Y", ...]`` for every result-changing option that differs (the resume rule)."""
+    keys = (set(old) | set(new)) - set(volatile)
+    return [f"{k}: was {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
+
+
+def manifest_record(
+    stage: str, config: Mapping[str, Any], inputs: Any, completed: bool, summary: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The content of ``_manifest.json`` (one definition for local and object-store outputs)."""
+    manifest: dict[str, Any] = {
+        "stage": stage,
+        "janus_build_version": __version__,
+        "config": config,
+        "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        "inputs": inputs,
+        "completed": completed,
+        "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if summary is not None:
+        manifest["summary"] = _redacted(json.loads(json.dumps(dict(summary), default=json_default)))
+    return manifest
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardDir:
     """A directory of shards with done-markers; picklable, so worker processes get one.
@@ -174,6 +198,22 @@ class ShardDir:
         path = self.shard_path(name)
         write_parquet_atomic(path, table)
         return path
+
+    def parquet_writer(self, name: str, schema: Any, **kwargs: Any) -> Any:
+        """A streaming writer for ``<name>.parquet`` (context manager; the file appears when it closes cleanly)."""
+        from janus_build.core.fsio import atomic_parquet_writer
+
+        return atomic_parquet_writer(self.shard_path(name), schema, **kwargs)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """Write ``obj`` as JSON to ``<dir>/<name>`` atomically (a summary such as ``_stats.json``)."""
+        atomic_write_json(self.path / name, obj)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write ``data`` to ``<dir>/<name>`` atomically (a chart, a report)."""
+        from janus_build.core.fsio import atomic_write_bytes
+
+        atomic_write_bytes(self.path / name, data)
 
     def sub(self, name: str) -> ShardDir:
         """A sub-directory of shards (``images``, ``train``, ...) with its own markers."""
@@ -256,14 +296,12 @@ class StageDir(ShardDir):
                 f"--out {self.path}: holds the output of 'janus {manifest.get('stage')}', not 'janus {self.stage}'; "
                 "choose another directory"
             )
-        old = manifest.get("config", {})
-        keys = (set(old) | set(self.config)) - self._volatile
-        differing = sorted(k for k in keys if old.get(k) != self.config.get(k))
+        differing = config_differences(manifest.get("config", {}), self.config, self._volatile)
         if differing and not self.holds_work():
             log.info("%s: an earlier run with other options finished nothing; starting with the new options", self.path)
             differing = []
         if differing:
-            detail = "; ".join(f"{k}: was {old.get(k)!r}, now {self.config.get(k)!r}" for k in differing)
+            detail = "; ".join(differing)
             raise OutputError(
                 f"--out {self.path}: an earlier run used other options ({detail}); "
                 "resume with the same options, or pass --overwrite to start again"
@@ -291,18 +329,9 @@ class StageDir(ShardDir):
 
     def write_manifest(self, *, completed: bool, summary: Mapping[str, Any] | None = None) -> None:
         """(Re)write ``_manifest.json`` with the stage, version, config, inputs and state."""
-        manifest: dict[str, Any] = {
-            "stage": self.stage,
-            "janus_build_version": __version__,
-            "config": self.config,
-            "config_sha256": hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest(),
-            "inputs": self.inputs,
-            "completed": completed,
-            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        if summary is not None:
-            manifest["summary"] = _redacted(json.loads(json.dumps(dict(summary), default=json_default)))
-        atomic_write_json(self.path / MANIFEST, manifest)
+        atomic_write_json(
+            self.path / MANIFEST, manifest_record(self.stage, self.config, self.inputs, completed, summary)
+        )
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> None:
         """Mark the stage complete in the manifest and release the lock."""

@@ -4,7 +4,7 @@ The per-caption semantics are written down in docs/matching.md; :func:`match_cap
 is a plain-Python statement of them that the vectorised :class:`Matcher` is tested against.
 
 How the vectorised path works, per Arrow batch:
-1. normalise the whole column in Arrow compute (lower-case; HTML tags, entities and URLs out;
+1. normalise the whole column in Arrow compute (NFKC, lower-case; HTML tags, entities and URLs out;
    apostrophes deleted; everything but letters and digits a separator) and split into tokens;
 2. dictionary-encode the flattened tokens, lemmatise each *distinct* token once (cached across
    batches) and map it to the id of the term word it is, or 0;
@@ -20,17 +20,20 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from janus_build.match.config import STRATEGIES
 from janus_build.schemas import MAX_LABELS, NO_LABEL
 from janus_build.text import (
     APOSTROPHE_PATTERN,
     HTML_ENTITY_PATTERN,
     HTML_TAG_PATTERN,
     SEPARATOR_PATTERN,
+    UNICODE_FORM,
     URL_PATTERN,
     Lemmatizer,
     normalize,
@@ -38,7 +41,6 @@ from janus_build.text import (
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("sc", "strict", "mc")
 MAX_MATCHED_TERMS = 100  # matched_terms is capped per caption (labels is capped at MAX_LABELS)
 
 
@@ -120,6 +122,7 @@ class TermTable:
             self._key_terms.append(np.array([i for _, i in items], dtype=np.int64))
         self._token_cache: dict[str, int] = {}
         self._build_candidates()
+        self.term_strings = strings(self.term_text)
         self._term_class_offsets = np.cumsum([0] + [len(c) for c in self.term_classes]).astype(np.int64)
         self._term_class_values = np.array([c for cs in self.term_classes for c in cs], dtype=np.int64)
 
@@ -148,14 +151,14 @@ class TermTable:
         ordered = sorted(candidates)
         ids = [self.word_id(token) for token in ordered]
         keep = [i for i, word_id in enumerate(ids) if word_id]
-        self.candidate_tokens = pa.array([ordered[i] for i in keep], pa.string())
+        self.candidate_tokens = strings([ordered[i] for i in keep])
         # index -1 (not a candidate) maps to 0 through the extra last slot
         self.candidate_ids = np.array([ids[i] for i in keep] + [0], dtype=np.int64)
 
     def token_ids(self, tokens: pa.Array) -> np.ndarray:
         """Term-word id of every token of a flat string array (0: no term word)."""
-        index = pc.fill_null(pc.index_in(tokens, value_set=self.candidate_tokens), -1)
-        return self.candidate_ids[index.to_numpy(zero_copy_only=False)]
+        index = pc.fill_null(pc.index_in(tokens, value_set=self.candidate_tokens), lit(-1, pa.int32()))
+        return self.candidate_ids[numbers(index)]
 
     def _term_word(self, token: str) -> str:
         lemma = self.lemmatizer(token)
@@ -213,18 +216,108 @@ _MARKUP_PATTERN = f"{HTML_TAG_PATTERN}|{HTML_ENTITY_PATTERN}|{URL_PATTERN}"
 _MARKUP_HINT = r"[<&]|://|www\."  # a row without these holds no tag, entity or URL
 
 
-def normalize_column(texts: pa.Array) -> pa.ListArray:
-    """Arrow-compute form of :func:`janus_build.text.normalize` over a string column."""
+UNICODE_SEPARATOR_ROWS = 2048  # fewer non-ASCII rows than this: split them in Python (no RE2 compile)
+
+_DELETED_BYTES = (ord("'"), ord("`"))  # the ASCII apostrophes
+
+
+def tokenize_column(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Arrow/numpy form of :func:`janus_build.text.normalize`: every caption's tokens, flat, and
+    the row of each token. A row's tokens are contiguous and in order; rows are not sorted.
+
+    Cost shapes this (docs/benchmarks.md has the profile): a regex replace of every separator
+    was 40 % of the stage, so ASCII rows (most captions) are cut into tokens over their bytes in
+    numpy (a table lookup and a few cumulative sums), and only non-ASCII rows use the regexes.
+    RE2 compiles a pattern on every call and the Unicode separator class costs ~10 ms, so a few
+    non-ASCII rows go through Python's ``re`` instead.
+    """
+    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(texts), TRUE))
+    any_unicode = pc.any(non_ascii).as_py()
+    if any_unicode:  # NFKC is the identity on ASCII
+        texts = _on_rows(texts, non_ascii, _normalize_unicode)
     texts = pc.utf8_lower(texts)
     # HTML and URLs are rare (a few % of LAION rows): run their regex on those rows only
-    markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), False)
+    markup = pc.fill_null(pc.match_substring_regex(texts, _MARKUP_HINT), FALSE)
     if pc.any(markup).as_py():
-        rows = pc.indices_nonzero(markup)
-        cleaned = pc.replace_substring_regex(pc.take(texts, rows), _MARKUP_PATTERN, " ")
-        texts = pc.replace_with_mask(texts, markup, cleaned)
+        texts = _on_rows(texts, markup, lambda t: pc.replace_substring_regex(t, _MARKUP_PATTERN, " "))
+    if not any_unicode:
+        return _ascii_tokens(texts, np.arange(len(texts), dtype=np.int64))
+    mask = bools(non_ascii)
+    ascii_rows, unicode_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
+    flat_a, parents_a = _ascii_tokens(texts.take(from_numpy(ascii_rows, pa.int64())), ascii_rows)
+    flat_u, parents_u = _unicode_tokens(texts.take(from_numpy(unicode_rows, pa.int64())), unicode_rows)
+    return pa.concat_arrays([flat_a, flat_u]), np.concatenate([parents_a, parents_u])
+
+
+def _normalize_unicode(texts: pa.Array) -> pa.Array:
+    # NFKC; and the one apostrophe that is a letter (U+02BC) made a plain one
+    return pc.replace_substring(pc.utf8_normalize(texts, form=UNICODE_FORM), "\u02bc", "'")
+
+
+def _ascii_tokens(texts: pa.Array, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of lower-cased ASCII rows, cut over their bytes: runs of a-z0-9, apostrophes deleted."""
+    if texts.null_count:
+        texts = pc.fill_null(texts, lit("", pa.string()))
+    _, offsets_buffer, data_buffer = texts.buffers()
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer else np.zeros(0, np.uint8)
+    )
+    offsets -= offsets[0]
+    deleted = np.flatnonzero((data == _DELETED_BYTES[0]) | (data == _DELETED_BYTES[1]))
+    if len(deleted):  # apostrophes out: "dog's" -> "dogs"
+        offsets -= np.searchsorted(deleted, offsets)
+        data = np.delete(data, deleted)
+    # a-z or 0-9: uint8 arithmetic wraps, so one subtraction and one comparison per range
+    token = ((data - np.uint8(97)) < 26) | ((data - np.uint8(48)) < 10)
+    starts, ends = token.copy(), token.copy()
+    starts[1:] &= ~token[:-1]
+    ends[:-1] &= ~token[1:]
+    first, last = offsets[:-1], offsets[1:] - 1  # a token never runs over a row boundary
+    nonempty = first <= last
+    starts[first[nonempty]] = token[first[nonempty]]
+    ends[last[nonempty]] = token[last[nonempty]]
+    starts, ends = np.flatnonzero(starts), np.flatnonzero(ends)
+    token_offsets = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(ends - starts + 1, out=token_offsets[1:])
+    flat = pa.StringArray.from_buffers(len(starts), pa.py_buffer(token_offsets), pa.py_buffer(data[token]))
+    per_row = np.diff(np.searchsorted(starts, offsets))
+    return flat, np.repeat(rows, per_row)
+
+
+def _unicode_tokens(texts: pa.Array, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of rows holding non-ASCII text: apostrophes deleted, anything but letters and digits splits."""
     texts = pc.replace_substring_regex(texts, APOSTROPHE_PATTERN, "")
-    texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
-    return pc.utf8_split_whitespace(texts)
+    if len(texts) >= UNICODE_SEPARATOR_ROWS:
+        texts = pc.replace_substring_regex(texts, SEPARATOR_PATTERN, " ")
+    else:
+        from janus_build.text import _SEPARATOR
+
+        texts = strings([None if t is None else _SEPARATOR.sub(" ", t) for t in texts.to_pylist()])
+    words = pc.utf8_split_whitespace(texts)
+    flat = pc.list_flatten(words)
+    parents = rows[numbers(pc.list_parent_indices(words))]
+    nonempty = bools(pc.greater(pc.utf8_length(flat), lit(0, pa.int32())))  # white space at either end
+    return flat.filter(_mask(nonempty)), parents[nonempty]
+
+
+def _mask(values: np.ndarray) -> pa.Array:
+    return from_numpy(values.view(np.uint8), pa.uint8()).cast(pa.bool_())
+
+
+def normalize_column(texts: pa.Array) -> pa.ListArray:
+    """:func:`tokenize_column` as one list of tokens per row (null and empty rows: ``[]``)."""
+    flat, parents = tokenize_column(texts)
+    order = np.argsort(parents, kind="stable")
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parents, minlength=len(texts)), out=offsets[1:])
+    return pa.LargeListArray.from_arrays(from_numpy(offsets, pa.int64()), flat.take(from_numpy(order, pa.int64())))
+
+
+def _on_rows(texts: pa.Array, mask: pa.Array, function) -> pa.Array:
+    """``function`` applied to the rows of ``texts`` where ``mask`` is true; the rest unchanged."""
+    return pc.replace_with_mask(texts, mask, function(pc.filter(texts, mask)))
 
 
 class Matcher:
@@ -239,10 +332,13 @@ class Matcher:
         n_rows = len(texts)
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
-        tokens = normalize_column(texts)
-        flat = pc.list_flatten(tokens)
-        parents = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+        if not pa.types.is_string(texts.type):  # large_string, string_view
+            texts = texts.cast(pa.string())
+        flat, parents = tokenize_column(texts)
         ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
+        if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # ASCII rows first, then the others
+            order = np.argsort(parents, kind="stable")  # two sorted runs: a merge
+            ids, parents = ids[order], parents[order]
         return self._resolve(n_rows, ids, parents)
 
     def _resolve(self, n_rows: int, ids: np.ndarray, parents: np.ndarray) -> MatchResult:
@@ -299,9 +395,9 @@ class Matcher:
         capped = rank < MAX_MATCHED_TERMS
         term_rows, term_idx = rows[capped], term[capped]
         term_offsets = _offsets(term_rows, n_rows)
-        term_strings = pa.array(table.term_text, pa.string())
+        term_strings = table.term_strings
         matched_terms = pa.ListArray.from_arrays(
-            pa.array(term_offsets, pa.int32()), term_strings.take(pa.array(term_idx, pa.int64()))
+            from_numpy(term_offsets, pa.int32()), term_strings.take(from_numpy(term_idx, pa.int64()))
         )
         # classes of each hit in order (a term may name several classes)
         starts = table._term_class_offsets[term]
@@ -318,14 +414,12 @@ class Matcher:
             capped = _rank_within(cls_rows) < MAX_LABELS
             cls_rows, classes = cls_rows[capped], classes[capped]
         label_offsets = _offsets(cls_rows, n_rows)
-        labels = pa.ListArray.from_arrays(
-            pa.array(label_offsets, pa.int32()), pa.array(classes.astype(np.int32), pa.int32())
-        )
+        labels = pa.ListArray.from_arrays(from_numpy(label_offsets, pa.int32()), from_numpy(classes, pa.int32()))
         counts_per_row = np.diff(label_offsets)
         first_label = np.full(n_rows, NO_LABEL, dtype=np.int32)
         has = counts_per_row > 0
         first_label[has] = classes[label_offsets[:-1][has]]
-        return MatchResult(label=pa.array(first_label, pa.int32()), labels=labels, matched_terms=matched_terms)
+        return MatchResult(label=from_numpy(first_label, pa.int32()), labels=labels, matched_terms=matched_terms)
 
     @staticmethod
     def choose(result: MatchResult, strategy: str) -> pa.Array:
@@ -335,7 +429,7 @@ class Matcher:
         if strategy != "strict":
             return result.label
         sizes = pc.list_value_length(result.labels)
-        return pc.if_else(pc.equal(sizes, 1), result.label, pa.scalar(NO_LABEL, pa.int32()))
+        return pc.if_else(pc.equal(sizes, lit(1, sizes.type)), result.label, lit(NO_LABEL, pa.int32()))
 
     # -- the reference path -----------------------------------------------------------------
     def match_one(self, text: str | None) -> tuple[list[int], list[str]]:
@@ -361,6 +455,52 @@ class Matcher:
             else:
                 i += 1
         return labels, matched
+
+
+def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:
+    """A null-free primitive array over a numpy array's memory (no pandas import, see :func:`strings`)."""
+    values = np.ascontiguousarray(values, dtype=type.to_pandas_dtype())
+    return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(values)])
+
+
+def lit(value: Any, type: pa.DataType) -> pa.Scalar:
+    """A typed scalar for a compute call (a Python literal there makes pyarrow import pandas)."""
+    if pa.types.is_string(type):
+        return strings([value])[0]
+    if pa.types.is_boolean(type):
+        return pa.Array.from_buffers(type, 1, [None, pa.py_buffer(bytes([1 if value else 0]))])[0]
+    return from_numpy(np.array([value]), type)[0]
+
+
+TRUE, FALSE = lit(True, pa.bool_()), lit(False, pa.bool_())
+
+
+def numbers(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A null-free primitive array as numpy, over its buffer (``to_numpy`` imports pandas)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    dtype = np.dtype(values.type.to_pandas_dtype())
+    data = np.frombuffer(values.buffers()[1], dtype=dtype) if len(values) else np.zeros(0, dtype)
+    return data[values.offset : values.offset + len(values)]
+
+
+def bools(values: pa.Array) -> np.ndarray:
+    """A null-free boolean array as numpy."""
+    return numbers(values.cast(pa.uint8())).view(bool)
+
+
+def strings(values: list) -> pa.Array:
+    """A string array from a list of str/None, built from buffers: ``pa.array`` on a list (or an
+    object ndarray) imports pandas (~1 s of start-up) just to ask whether it is a pandas object."""
+    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    valid = np.array([v is not None for v in values], dtype=bool)
+    nulls = int(len(values) - valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()) if nulls else None
+    return pa.LargeStringArray.from_buffers(
+        len(values), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(encoded)), bitmap, nulls
+    ).cast(pa.string())
 
 
 def _rank_within(rows: np.ndarray) -> np.ndarray:

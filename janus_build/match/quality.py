@@ -1,13 +1,15 @@
-"""Label-quality figures of a match run: stats.json, the per-class accuracy chart, the CI gates.
+"""Label-quality figures of a match run: ``_stats.json``, the per-class accuracy chart, the CI gates.
 
-Definitions (the paper's, Sec. H): label accuracy = machine labels equal to the ground truth /
-labelled rows; dataset utilisation = correctly labelled rows / all rows.
+Definitions (the paper's, Sec. H): label accuracy = correctly labelled rows / labelled rows;
+dataset utilisation = correctly labelled rows / all rows. A row is correct when its ``label``
+equals the ground truth (``sc``, ``strict``) or, for ``mc``, when the truth is among its
+``labels``; ``mc`` also reports label precision = correct labels / labels emitted, overall and
+per class (``per_class_accuracy`` is then that per-label precision).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from janus_build.errors import GateError
@@ -16,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def summarize(total: Any, config: Any, class_names: dict[int, str], extra: dict[str, Any]) -> dict[str, Any]:
-    """Build ``stats.json`` from the summed shard counts (an ``engine.ShardStats``)."""
+    """Build ``_stats.json`` from the summed shard counts (an ``engine.ShardStats``)."""
     rows = total.rows
     stats: dict[str, Any] = {
         "rows": rows,
@@ -32,15 +34,20 @@ def summarize(total: Any, config: Any, class_names: dict[int, str], extra: dict[
         "classes_seen": len(total.per_class),
         "unlabelled_reasons": {"empty": total.empty, "non_text": total.non_text, "too_long": total.too_long},
     }
+    if config.strategy == "mc":
+        stats["per_label"] = {str(k): v for k, v in sorted(total.per_label.items())}
     if config.truth_col:
         stats["truth_col"] = config.truth_col
         stats["correct"] = total.correct
         stats["label_accuracy"] = _ratio(total.correct, total.labelled)
         stats["dataset_utilization"] = _ratio(total.correct, rows)
         stats["truth_missing"] = total.truth_missing
+        predicted = total.per_label if config.strategy == "mc" else total.per_class
         stats["per_class_accuracy"] = {
-            str(c): _ratio(total.correct_per_class.get(c, 0), n) for c, n in sorted(total.per_class.items())
+            str(c): _ratio(total.correct_per_class.get(c, 0), n) for c, n in sorted(predicted.items())
         }
+        if config.strategy == "mc":
+            stats["label_precision"] = _ratio(total.correct, sum(total.per_label.values()))
         stats["per_class_utilization"] = {
             str(c): _ratio(total.correct_per_class.get(c, 0), n) for c, n in sorted(total.truth_per_class.items())
         }
@@ -71,17 +78,17 @@ def check_gates(stats: dict[str, Any], min_label_accuracy: float | None, min_uti
         raise GateError("quality gate failed: " + "; ".join(failures))
 
 
-def plot_per_class_accuracy(stats: dict[str, Any], class_names: dict[int, str], path: Path) -> Path | None:
-    """Bar chart of per-class label accuracy (like the paper's Fig. 18/19); None without truth."""
+def per_class_accuracy_png(stats: dict[str, Any], class_names: dict[int, str]) -> bytes | None:
+    """PNG bar chart of per-class label accuracy (like the paper's Fig. 18/19); None without truth."""
     per_class = stats.get("per_class_accuracy")
     if not per_class:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import io
 
-    from janus_build.core.fsio import atomic_path
+    import matplotlib.pyplot as plt
 
     items = sorted(per_class.items(), key=lambda kv: (-kv[1], int(kv[0])))
     labels = [class_names.get(int(c), c) for c, _ in items]
@@ -103,7 +110,7 @@ def plot_per_class_accuracy(stats: dict[str, Any], class_names: dict[int, str], 
     ax.set_xticklabels(labels, rotation=90, fontsize=7 if len(labels) < 60 else 5)
     ax.legend(loc="lower left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()

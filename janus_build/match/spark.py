@@ -1,14 +1,16 @@
-"""``janus match --engine spark``: the same matching on PySpark, for inputs past one machine.
+"""``janus match --engine spark``: the shards distributed over Spark executors.
 
-Every record batch goes through the very function the local engine uses
-(:func:`janus_build.match.engine.match_table_batch`) inside ``mapInArrow``, so labels, keys and
-terms are identical; Spark only distributes the batches. Keys need each row's position in its
-file, which Spark's parquet reader exposes as ``_metadata.row_index``.
+Spark is used as a distributor only (img2dataset's pattern): each input file is one Spark task
+running :func:`janus_build.match.shard.run_shard`, the very function local worker processes
+run, so shards, keys, markers and stats are identical by construction. Executors read their
+input and write their shard and marker themselves, through pyarrow's filesystems: on a cluster,
+inputs and ``--out`` are URIs every node can reach (``s3://``, ``gs://``, ``hdfs://``) or a
+shared mount. No Spark SQL reader is involved, so no file name is ever URL-decoded.
 
-Output layout is the local engine's: one ``NNNNN.parquet`` per input file (rows in file order)
-and ``NNNNN_stats.json``; Spark writes them under ``DIR/_spark/`` and the driver moves each
-shard into place once the job has committed. Runs in local mode unless ``SPARK_MASTER`` or
-spark-submit configure a cluster (then ``--out`` must be on a filesystem every node sees).
+The cluster: ``--spark-master URL`` (``local[N]``, ``spark://host:7077``, ``k8s://...``, ``yarn``),
+else ``SPARK_MASTER``, else what spark-submit configured, else ``local[--workers]``. A
+``spark://`` or ``k8s://`` master is probed with a TCP connect first, so an unreachable one fails
+in seconds with a line naming it.
 """
 
 from __future__ import annotations
@@ -16,240 +18,154 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import pyarrow as pa
-
-from janus_build.core.stage import StageDir, shard_name
-from janus_build.errors import InputError, MissingResourceError
+from janus_build.errors import ConfigError, MissingResourceError
 from janus_build.progress import Progress
 
 log = logging.getLogger(__name__)
 
-_SHARD, _ROW, _REASON, _TRUTH = "__janus_shard", "__janus_row", "__janus_reason", "__janus_truth"
+CONNECT_TIMEOUT = 5.0  # seconds per master address
+STORE_ENV_PREFIXES = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HADOOP_", "ARROW_")
 
 
-def spark_session(workers: int):
-    """Return the active SparkSession, or start one (local[workers] unless SPARK_MASTER is set)."""
+def master_addresses(master: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each address a ``spark://`` (HA: comma-separated) or ``k8s://`` master names."""
+    if master.startswith("spark://"):
+        out = []
+        for item in master[len("spark://") :].split(","):
+            host, _, port = item.strip().rpartition(":")
+            out.append((host or item, int(port) if port.isdigit() else 7077))
+        return out
+    if master.startswith("k8s://"):
+        rest = master[len("k8s://") :]
+        split = urlsplit(rest if "://" in rest else f"https://{rest}")
+        return [(split.hostname or "", split.port or (443 if split.scheme == "https" else 80))]
+    return []
+
+
+def check_master(master: str) -> None:
+    """Fail fast, naming the master, when none of its addresses accepts a connection.
+
+    Raises:
+        ConfigError: no address of ``master`` can be reached.
+    """
+    errors = []
+    for host, port in master_addresses(master):
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+                return
+        except OSError as exc:
+            errors.append(f"{host}:{port} ({exc.strerror or type(exc).__name__})")
+    if errors:
+        raise ConfigError(
+            f"--spark-master {master}: cannot connect to {', '.join(errors)}; is the master running and reachable?"
+        )
+
+
+def choose_master(config: Any) -> tuple[str, bool]:
+    """The master URL, and whether janus sets it (False: spark-submit's ``spark.master`` stands)."""
+    from pyspark import SparkConf
+
+    if config.spark_master:
+        return config.spark_master, True
+    if os.environ.get("SPARK_MASTER"):
+        return os.environ["SPARK_MASTER"], True
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # run by spark-submit: its --master stands
+        return "spark-submit's master", False
+    conf = SparkConf()
+    if conf.contains("spark.master"):
+        return conf.get("spark.master"), False
+    return f"local[{config.workers}]", True
+
+
+def _import_pyspark() -> None:
     try:
-        from pyspark import SparkConf
-        from pyspark.sql import SparkSession
+        import pyspark  # noqa: F401
     except ImportError:
         raise MissingResourceError(
             "--engine spark needs PySpark: pip install 'janus-build[spark]' (and Java 17+)"
         ) from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    builder = SparkSession.builder.appName("janus match")
-    if not SparkConf().contains("spark.master"):
-        master = os.environ.get("SPARK_MASTER", f"local[{workers}]")
-        builder = builder.master(master)
-        if master.startswith("local"):  # executors are this machine: use this interpreter
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (
-        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-    )
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         raise MissingResourceError(
             "--engine spark needs Java 17+ (none on PATH and JAVA_HOME unset): "
             "install a JDK (e.g. apt-get install openjdk-17-jre-headless) or use --engine local"
         )
+
+
+def spark_session(config: Any) -> Any:
+    """The active SparkSession, or a new one on the chosen master (see the module docstring)."""
+    _import_pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        if config.spark_master and active.sparkContext.master != config.spark_master:
+            log.warning(
+                "--spark-master %s: a SparkSession on %s is already active in this process; using it",
+                config.spark_master,
+                active.sparkContext.master,
+            )
+        return active
+    master, ours = choose_master(config)
+    check_master(master)
+    builder = SparkSession.builder.appName("janus match")
+    if ours:
+        builder = builder.master(master)
+    if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        package_root = os.fspath(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        builder = builder.config("spark.executorEnv.PYTHONPATH", path)
+        # this machine's executors read the store as this process does (a JVM started earlier in
+        # this process would otherwise hand them its own, older environment); a remote cluster's
+        # executors take credentials from their own nodes (docs/scaling.md)
+        for name, value in os.environ.items():
+            if name.startswith(STORE_ENV_PREFIXES):
+                builder = builder.config(f"spark.executorEnv.{name}", value)
+    builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise MissingResourceError(
-            f"--engine spark: Spark could not start ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); check Java 17+ and JAVA_HOME, "
-            "or use --engine local"
+            f"--engine spark: Spark could not start on {master} "
+            f"({type(exc).__name__}: {first}); check Java 17+ and JAVA_HOME, or use --engine local"
         ) from None
     session.sparkContext.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
     return session
 
 
-def _mapper(config: Any, stems: dict[int, str]):
-    """The mapInArrow function: label each batch exactly as the local engine does."""
-
-    def run(batches):
-        import pyarrow.compute as pc
-
-        from janus_build import schemas
-        from janus_build.match.engine import (
-            ShardStats,
-            _output_schema,
-            _renamed_collisions,
-            build_matcher,
-            check_columns,
-            match_table_batch,
-        )
-
-        matcher = build_matcher(config)
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            table = pa.Table.from_batches([batch])
-            shards = table.column(_SHARD).combine_chunks()
-            rows = table.column(_ROW).combine_chunks()
-            data = table.drop_columns([_SHARD, _ROW])
-            for shard in pc.unique(shards).to_pylist():
-                part = data.filter(pc.equal(shards, shard)).combine_chunks()
-                part_rows = rows.filter(pc.equal(shards, shard))
-                schema = part.schema
-                text_cols = check_columns(Path(stems[shard]), schema, config)
-                renames = _renamed_collisions(schema, stems[shard])
-                has_key = schemas.KEY in schema.names
-                in_schema = pa.schema([f.with_name(renames.get(f.name, f.name)) for f in schema])
-                out_schema = _output_schema(in_schema, add_key=not has_key)
-                keys = (
-                    None
-                    if has_key
-                    else pc.binary_join_element_wise(pa.scalar(stems[shard]), part_rows.cast(pa.string()), "-")
-                )
-                for sub in part.to_batches():
-                    n = sub.num_rows
-                    sub_keys = keys.slice(0, n) if keys is not None else None
-                    if keys is not None:
-                        keys = keys.slice(n)
-                    out, reasons = match_table_batch(
-                        sub, matcher, config, text_cols, ShardStats(), sub_keys, renames, out_schema
-                    )
-                    truth = (
-                        pc.fill_null(out.column(config.truth_col).cast(pa.int64()), -1)
-                        if config.truth_col
-                        else pa.nulls(n, pa.int64())
-                    )
-                    extra = [
-                        pa.array([shard] * n, pa.int32()),
-                        part_rows.slice(0, n),
-                        pa.array(reasons, pa.int8()),
-                        truth,
-                    ]
-                    part_rows = part_rows.slice(n)
-                    yield pa.RecordBatch.from_arrays(
-                        list(out.columns) + extra, names=out.schema.names + [_SHARD, _ROW, _REASON, _TRUTH]
-                    )
-
-    return run
+def _loopback(master: str) -> bool:
+    return any(host in ("127.0.0.1", "localhost", "::1") for host, _ in master_addresses(master))
 
 
-def run_spark(todo: list[Any], stage: StageDir, config: Any, progress: Progress, bad: list[dict[str, str]]) -> None:
-    """Label the ``todo`` shards on Spark and move the results into ``stage``."""
+def run_spark(todo: list[Any], config: Any, progress: Progress) -> list[dict[str, Any]]:
+    """Run the ``todo`` shards as Spark tasks (one per input file); returns their outcomes."""
     if not todo:
-        return
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
+        return []
+    from janus_build.match.engine import check_outcome
 
-    from janus_build.match.engine import (
-        REASON_EMPTY,
-        REASON_NON_TEXT,
-        REASON_TOO_LONG,
-        ShardStats,
-        _output_schema,
-        _renamed_collisions,
-        check_columns,
-        open_parquet,
-    )
-
-    spark = spark_session(config.workers)
-    groups: dict[str, list[Any]] = {}
-    schemas_by_group: dict[str, pa.Schema] = {}
-    for task in todo:
-        try:
-            schema = open_parquet(Path(task.path)).schema_arrow
-            check_columns(Path(task.path), schema, config)
-        except InputError as exc:
-            if not config.skip_bad_inputs:
-                raise
-            bad.append({"path": task.path, "error": str(exc)})
-            continue
-        signature = schema.remove_metadata().to_string()
-        groups.setdefault(signature, []).append(task)
-        schemas_by_group[signature] = schema
-    work = stage.path / "_spark"
-    for signature, tasks in groups.items():
-        schema = schemas_by_group[signature]
-        renames = _renamed_collisions(schema, tasks[0].path)
-        in_schema = pa.schema([f.with_name(renames.get(f.name, f.name)) for f in schema])
-        from janus_build import schemas as contract
-
-        out_schema = _output_schema(in_schema, add_key=contract.KEY not in schema.names)
-        full = pa.schema(
-            list(out_schema)
-            + [
-                pa.field(_SHARD, pa.int32()),
-                pa.field(_ROW, pa.int64()),
-                pa.field(_REASON, pa.int8()),
-                pa.field(_TRUTH, pa.int64()),
-            ]
-        )
-        index_of = {os.fspath(Path(t.path).resolve()): t.index for t in tasks}
-        stems = {t.index: t.stem for t in tasks}
-        frame = spark.read.parquet(*[t.path for t in tasks]).select(
-            "*", F.col("_metadata.file_path").alias("__path"), F.col("_metadata.row_index").alias(_ROW)
-        )
-        # file_path is a URI (file:/a/b%20c.parquet): compare it as a plain, decoded path
-        frame = frame.withColumn("__path", F.expr("url_decode(regexp_replace(__path, '^file:(//)?', ''))"))
-        mapping = spark.createDataFrame(list(index_of.items()), f"__path string, {_SHARD} int")
-        frame = frame.join(F.broadcast(mapping), "__path").drop("__path")
-        frame = frame.select([c for c in schema.names] + [_SHARD, _ROW])
-        mapped = frame.mapInArrow(_mapper(config, stems), from_arrow_schema(full)).persist()
-        try:
-            counts = mapped.groupBy(_SHARD, "label", _TRUTH, _REASON).count().collect()
-            (
-                mapped.repartition(len(tasks), _SHARD)
-                .sortWithinPartitions(_SHARD, _ROW)
-                .drop(_ROW, _REASON, _TRUTH)
-                .write.mode("overwrite")
-                .partitionBy(_SHARD)
-                .parquet(os.fspath(work))
-            )
-        finally:
-            mapped.unpersist()
-        per_shard: dict[int, ShardStats] = {t.index: ShardStats(input=t.path) for t in tasks}
-        for row in counts:
-            stats = per_shard[row[_SHARD]]
-            n, label, truth, reason = row["count"], row["label"], row[_TRUTH], row[_REASON]
-            stats.rows += n
-            if label >= 0:
-                stats.labelled += n
-                stats.per_class[label] += n
-            stats.empty += n if reason == REASON_EMPTY else 0
-            stats.non_text += n if reason == REASON_NON_TEXT else 0
-            stats.too_long += n if reason == REASON_TOO_LONG else 0
-            if config.truth_col:
-                if truth is None or truth < 0:
-                    stats.truth_missing += n
-                else:
-                    stats.truth_per_class[truth] += n
-                    if label == truth:
-                        stats.correct += n
-                        stats.correct_per_class[label] += n
-        for task in tasks:
-            name = shard_name(task.index)
-            parts = (
-                sorted((work / f"{_SHARD}={task.index}").glob("part-*.parquet"))
-                if (work / f"{_SHARD}={task.index}").is_dir()
-                else []
-            )
-            target = stage.path / f"{name}.parquet"
-            if not parts:  # an empty input file: Spark writes nothing for it
-                _write_empty(out_schema, target)
-            elif len(parts) == 1:
-                os.replace(parts[0], target)
-            else:  # pragma: no cover - repartition by shard gives one part per shard
-                raise RuntimeError(f"Spark wrote {len(parts)} parts for shard {name}")
-            result = per_shard[task.index].to_json()
-            result.update(shard=name, output=f"{name}.parquet", engine="spark")
-            stage.mark_done(name, result)
-            progress.advance("match", per_shard[task.index].rows)
-        shutil.rmtree(work, ignore_errors=True)
+    spark = spark_session(config)
+    rdd = spark.sparkContext.parallelize(todo, len(todo)).map(_spark_shard)
+    outcomes = []
+    for outcome in rdd.toLocalIterator(prefetchPartitions=True):
+        outcomes.append(check_outcome(outcome, config))
+        progress.advance("match", outcome.get("stats", {}).get("rows", 0))
+    return outcomes
 
 
-def _write_empty(schema: pa.Schema, target: Path) -> None:
-    from janus_build.core.fsio import write_parquet_atomic
+def _spark_shard(task: Any) -> dict[str, Any]:
+    """:func:`run_shard` on an executor; a JanusError comes back as data (Spark would bury it in a JVM trace)."""
+    from janus_build.errors import JanusError
+    from janus_build.match.shard import run_shard
 
-    write_parquet_atomic(target, schema.empty_table())
+    try:
+        return run_shard(task)
+    except JanusError as exc:
+        return {"fatal": {"kind": type(exc).__name__, "error": str(exc)}}
