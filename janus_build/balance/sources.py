@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from janus_build import schemas
+from janus_build.balance.captions import TEXT_COLUMNS
 from janus_build.balance.spec import SourceSpec
 from janus_build.core.shards import resolve_image_stage, shard_names
 from janus_build.core.stage import fingerprint_file, read_manifest
@@ -143,7 +144,7 @@ class SourceFiles:
         files = caption_files(directory)
         if not files:
             raise InputError(f"{where}: no caption parquet files")
-        wanted = ("key", *CAPTION_COLUMNS, *self.spec.caption_columns)
+        wanted = ("key", *CAPTION_COLUMNS, *TEXT_COLUMNS, *self.spec.caption_columns)
         pieces = []
         for path in files:
             names = pq.read_schema(path).names

@@ -78,8 +78,10 @@ class SourceSpec:
         match: a ``janus match`` output directory joined to ``images`` on ``key``; the label
             source is the match strategy (``sc``, ``strict``, ``mc``).
         captions: optional ``janus caption`` output directory joined on ``key``.
-        caption: caption columns to try in order, ``|``-separated (default
-            :data:`DEFAULT_CAPTION_COLUMNS`).
+        caption: a caption policy (``gtcaps``, ``classname-only``, ``ttd``, ``title``, ``tags``,
+            ``blipcap``, ``annotcap``, ``prose``, ``blipcap+annotcap``; see
+            :mod:`janus_build.balance.captions`), or caption columns to try in order,
+            ``|``-separated (default: ``--caption``, else :data:`DEFAULT_CAPTION_COLUMNS`).
         kind: provenance ``source`` value: flickr, imagenet, openimages, laion, yfcc, custom
             (default: the name if it is one of those, ``flickr`` for tag sources, else ``custom``).
         priority: smaller is preferred: de-duplication keeps, and ``--min-per-class`` fills
@@ -136,8 +138,15 @@ class SourceSpec:
         return "flickr" if self.tags else "custom"
 
     @property
+    def caption_policy(self) -> str | None:
+        """The caption policy ``caption=`` names, or None (columns, or nothing given)."""
+        from janus_build.balance.captions import POLICIES
+
+        return self.caption if self.caption in POLICIES and self.caption != "columns" else None
+
+    @property
     def caption_columns(self) -> tuple[str, ...]:
-        if self.caption:
+        if self.caption and self.caption_policy is None and self.caption != "columns":
             return tuple(c.strip() for c in self.caption.split("|") if c.strip())
         return DEFAULT_CAPTION_COLUMNS
 
