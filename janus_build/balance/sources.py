@@ -293,8 +293,24 @@ def _tag_labels(spec: SourceSpec) -> tuple[dict[str, int], Counter, dict[str, li
     return labels, counts, examples
 
 
+def _model_label_source(directory: Path, manifest: dict[str, Any], where: str) -> str:
+    """A ``janus label`` output's label source (``zeroshot:MODEL``, ``classifier:MODEL``)."""
+    found = (manifest.get("summary") or {}).get("label_source")
+    if not found:  # a run still under way has no summary yet: the rows say it
+        files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith(("_", ".")))
+        values = pq.read_table(files[0], columns=["label_source"]).column(0) if files else None
+        found = values[0].as_py() if values is not None and len(values) else None
+    if not found:
+        raise InputError(f"{where}: a janus label output without a label_source (run janus label again)")
+    return str(found)
+
+
 def _match_strategy(directory: Path, where: str) -> str:
-    strategy = ((read_manifest(directory) or {}).get("config") or {}).get("strategy")
+    """The label source of a ``match=`` directory: the match strategy, or a label output's model."""
+    manifest = read_manifest(directory) or {}
+    if manifest.get("stage") == "label":
+        return _model_label_source(directory, manifest, where)
+    strategy = (manifest.get("config") or {}).get("strategy")
     if strategy not in ("sc", "strict", "mc"):
         log.warning("%s: the manifest names no match strategy; label_source is recorded as 'sc'", where)
         strategy = "sc"

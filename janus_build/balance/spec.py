@@ -76,7 +76,9 @@ class SourceSpec:
         label_col: the index column holding those labels (default ``label``, else ``class_id``).
         tags: a ``janus tag export`` table; its ``in`` decisions are the labels (``tagged``).
         match: a ``janus match`` output directory joined to ``images`` on ``key``; the label
-            source is the match strategy (``sc``, ``strict``, ``mc``).
+            source is the match strategy (``sc``, ``strict``, ``mc``). A ``janus label`` output
+            works the same way; its label source is the model's (``zeroshot:ViT-L-14``,
+            ``classifier:NAME``): the paper's ``cliplabel`` / ``swinlabel`` datasets.
         captions: optional ``janus caption`` output directory joined on ``key``.
         caption: a caption policy (``gtcaps``, ``classname-only``, ``ttd``, ``title``, ``tags``,
             ``blipcap``, ``annotcap``, ``prose``, ``blipcap+annotcap``; see
