@@ -158,6 +158,7 @@ BALANCE_EXTRA = pa.schema(
         pa.field("source_key", pa.string()),  # the key in its source (differs from key only on a clash)
         pa.field("owner_name", pa.string()),  # the owner's display name, for attribution (Flickr)
         pa.field("page_url", pa.string()),  # the photo's page, for attribution (Flickr)
+        pa.field(LABELS, pa.list_(pa.int32())),  # every class of the label set the sample has (mc), label first
     ]
 )
 

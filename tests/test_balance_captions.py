@@ -128,3 +128,33 @@ def test_fallback_fills_what_the_policy_lacks(data, tmp_path):
     by_source = {r["source_name"]: r["caption_field"] for r in good}
     assert by_source == {"in100": "classname-only", "laion100": "ttd"}
     assert all(v.strip() for v in _txt(tmp_path / "fb").values())
+
+
+def test_mc_labels_and_open_clip_sizes_json(data, tmp_path):
+    """Every matched class of the label set travels as ``labels`` (index, json and a tar member);
+    each split has open_clip's ``sizes.json``."""
+    import json
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    match = tmp_path / "mc_match"
+    shutil.copytree(data["match"], match)
+    table = pq.read_table(match / "00000.parquet")
+    extra = [[c, 13, 999, c] if c >= 0 else [] for c in table.column("label").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("labels"), "labels", pa.array(extra, pa.list_(pa.int32())))
+    pq.write_table(table, match / "00000.parquet")
+    laion = SourceSpec.parse(f"name=laion100,images={data['laion']},match={match},kind=laion")
+    out = tmp_path / "mc"
+    balance(BalanceConfig(out=str(out), sources=(laion,), labels=str(data["labels"]), val_fraction=0.0))
+    rows = [r for r in read_index(out / "train").to_pylist() if r["status"] == "success"]
+    assert all(r["labels"] == ([r["label"], 13] if r["label"] != 13 else [13]) for r in rows)  # 999: not in the set
+    urls = [str(p) for p in sorted((out / "train").glob("*.tar"))]
+    members = {s["__key__"]: json.loads(s["labels"]) for s in wds.WebDataset(urls, shardshuffle=False)}
+    assert members == {r["key"]: r["labels"] for r in rows}
+    sizes = json.loads((out / "train" / "sizes.json").read_text())
+    assert sizes == {
+        f"{p.stem}.tar": sum(1 for r in rows if r["shard"] == p.name) for p in (out / "train").glob("*.tar")
+    }
+    assert sum(sizes.values()) == len(rows)

@@ -26,6 +26,7 @@ from janus_build.balance import provenance
 from janus_build.balance.captions import NO_CAPTION, TEXT_COLUMNS, CaptionRule
 from janus_build.balance.plan import SELECTION, SPLITS, Plan
 from janus_build.balance.sources import SourceFiles
+from janus_build.core.fsio import atomic_write_json
 from janus_build.core.imaging import check_image, to_jpeg
 from janus_build.core.shards import ImageReader, ImageShardWriter
 from janus_build.core.stage import ShardDir
@@ -103,7 +104,14 @@ def _record(plan_row: dict[str, Any], source: _SourceRows, row: dict, stage_row:
         "class_name": label_set.names.get(cid, ""),
         "caption_field": caption_field,
         "source_key": plan_row["source_key"],
+        "labels": _all_labels(cid, row.get("labels"), label_set),
     }
+
+
+def _all_labels(label: int, matched: Any, label_set: LabelSet) -> list[int]:
+    """The sample's label then every other matched class of the label set (``mc`` multi-label training)."""
+    others = [int(c) for c in matched or () if c is not None and int(c) != label and int(c) in label_set.names]
+    return [label, *dict.fromkeys(others)]
 
 
 def _image(reader: ImageReader, source: SourceFiles, plan_row: dict[str, Any]) -> tuple[bytes | None, str, str | None]:
@@ -150,7 +158,12 @@ def _write_shard(
                 image, status, error = None, NO_CAPTION, f"no caption (caption policy {source.rule.policy})"
             full = dict(record, source_metadata=provenance.merged_metadata(row, stage_row))
             member = json.dumps(full, sort_keys=True, ensure_ascii=False, default=_json_value)
-            extra = {"cls": str(record["label"]), "txt": record["caption"], "json": member}
+            extra = {
+                "cls": str(record["label"]),
+                "labels": json.dumps(record["labels"]),
+                "txt": record["caption"],
+                "json": member,
+            }
             writer.write(record["key"], image, record, image_ext="jpg", extra=extra, status=status, error_message=error)
             if image is None:
                 log.warning("%s: key %r: %s; recorded as %s, not written", shards.path, record["key"], error, status)
@@ -193,6 +206,8 @@ def reshard(
                 progress.advance(f"write {split}", chunk.num_rows)
             progress.finish(f"write {split}")
     check_counts(plan, out)
+    for split in SPLITS:
+        write_sizes(out / split, expected[split])
     return ReshardResult(written, resumed, {s: list(expected[s]) for s in SPLITS})
 
 
@@ -209,6 +224,15 @@ def _pending_sources(
         for s in sources
         if (positions == s.position).any()
     }
+
+
+def write_sizes(directory: Path, shards: dict[str, int]) -> None:
+    """``sizes.json`` ({tar name: samples in it}): what open_clip's trainer reads to count a split's samples."""
+    sizes = {}
+    for name in shards:
+        table = pq.read_table(directory / f"{name}.parquet", columns=["status"])
+        sizes[f"{name}.tar"] = int(pc.sum(pc.equal(table.column("status"), "success")).as_py() or 0)
+    atomic_write_json(directory / "sizes.json", sizes)
 
 
 def check_counts(plan: Plan, out: Path) -> None:
