@@ -27,12 +27,29 @@ CE_ARCHS = {
     "deit_small": "deit_small_patch16_224",
     "convnext_tiny": "convnext_tiny",
     "gcvit_xxtiny": "gcvit_xxtiny",
+    # the paper's names (Table 9)
+    "RN50": "resnet50",
+    "RN26": "resnet26",
+    "RN50x4": "resnet50x4_clip_gap",
+    "ViT-S-16": "vit_small_patch16_224",
+    "DeiT-S-16": "deit_small_patch16_224",
+    "GCViT-S-16": "gcvit_small",
     "tiny": "test_resnet",  # a ~0.4 M-parameter ResNet for tests and demos
     "tiny_vit": "test_vit",
 }
 
 # --loss vl: short names -> open_clip model configs ("open_clip:NAME" for any other).
-VL_ARCHS = {"resnet50": "RN50", "rn50": "RN50", "rn50x4": "RN50x4", "tiny": "tiny"}
+VL_ARCHS = {
+    "resnet50": "RN50",
+    "rn50": "RN50",
+    "rn50x4": "RN50x4",
+    "RN50": "RN50",  # open_clip's modified ResNets (attention pooling), the paper's VL towers
+    "RN101": "RN101",
+    "RN50x4": "RN50x4",
+    "ViT-S-16": "ViT-S-16",
+    "ViT-B-16": "ViT-B-16",
+    "tiny": "tiny",
+}
 
 # A tiny CLIP (ModifiedResNet image tower + 1-layer text transformer) for tests and demos.
 TINY_CLIP = {
