@@ -158,3 +158,25 @@ def test_mc_labels_and_open_clip_sizes_json(data, tmp_path):
         f"{p.stem}.tar": sum(1 for r in rows if r["shard"] == p.name) for p in (out / "train").glob("*.tar")
     }
     assert sum(sizes.values()) == len(rows)
+
+
+def test_budget_like_copies_another_outputs_per_class_counts(data, tmp_path):
+    """The paper's size control (``size``): the same per-class counts as another dataset."""
+    from collections import Counter
+
+    laion = SourceSpec.parse(f"name=laion100,images={data['laion']},match={data['match']},kind=laion")
+    gt = SourceSpec.parse(f"name=in100,images={data['gt']},labels=ground_truth,kind=imagenet")
+    common = {"labels": str(data["labels"]), "val_fraction": 0.25}
+    balance(BalanceConfig(out=str(tmp_path / "a"), sources=(laion,), **common))
+    balance(BalanceConfig(out=str(tmp_path / "b"), sources=(gt,), budget=f"like:{tmp_path / 'a'}", **common))
+
+    def counts(out):
+        rows = [r for s in ("train", "val") for r in read_index(out / s).to_pylist() if r["status"] == "success"]
+        return Counter(r["label"] for r in rows)
+
+    wanted, got = counts(tmp_path / "a"), counts(tmp_path / "b")
+    available = {2: 12, 6: 3, 8: 8, 13: 1}  # the ground truth's classes
+    assert got == {c: min(n, available[c]) for c, n in wanted.items()}
+    assert got != wanted  # class 6 and 13 have fewer ground-truth samples than the laion dataset
+    with pytest.raises(ConfigError, match="like:"):
+        BalanceConfig(out="o", sources=(gt,), budget=f"like:{tmp_path / 'nothing'}")

@@ -237,12 +237,22 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
     return specs
 
 
+def like_budget(value: str | None) -> Path | None:
+    """``--budget like:DIR``: the balance output whose per-class counts the new dataset copies."""
+    if value is None or not str(value).startswith("like:"):
+        return None
+    directory = Path(str(value)[5:])
+    if not any(any((directory / split).glob("*.parquet")) for split in ("train", "val")):
+        raise ConfigError(f"--budget {value}: {directory} holds no train/ or val/ shard index (a janus balance output)")
+    return directory
+
+
 def parse_budget(value: str | None) -> tuple[float, bool] | None:
     """Parse ``--budget``: ``1x``, ``2x``, ``1/8x``, ``0.5x`` (a multiple) or ``N`` (a sample count).
 
-    Returns ``(number, is_multiple)`` or None.
+    Returns ``(number, is_multiple)`` or None (also for ``like:DIR``, see :func:`like_budget`).
     """
-    if value is None or str(value).strip() == "":
+    if value is None or str(value).strip() == "" or like_budget(value) is not None:
         return None
     text = str(value).strip().lower().replace("_", "").replace(",", "")
     multiple = text.endswith("x")
