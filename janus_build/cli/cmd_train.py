@@ -207,6 +207,19 @@ def eval_command(
     arch: Optional[str] = typer.Option(
         None, "--arch", help="Architecture of a bare state dict; checked against a janus checkpoint."
     ),
+    baseline: Optional[str] = typer.Option(
+        None,
+        "--baseline",
+        help="Score a baseline instead: open_clip:NAME (zero-shot, e.g. open_clip:RN50) or timm:NAME.",
+    ),
+    pretrained: str = typer.Option(
+        "openai",
+        "--pretrained",
+        help="--baseline weights: an open_clip tag (openai, laion2b_s34b_b79k...), for timm hub or a FILE; none = random.",
+    ),
+    prompts: str = typer.Option(
+        "openai", "--prompts", help="open_clip baselines: openai (the 80 ImageNet templates), single, or a FILE."
+    ),
     imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help=_SHIFT_HELP["imagenet_val"]),
     imagenet_v2: Optional[str] = typer.Option(None, "--imagenet-v2", help=_SHIFT_HELP["imagenet_v2"]),
     imagenet_sketch: Optional[str] = typer.Option(None, "--imagenet-sketch", help=_SHIFT_HELP["imagenet_sketch"]),
@@ -243,10 +256,13 @@ def eval_command(
         device=device,
         precision=precision,
         out=out,
+        baseline=baseline,
+        pretrained=pretrained,
+        prompts=prompts,
     )
     with RichProgress(unit_rate="images") as progress:
         metrics = evaluate(config, progress)
-    name = metrics["model"].get("timm_model") or metrics["model"].get("checkpoint")
+    name = metrics["model"].get("timm_model") or metrics["model"].get("baseline") or metrics["model"].get("checkpoint")
     render_metrics(metrics, title=f"{name} ({metrics['labels']})")
     if out:
         console().print(f"metrics written to {esc(out)}", highlight=False)
