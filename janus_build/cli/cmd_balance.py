@@ -42,7 +42,10 @@ def balance_command(
         None, "--max-per-class", help="Cap every class at N (seeded sampling); the threshold t of --balance metaclip."
     ),
     budget: Optional[str] = typer.Option(
-        None, "--budget", help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit) or a count."
+        None,
+        "--budget",
+        help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit), a count, or like:DIR "
+        "(another balance output's per-class counts).",
     ),
     budget_unit: str = typer.Option(
         "120000", "--budget-unit", help="Samples in 1x: a count (default 120000, the paper's IN100) or a source name."
