@@ -147,3 +147,33 @@ def test_variants_train(shards: Path, tmp_path: Path, changes):
     )
     summary = train(config)
     assert summary["steps"] == 2 and summary["last_loss"] > 0
+
+
+def test_tokscramble_scrambles_the_zero_shot_prompts_too(monkeypatch):
+    """The paper scrambles token order "during training and inference": a scramble model's
+    checkpoint spec says so, and its zero-shot classifier is built from scrambled prompts."""
+    from janus_build.train import models
+
+    seen: list[list[str]] = []
+
+    class Tokens:
+        def __init__(self, prompts):
+            seen.append(list(prompts))
+
+        def to(self, device):
+            return self
+
+    class Model:
+        def encode_text(self, tokens):
+            return torch.ones(len(seen[-1]), 4)
+
+    monkeypatch.setattr(models, "tokenizer_for", lambda spec: Tokens)
+    names = ["great white shark", "american black bear"]
+    plain = ModelSpec(arch="tiny", loss="vl", head_ids=(2, 295))
+    scrambled = ModelSpec(arch="tiny", loss="vl", head_ids=(2, 295), text_transform="scramble")
+    models.zero_shot_weights(Model(), plain, names, "cpu", template="itap of a {} in the wild")
+    models.zero_shot_weights(Model(), scrambled, names, "cpu", template="itap of a {} in the wild")
+    assert seen[0] == ["itap of a great white shark in the wild", "itap of a american black bear in the wild"]
+    assert seen[1] != seen[0] and [sorted(p.split()) for p in seen[1]] == [sorted(p.split()) for p in seen[0]]
+    assert ModelSpec.from_dict(scrambled.to_dict()) == scrambled
+    assert "text_transform" not in plain.to_dict()  # older checkpoints still compare equal on resume

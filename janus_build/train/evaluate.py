@@ -14,6 +14,7 @@ in the shift (for IN100: 100 classes for val/V2/Sketch, 36 for R, 37 for A).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -427,7 +428,7 @@ def load_checkpoint(
     else:
         raise InputError(f"CHECKPOINT {file}: holds a {type(data).__name__}, not a model checkpoint")
     if image_size:
-        spec = ModelSpec(spec.arch, spec.loss, spec.head_ids, image_size)
+        spec = dataclasses.replace(spec, image_size=image_size)
     model = build_model(spec)
     load_weights(model, state, spec, f"CHECKPOINT {file}")
     return model, spec, info

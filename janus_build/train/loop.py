@@ -254,7 +254,13 @@ def _build(config: TrainConfig, inputs: _Inputs, device: Any) -> tuple[Any, Any]
 
     from janus_build.train.models import ModelSpec, build_model
 
-    spec = ModelSpec(arch=config.arch, loss=config.loss, head_ids=inputs.head_ids, image_size=config.image_size)
+    spec = ModelSpec(
+        arch=config.arch,
+        loss=config.loss,
+        head_ids=inputs.head_ids,
+        image_size=config.image_size,
+        text_transform=config.text_transform,
+    )
     torch.manual_seed(config.seed)
     model = build_model(spec).to(device)
     if config.channels_last and config.loss == "ce":

@@ -68,10 +68,13 @@ class ModelSpec:
     loss: str = "ce"
     head_ids: tuple[int, ...] = field(default_factory=lambda: tuple(range(1000)))
     image_size: int = 224
+    text_transform: str = "none"  # vl: "scramble" also scrambles the zero-shot prompts (tokscramble)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["head_ids"] = list(self.head_ids)
+        if self.text_transform == "none":  # checkpoints written before the field existed compare equal
+            del data["text_transform"]
         return data
 
     @classmethod
@@ -81,6 +84,7 @@ class ModelSpec:
             loss=str(data["loss"]),
             head_ids=tuple(int(i) for i in data["head_ids"]),
             image_size=int(data["image_size"]),
+            text_transform=str(data.get("text_transform", "none")),
         )
 
 
@@ -206,11 +210,21 @@ def load_weights(model: Any, state_dict: dict[str, Any], spec: ModelSpec, source
 def zero_shot_weights(
     model: Any, spec: ModelSpec, class_names: Sequence[str], device: Any, template: str = "a photo of a {}."
 ) -> Any:
-    """Normalised text embeddings of ``template`` for each class (a VL model's classifier)."""
+    """Normalised text embeddings of ``template`` for each class (a VL model's classifier).
+
+    A model trained with ``--text-transform scramble`` gets scrambled prompts too (the paper's
+    tokscramble scrambles "during training and inference"; a fixed order per class).
+    """
     import torch
 
     tokenizer = tokenizer_for(spec)
+    prompts = [template.format(name) for name in class_names]
+    if spec.text_transform == "scramble":
+        from janus_build.train.data import TextTransform
+
+        scramble = TextTransform("scramble")
+        prompts = [scramble(p, "inference") for p in prompts]
     with torch.no_grad():
-        tokens = tokenizer([template.format(name) for name in class_names]).to(device)
+        tokens = tokenizer(prompts).to(device)
         text = model.encode_text(tokens).float()
     return torch.nn.functional.normalize(text, dim=-1)
