@@ -131,3 +131,42 @@ def test_jpeg10_row(images, tmp_path):
     _janus("train", tmp_path / "ds" / "train", "--out", tmp_path / "run", "--jpeg-quality", "10", *TRAIN)
     manifest = json.loads((tmp_path / "run" / "_manifest.json").read_text())
     assert manifest["config"]["jpeg_quality"] == 10
+
+
+def test_multi_label_ce_on_mc_labels_row(images, tmp_path):
+    """Multi-label CE: janus match --strategy mc -> balance (labels member) -> train --multi-label."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stage, labels = images
+    names = {2: "great white shark", 6: "stingray", 8: "hen", 13: "junco"}
+    keys = [r["key"] for r in read_index(stage).to_pylist()]
+    text = [f"a {names[int(k.split('-')[1])]}" + (" beside a junco" if i % 2 else "") for i, k in enumerate(keys)]
+    pq.write_table(pa.table({"key": keys, "TEXT": text}), tmp_path / "captions.parquet")
+    _janus(
+        "match",
+        tmp_path / "captions.parquet",
+        "--out",
+        tmp_path / "mc",
+        "--strategy",
+        "mc",
+        "--labels",
+        labels,
+        "--classnames",
+        "default",
+    )
+    _janus(
+        "balance",
+        f"name=in100,images={stage},match={tmp_path / 'mc'},kind=imagenet",
+        "--labels",
+        labels,
+        "--out",
+        tmp_path / "ds",
+        "--val-fraction",
+        "0",
+    )
+    rows = read_index(tmp_path / "ds" / "train").to_pylist()
+    assert {r["label_source"] for r in rows} == {"mc"}
+    assert any(r["labels"] == [r["label"], 13] for r in rows) and any(r["labels"] == [r["label"]] for r in rows)
+    _janus("train", tmp_path / "ds" / "train", "--out", tmp_path / "run", "--multi-label", *TRAIN)
+    assert json.loads((tmp_path / "run" / "_manifest.json").read_text())["config"]["multi_label"] is True
