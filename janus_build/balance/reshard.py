@@ -110,7 +110,10 @@ def _record(plan_row: dict[str, Any], source: _SourceRows, row: dict, stage_row:
 
 def _all_labels(label: int, matched: Any, label_set: LabelSet) -> list[int]:
     """The sample's label then every other matched class of the label set (``mc`` multi-label training)."""
-    others = [int(c) for c in matched or () if c is not None and int(c) != label and int(c) in label_set.names]
+    if not isinstance(matched, (list, tuple)):  # only a list column (a match/label output's) holds classes
+        return [label]
+    classes = [int(c) for c in matched if isinstance(c, int) and not isinstance(c, bool)]
+    others = [c for c in classes if c != label and c in label_set.names]
     return [label, *dict.fromkeys(others)]
 
 
