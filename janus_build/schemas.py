@@ -187,6 +187,7 @@ DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. e
 TRAIN_IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
 TRAIN_LABEL_MEMBER = "cls"
 TRAIN_CAPTION_MEMBER = "txt"
+TRAIN_LABELS_MEMBER = "labels"  # JSON list of every class of a sample, label first (janus train --multi-label)
 # Evaluation sets, as keys of the metrics JSON's "shifts"; the last four make average robustness.
 EVAL_SHIFTS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 ROBUSTNESS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")

@@ -163,7 +163,7 @@ def _write_shard(
             member = json.dumps(full, sort_keys=True, ensure_ascii=False, default=_json_value)
             extra = {
                 "cls": str(record["label"]),
-                "labels": json.dumps(record["labels"]),
+                schemas.TRAIN_LABELS_MEMBER: json.dumps(record["labels"]),
                 "txt": record["caption"],
                 "json": member,
             }

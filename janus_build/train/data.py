@@ -36,7 +36,6 @@ from janus_build.train.config import AUGMENTATIONS
 
 log = logging.getLogger(__name__)
 
-TRAIN_LABELS_MEMBER = "labels"  # balance's JSON list of every class of a sample (multi-label CE)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -206,14 +205,9 @@ class JpegQuality:
         self.quality = quality
 
     def __call__(self, image: Any) -> Any:
-        import io
+        from janus_build.core.imaging import jpeg_roundtrip
 
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=self.quality)
-        buffer.seek(0)
-        return Image.open(buffer).convert("RGB")
+        return jpeg_roundtrip(image, self.quality)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(quality={self.quality})"
@@ -407,7 +401,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             return label
         import json
 
-        extra = sample.get(TRAIN_LABELS_MEMBER)
+        extra = sample.get(schemas.TRAIN_LABELS_MEMBER)
         classes = json.loads(extra) if extra else []
         target = torch.zeros(len(self.lookup))
         target[label] = 1.0
