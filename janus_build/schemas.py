@@ -158,6 +158,7 @@ BALANCE_EXTRA = pa.schema(
         pa.field("source_key", pa.string()),  # the key in its source (differs from key only on a clash)
         pa.field("owner_name", pa.string()),  # the owner's display name, for attribution (Flickr)
         pa.field("page_url", pa.string()),  # the photo's page, for attribution (Flickr)
+        pa.field(LABELS, pa.list_(pa.int32())),  # every class of the label set the sample has (mc), label first
     ]
 )
 
@@ -186,6 +187,7 @@ DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. e
 TRAIN_IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
 TRAIN_LABEL_MEMBER = "cls"
 TRAIN_CAPTION_MEMBER = "txt"
+TRAIN_LABELS_MEMBER = "labels"  # JSON list of every class of a sample, label first (janus train --multi-label)
 # Evaluation sets, as keys of the metrics JSON's "shifts"; the last four make average robustness.
 EVAL_SHIFTS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 ROBUSTNESS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")

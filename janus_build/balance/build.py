@@ -125,7 +125,8 @@ def balance(config: BalanceConfig, progress: Progress = NULL_PROGRESS) -> Balanc
     label_set = load_label_set(config.labels)
     plan, stage = _plan_and_stage(config, label_set, progress)
     with stage:
-        result = reshard(plan, stage.path, label_set, progress)
+        rules = {s.name: config.caption_rule(s) for s in config.sources}
+        result = reshard(plan, stage.path, label_set, progress, rules)
         stats = _final_stats(config, plan, label_set, stage.path, result.shards)
         _write_outputs(stage.path, config, stats, label_set, plan)
         stage.finish(summary=_manifest_summary(stats, label_set, result.shards))

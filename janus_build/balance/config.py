@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from janus_build.balance.captions import DEFAULT_TEMPLATE, CaptionRule, check_empty_policy, check_policy, check_template
 from janus_build.balance.spec import (
     BALANCE_POLICIES,
     DEDUP_KINDS,
@@ -49,6 +50,12 @@ class BalanceConfig:
             ``_contamination.json``, or its output directory.
         exclude_keys: parquet files with a ``key`` column (``janus dedup``'s
             ``exclude_keys.parquet``): those source keys are left out before selection.
+        caption: the caption policy of every source whose SOURCE spec names none (``gtcaps``,
+            ``classname-only``, ``ttd``, ``title``, ``tags``, ``blipcap``, ``annotcap``,
+            ``prose``, ``blipcap+annotcap``, ``columns``); None: each source's caption columns.
+        caption_template: the ``gtcaps`` template, one ``{}`` for the class name.
+        empty_caption: a sample without caption: ``keep`` (empty ``txt``), ``drop`` (index row
+            with status ``no_caption``, no tar member) or ``fallback:POLICY``.
         command: the command line that built the dataset (recorded in the cards).
         overwrite: replace an existing output.
     """
@@ -68,6 +75,9 @@ class BalanceConfig:
     unknown_labels: str = "error"
     missing_images: str = "skip"
     exclude_keys: tuple[str, ...] = ()
+    caption: str | None = None
+    caption_template: str = DEFAULT_TEMPLATE
+    empty_caption: str = "keep"
     contamination: str | None = field(default=None, compare=False)
     command: tuple[str, ...] | None = field(default=None, compare=False)
     overwrite: bool = field(default=False, compare=False)
@@ -82,6 +92,10 @@ class BalanceConfig:
                 f"SOURCE: name(s) {', '.join(repr(d) for d in dupes)} given to more than one source; names must be unique"
             )
         self._check_policy()
+        if self.caption is not None:
+            check_policy(self.caption, "--caption")
+        check_template(self.caption_template)
+        check_empty_policy(self.empty_caption)
         parse_budget(self.budget)
         self._check_budget_unit(names)
         if not 0.0 <= self.val_fraction < 1.0:
@@ -104,6 +118,11 @@ class BalanceConfig:
         for path in self.exclude_keys:
             if not Path(path).is_file():
                 raise ConfigError(f"--exclude-keys {path}: no such file (expected a parquet file with a 'key' column)")
+
+    def caption_rule(self, spec: SourceSpec) -> CaptionRule:
+        """How ``spec``'s captions are made: its own ``caption=`` policy, else ``--caption``, else its columns."""
+        policy = spec.caption_policy or (None if spec.caption else self.caption) or "columns"
+        return CaptionRule(policy, spec.caption_columns, self.caption_template, self.empty_caption)
 
     def contamination_file(self) -> Path:
         """``--contamination`` as a file: a ``janus dedup`` output directory gives its ``_contamination.json``."""

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from janus_build.balance import select as sel
 from janus_build.balance.config import BalanceConfig
 from janus_build.balance.sources import LoadedSource, SourceFiles, load_source
-from janus_build.balance.spec import parse_budget
+from janus_build.balance.spec import like_budget, parse_budget
 from janus_build.core.fsio import write_parquet_atomic
 from janus_build.core.keys import dedup_id
 from janus_build.core.shards import ImageReader
@@ -319,20 +319,52 @@ class _Choice:
         pool_counts = np.bincount(classes[pool], minlength=num_classes)
         dedup_by_source = Counter(cands.src[keep].tolist())
         unit, budget_samples = _budget(config, sources, dedup_by_source)
-        quota = sel.quotas(
-            pool_counts,
-            balance="none" if config.balance == "metaclip" else config.balance,
-            min_per_class=config.min_per_class,
-            max_per_class=None if config.balance == "metaclip" else config.max_per_class,
-            budget_samples=budget_samples,
-            tie_order=sel.class_tie_order(num_classes, config.seed),
-            describe_pool=lambda: _describe(sources, cands.src[pool]),
+        like = like_budget(config.budget)
+        if like:  # 1x = the other dataset's size
+            unit = budget_samples = int(like_counts(like, label_set).sum())
+        quota = (
+            _like_quota(like, pool_counts, config, label_set)
+            if like
+            else sel.quotas(
+                pool_counts,
+                balance="none" if config.balance == "metaclip" else config.balance,
+                min_per_class=config.min_per_class,
+                max_per_class=None if config.balance == "metaclip" else config.max_per_class,
+                budget_samples=budget_samples,
+                tie_order=sel.class_tie_order(num_classes, config.seed),
+                describe_pool=lambda: _describe(sources, cands.src[pool]),
+            )
         )
         chosen = pool & (_rank_within(classes, pool, num_classes) < quota.quota[classes])
         selected = np.bincount(classes[chosen], minlength=num_classes)
         available = np.bincount(classes[keep], minlength=num_classes)
         short = _short_classes(selected, config, quota, label_set)
         return cls(chosen, base_counts, available, pool_counts, selected, quota, dedup_by_source, unit, short, metaclip)
+
+
+def like_counts(directory: Path, label_set: LabelSet) -> np.ndarray:
+    """Per-class sample counts (label-set order) of a balance output's written samples, train and val."""
+    position = {c: i for i, c in enumerate(label_set.ids)}
+    counts = np.zeros(len(label_set), dtype=np.int64)
+    for split in SPLITS:
+        for path in sorted((directory / split).glob("*.parquet")):
+            table = pq.read_table(path, columns=["label", "status"]).to_pylist()
+            for row in table:
+                if row["status"] == "success" and row["label"] in position:
+                    counts[position[row["label"]]] += 1
+    return counts
+
+
+def _like_quota(directory: Path, pool: np.ndarray, config: BalanceConfig, label_set: LabelSet) -> sel.QuotaPlan:
+    """``--budget like:DIR``: each class gets what it has in DIR (the paper's size control), or all it has."""
+    target = like_counts(directory, label_set)
+    quota = np.minimum(pool, target)
+    if config.max_per_class is not None:
+        quota = np.minimum(quota, config.max_per_class)
+    short = int((target - quota).sum())
+    if short:
+        log.warning("--budget like:%s: %d sample(s) short of its per-class counts", directory, short)
+    return sel.QuotaPlan(quota=quota.astype(np.int64), target=None, budget_samples=int(target.sum()))
 
 
 def _describe(sources: list[LoadedSource], pooled_src: np.ndarray) -> str:

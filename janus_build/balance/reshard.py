@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 
 from janus_build import schemas
 from janus_build.balance import provenance
+from janus_build.balance.captions import NO_CAPTION, TEXT_COLUMNS, CaptionRule
 from janus_build.balance.plan import SELECTION, SPLITS, Plan
 from janus_build.balance.sources import SourceFiles
+from janus_build.core.fsio import atomic_write_json
 from janus_build.core.imaging import check_image, to_jpeg
 from janus_build.core.shards import ImageReader, ImageShardWriter
 from janus_build.core.stage import ShardDir
@@ -55,8 +57,9 @@ def _json_value(value: Any) -> Any:
 class _SourceRows:
     """The pending rows of one source with full metadata, captions and the image stage's provenance."""
 
-    def __init__(self, source: SourceFiles, meta_rows: np.ndarray) -> None:
+    def __init__(self, source: SourceFiles, meta_rows: np.ndarray, rule: CaptionRule) -> None:
         self.source = source
+        self.rule = rule
         self.meta = source.read_metadata(np.unique(meta_rows))
         self._rows = self.meta.column("_meta_row").to_numpy()
         keys = (
@@ -66,7 +69,7 @@ class _SourceRows:
         self.captions = None
         if captions is not None:  # null rows where a key has no caption
             self.captions = captions.take(pc.index_in(keys, value_set=captions.column("key")))
-        self.stage_meta = source.index_metadata(keys, provenance.FALLBACK_COLUMNS)
+        self.stage_meta = source.index_metadata(keys, (*provenance.FALLBACK_COLUMNS, *TEXT_COLUMNS))
 
     def records(self, meta_rows: np.ndarray) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """``(source row with captions merged in, image stage row or None)`` of ``meta_rows``, in order."""
@@ -77,20 +80,16 @@ class _SourceRows:
                 row.update({k: v for k, v in caption.items() if k != "key"})
         return [(row, self.stage_meta.get(str(row.get("key"))) if self.stage_meta else None) for row in rows]
 
-    def caption(self, row: dict[str, Any]) -> tuple[str, str | None]:
-        """The first non-empty caption column of the source's preference list, and its name."""
-        for name in self.source.spec.caption_columns:
-            value = row.get(name)
-            if value is not None and str(value).strip():
-                return str(value).strip(), name
-        return "", None
+    def caption(self, row: dict[str, Any], stage_row: dict | None, class_name: str) -> tuple[str, str | None]:
+        """The sample's caption by the source's caption rule, and what it came from."""
+        return self.rule.caption(row, stage_row, class_name)
 
 
 def _record(plan_row: dict[str, Any], source: _SourceRows, row: dict, stage_row: dict | None, label_set) -> dict:
     """The index row (and json member) of one sample, provenance by :mod:`.provenance`'s precedence."""
     spec = source.source.spec
-    caption, caption_field = source.caption(row)
     cid = int(plan_row["label"])
+    caption, caption_field = source.caption(row, stage_row, label_set.names.get(cid, ""))
     return {
         "key": plan_row["key"],
         "label": cid,
@@ -105,7 +104,17 @@ def _record(plan_row: dict[str, Any], source: _SourceRows, row: dict, stage_row:
         "class_name": label_set.names.get(cid, ""),
         "caption_field": caption_field,
         "source_key": plan_row["source_key"],
+        "labels": _all_labels(cid, row.get("labels"), label_set),
     }
+
+
+def _all_labels(label: int, matched: Any, label_set: LabelSet) -> list[int]:
+    """The sample's label then every other matched class of the label set (``mc`` multi-label training)."""
+    if not isinstance(matched, (list, tuple)):  # only a list column (a match/label output's) holds classes
+        return [label]
+    classes = [int(c) for c in matched if isinstance(c, int) and not isinstance(c, bool)]
+    others = [c for c in classes if c != label and c in label_set.names]
+    return [label, *dict.fromkeys(others)]
 
 
 def _image(reader: ImageReader, source: SourceFiles, plan_row: dict[str, Any]) -> tuple[bytes | None, str, str | None]:
@@ -148,9 +157,16 @@ def _write_shard(
             row, stage_row = found[i]
             record = _record(plan_row, source, row, stage_row, label_set)
             image, status, error = _image(reader, source.source, plan_row)
+            if image is not None and not record["caption"] and source.rule.empty == "drop":
+                image, status, error = None, NO_CAPTION, f"no caption (caption policy {source.rule.policy})"
             full = dict(record, source_metadata=provenance.merged_metadata(row, stage_row))
             member = json.dumps(full, sort_keys=True, ensure_ascii=False, default=_json_value)
-            extra = {"cls": str(record["label"]), "txt": record["caption"], "json": member}
+            extra = {
+                "cls": str(record["label"]),
+                schemas.TRAIN_LABELS_MEMBER: json.dumps(record["labels"]),
+                "txt": record["caption"],
+                "json": member,
+            }
             writer.write(record["key"], image, record, image_ext="jpg", extra=extra, status=status, error_message=error)
             if image is None:
                 log.warning("%s: key %r: %s; recorded as %s, not written", shards.path, record["key"], error, status)
@@ -161,8 +177,12 @@ def _write_shard(
     return len(plan_rows)
 
 
-def reshard(plan: Plan, out: Path, label_set: LabelSet, progress: Progress) -> ReshardResult:
+def reshard(
+    plan: Plan, out: Path, label_set: LabelSet, progress: Progress, rules: dict[str, CaptionRule] | None = None
+) -> ReshardResult:
     """Write every planned shard not yet done, then check the output against the plan.
+
+    ``rules`` maps a source name to its caption rule (default: its caption columns).
 
     Raises:
         OutputError: a written shard does not hold the rows the plan gave it.
@@ -181,7 +201,7 @@ def reshard(plan: Plan, out: Path, label_set: LabelSet, progress: Progress) -> R
             todo = pa.concat_tables(chunks.values()) if chunks else rows.slice(0, 0)
             progress.start(f"write {split}", rows.num_rows, "samples")
             progress.advance(f"write {split}", rows.num_rows - todo.num_rows)
-            rows_of = _pending_sources(plan.sources, todo)
+            rows_of = _pending_sources(plan.sources, todo, rules or {})
             for name, chunk in chunks.items():
                 if pc.any(pc.not_equal(chunk.column("shard"), name)).as_py():
                     raise OutputError(f"{out / SELECTION}: rows of shard {split}/{name} are not together; --overwrite")
@@ -189,18 +209,33 @@ def reshard(plan: Plan, out: Path, label_set: LabelSet, progress: Progress) -> R
                 progress.advance(f"write {split}", chunk.num_rows)
             progress.finish(f"write {split}")
     check_counts(plan, out)
+    for split in SPLITS:
+        write_sizes(out / split, expected[split])
     return ReshardResult(written, resumed, {s: list(expected[s]) for s in SPLITS})
 
 
-def _pending_sources(sources: list[SourceFiles], todo: pa.Table) -> dict[int, _SourceRows]:
+def _pending_sources(
+    sources: list[SourceFiles], todo: pa.Table, rules: dict[str, CaptionRule]
+) -> dict[int, _SourceRows]:
     """Read, once per split, the metadata of every source row still to be written."""
     positions = np.asarray(todo.column("source").to_numpy())
     meta_rows = np.asarray(todo.column("meta_row").to_numpy())
     return {
-        s.position: _SourceRows(s, meta_rows[positions == s.position])
+        s.position: _SourceRows(
+            s, meta_rows[positions == s.position], rules.get(s.spec.name) or CaptionRule(columns=s.spec.caption_columns)
+        )
         for s in sources
         if (positions == s.position).any()
     }
+
+
+def write_sizes(directory: Path, shards: dict[str, int]) -> None:
+    """``sizes.json`` ({tar name: samples in it}): what open_clip's trainer reads to count a split's samples."""
+    sizes = {}
+    for name in shards:
+        table = pq.read_table(directory / f"{name}.parquet", columns=["status"])
+        sizes[f"{name}.tar"] = int(pc.sum(pc.equal(table.column("status"), "success")).as_py() or 0)
+    atomic_write_json(directory / "sizes.json", sizes)
 
 
 def check_counts(plan: Plan, out: Path) -> None:

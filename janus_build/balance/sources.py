@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from janus_build import schemas
+from janus_build.balance.captions import TEXT_COLUMNS
 from janus_build.balance.spec import SourceSpec
 from janus_build.core.shards import resolve_image_stage, shard_names
 from janus_build.core.stage import fingerprint_file, read_manifest
@@ -143,7 +144,7 @@ class SourceFiles:
         files = caption_files(directory)
         if not files:
             raise InputError(f"{where}: no caption parquet files")
-        wanted = ("key", *CAPTION_COLUMNS, *self.spec.caption_columns)
+        wanted = ("key", *CAPTION_COLUMNS, *TEXT_COLUMNS, *self.spec.caption_columns)
         pieces = []
         for path in files:
             names = pq.read_schema(path).names
@@ -292,8 +293,24 @@ def _tag_labels(spec: SourceSpec) -> tuple[dict[str, int], Counter, dict[str, li
     return labels, counts, examples
 
 
+def _model_label_source(directory: Path, manifest: dict[str, Any], where: str) -> str:
+    """A ``janus label`` output's label source (``zeroshot:MODEL``, ``classifier:MODEL``)."""
+    found = (manifest.get("summary") or {}).get("label_source")
+    if not found:  # a run still under way has no summary yet: the rows say it
+        files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith(("_", ".")))
+        values = pq.read_table(files[0], columns=["label_source"]).column(0) if files else None
+        found = values[0].as_py() if values is not None and len(values) else None
+    if not found:
+        raise InputError(f"{where}: a janus label output without a label_source (run janus label again)")
+    return str(found)
+
+
 def _match_strategy(directory: Path, where: str) -> str:
-    strategy = ((read_manifest(directory) or {}).get("config") or {}).get("strategy")
+    """The label source of a ``match=`` directory: the match strategy, or a label output's model."""
+    manifest = read_manifest(directory) or {}
+    if manifest.get("stage") == "label":
+        return _model_label_source(directory, manifest, where)
+    strategy = (manifest.get("config") or {}).get("strategy")
     if strategy not in ("sc", "strict", "mc"):
         log.warning("%s: the manifest names no match strategy; label_source is recorded as 'sc'", where)
         strategy = "sc"

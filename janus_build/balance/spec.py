@@ -76,10 +76,14 @@ class SourceSpec:
         label_col: the index column holding those labels (default ``label``, else ``class_id``).
         tags: a ``janus tag export`` table; its ``in`` decisions are the labels (``tagged``).
         match: a ``janus match`` output directory joined to ``images`` on ``key``; the label
-            source is the match strategy (``sc``, ``strict``, ``mc``).
+            source is the match strategy (``sc``, ``strict``, ``mc``). A ``janus label`` output
+            works the same way; its label source is the model's (``zeroshot:ViT-L-14``,
+            ``classifier:NAME``): the paper's ``cliplabel`` / ``swinlabel`` datasets.
         captions: optional ``janus caption`` output directory joined on ``key``.
-        caption: caption columns to try in order, ``|``-separated (default
-            :data:`DEFAULT_CAPTION_COLUMNS`).
+        caption: a caption policy (``gtcaps``, ``classname-only``, ``ttd``, ``title``, ``tags``,
+            ``blipcap``, ``annotcap``, ``prose``, ``blipcap+annotcap``; see
+            :mod:`janus_build.balance.captions`), or caption columns to try in order,
+            ``|``-separated (default: ``--caption``, else :data:`DEFAULT_CAPTION_COLUMNS`).
         kind: provenance ``source`` value: flickr, imagenet, openimages, laion, yfcc, custom
             (default: the name if it is one of those, ``flickr`` for tag sources, else ``custom``).
         priority: smaller is preferred: de-duplication keeps, and ``--min-per-class`` fills
@@ -136,8 +140,15 @@ class SourceSpec:
         return "flickr" if self.tags else "custom"
 
     @property
+    def caption_policy(self) -> str | None:
+        """The caption policy ``caption=`` names, or None (columns, or nothing given)."""
+        from janus_build.balance.captions import POLICIES
+
+        return self.caption if self.caption in POLICIES and self.caption != "columns" else None
+
+    @property
     def caption_columns(self) -> tuple[str, ...]:
-        if self.caption:
+        if self.caption and self.caption_policy is None and self.caption != "columns":
             return tuple(c.strip() for c in self.caption.split("|") if c.strip())
         return DEFAULT_CAPTION_COLUMNS
 
@@ -226,12 +237,22 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
     return specs
 
 
+def like_budget(value: str | None) -> Path | None:
+    """``--budget like:DIR``: the balance output whose per-class counts the new dataset copies."""
+    if value is None or not str(value).startswith("like:"):
+        return None
+    directory = Path(str(value)[5:])
+    if not any(any((directory / split).glob("*.parquet")) for split in ("train", "val")):
+        raise ConfigError(f"--budget {value}: {directory} holds no train/ or val/ shard index (a janus balance output)")
+    return directory
+
+
 def parse_budget(value: str | None) -> tuple[float, bool] | None:
     """Parse ``--budget``: ``1x``, ``2x``, ``1/8x``, ``0.5x`` (a multiple) or ``N`` (a sample count).
 
-    Returns ``(number, is_multiple)`` or None.
+    Returns ``(number, is_multiple)`` or None (also for ``like:DIR``, see :func:`like_budget`).
     """
-    if value is None or str(value).strip() == "":
+    if value is None or str(value).strip() == "" or like_budget(value) is not None:
         return None
     text = str(value).strip().lower().replace("_", "").replace(",", "")
     multiple = text.endswith("x")

@@ -12,7 +12,7 @@ from janus_build.cli import app
 _SOURCE_HELP = (
     "A labelled source as comma-separated key=value pairs: name=NAME,images=IMAGE_STAGE_DIR and one of "
     "labels=ground_truth|human|mapped (index column, see label_col=), tags=TAGS.parquet, match=MATCH_DIR; "
-    "optional captions=DIR, caption=COL|COL, kind=flickr|imagenet|openimages|laion|yfcc|custom, priority=N "
+    "optional captions=DIR, caption=POLICY|COL|COL, kind=flickr|imagenet|openimages|laion|yfcc|custom, priority=N "
     "(smaller first), weight=W, role=base|fill. See docs/balance.md."
 )
 
@@ -42,7 +42,10 @@ def balance_command(
         None, "--max-per-class", help="Cap every class at N (seeded sampling); the threshold t of --balance metaclip."
     ),
     budget: Optional[str] = typer.Option(
-        None, "--budget", help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit) or a count."
+        None,
+        "--budget",
+        help="Total samples: 1x, 2x, 4x, 10x, 20x, 1/8x (multiples of --budget-unit), a count, or like:DIR "
+        "(another balance output's per-class counts).",
     ),
     budget_unit: str = typer.Option(
         "120000", "--budget-unit", help="Samples in 1x: a count (default 120000, the paper's IN100) or a source name."
@@ -74,6 +77,20 @@ def balance_command(
         "--exclude-keys",
         help="Parquet file with a 'key' column (janus dedup's exclude_keys.parquet): leave those samples out. "
         "Repeatable.",
+    ),
+    caption: Optional[str] = typer.Option(
+        None,
+        "--caption",
+        help="Caption policy of every source whose SOURCE names none: gtcaps, classname-only, ttd, title, tags, "
+        "blipcap, annotcap, prose, blipcap+annotcap or columns (default: each source's caption columns).",
+    ),
+    caption_template: str = typer.Option(
+        "a photo of a {}.", "--caption-template", help="The gtcaps template; {} is the class name."
+    ),
+    empty_caption: str = typer.Option(
+        "keep",
+        "--empty-caption",
+        help="A sample without caption: keep (empty txt; VL training skips it), drop, or fallback:POLICY.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
@@ -108,6 +125,9 @@ def balance_command(
         missing_images=missing_images,
         contamination=str(contamination) if contamination else None,
         exclude_keys=tuple(str(p) for p in exclude_keys or ()),
+        caption=caption,
+        caption_template=caption_template,
+        empty_caption=empty_caption,
         command=("janus", *sys.argv[1:]),
         overwrite=overwrite,
     )

@@ -98,6 +98,19 @@ def train(
         None, "--grad-clip", help="Clip the gradient norm (the paper uses none)."
     ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing"),
+    multi_label: bool = typer.Option(
+        False,
+        "--multi-label",
+        help="--loss ce: sum the cross-entropy over every class in a sample's labels (janus match --strategy mc).",
+    ),
+    text_transform: str = typer.Option(
+        "none",
+        "--text-transform",
+        help="--loss vl: none, scramble (shuffle caption words) or strip (keep only class-name words).",
+    ),
+    jpeg_quality: Optional[int] = typer.Option(
+        None, "--jpeg-quality", help="Re-encode every training image as JPEG at this quality first (jpeg10: 10)."
+    ),
     eval_every: int = typer.Option(32, "--eval-every", help="Evaluate every N epochs (and after the last)."),
     eval_batch_size: int = typer.Option(256, "--eval-batch-size"),
     imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help=_SHIFT_HELP["imagenet_val"]),
@@ -142,6 +155,9 @@ def train(
         channels_last=channels_last,
         grad_clip=grad_clip,
         label_smoothing=label_smoothing,
+        multi_label=multi_label,
+        text_transform=text_transform,
+        jpeg_quality=jpeg_quality,
         eval_every=eval_every,
         eval_batch_size=eval_batch_size,
         imagenet_val=imagenet_val,
@@ -191,6 +207,19 @@ def eval_command(
     arch: Optional[str] = typer.Option(
         None, "--arch", help="Architecture of a bare state dict; checked against a janus checkpoint."
     ),
+    baseline: Optional[str] = typer.Option(
+        None,
+        "--baseline",
+        help="Score a baseline instead: open_clip:NAME (zero-shot, e.g. open_clip:RN50) or timm:NAME.",
+    ),
+    pretrained: str = typer.Option(
+        "openai",
+        "--pretrained",
+        help="--baseline weights: an open_clip tag (openai, laion2b_s34b_b79k...), for timm hub or a FILE; none = random.",
+    ),
+    prompts: str = typer.Option(
+        "openai", "--prompts", help="open_clip baselines: openai (the 80 ImageNet templates), single, or a FILE."
+    ),
     imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help=_SHIFT_HELP["imagenet_val"]),
     imagenet_v2: Optional[str] = typer.Option(None, "--imagenet-v2", help=_SHIFT_HELP["imagenet_v2"]),
     imagenet_sketch: Optional[str] = typer.Option(None, "--imagenet-sketch", help=_SHIFT_HELP["imagenet_sketch"]),
@@ -227,10 +256,13 @@ def eval_command(
         device=device,
         precision=precision,
         out=out,
+        baseline=baseline,
+        pretrained=pretrained,
+        prompts=prompts,
     )
     with RichProgress(unit_rate="images") as progress:
         metrics = evaluate(config, progress)
-    name = metrics["model"].get("timm_model") or metrics["model"].get("checkpoint")
+    name = metrics["model"].get("timm_model") or metrics["model"].get("baseline") or metrics["model"].get("checkpoint")
     render_metrics(metrics, title=f"{name} ({metrics['labels']})")
     if out:
         console().print(f"metrics written to {esc(out)}", highlight=False)

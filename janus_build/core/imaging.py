@@ -97,6 +97,16 @@ def to_jpeg(data: bytes, ext: str | None = None, quality: int = JPEG_QUALITY) ->
     return buffer.getvalue()
 
 
+def jpeg_roundtrip(image: Any, quality: int) -> Any:
+    """A PIL image encoded as JPEG at ``quality`` and decoded again (JPEG-artefact augmentation)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
 def decodable(data: bytes) -> str | None:
     """None when ``data`` decodes fully as an image, else the reason (for validating shards)."""
     check = check_image(data)

@@ -10,6 +10,7 @@ LOSSES = ("ce", "vl")
 AUGMENTATIONS = ("simclr", "standard")
 OPTIMIZERS = ("adamw", "sgd")
 DECODERS = ("cpu", "gpu")
+TEXT_TRANSFORMS = ("none", "scramble", "strip")
 SHIFT_FIELDS = ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 
 # Options that may change between a run and its --resume (they do not change the result);
@@ -49,6 +50,9 @@ class TrainConfig:
     channels_last: bool = True
     grad_clip: float | None = None  # the paper uses none
     label_smoothing: float = 0.0
+    multi_label: bool = False  # --loss ce: the sum of the CE of every class in a sample's `labels` (mc)
+    text_transform: str = "none"  # --loss vl: scramble (shuffle caption words) | strip (keep class-name words)
+    jpeg_quality: int | None = None  # re-encode every training image at this JPEG quality first (jpeg10)
     eval_every: int = 32
     eval_batch_size: int = 256
     imagenet_val: str | None = None
@@ -68,6 +72,7 @@ class TrainConfig:
             ("--augment", self.augment, AUGMENTATIONS),
             ("--decode", self.decode, DECODERS),
             ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--text-transform", self.text_transform, TEXT_TRANSFORMS),
         ):
             if value not in allowed:
                 raise ConfigError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -85,6 +90,16 @@ class TrainConfig:
             ),
             (self.lr is None or self.lr > 0, f"--lr: must be positive, got {self.lr}"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "--steps-per-epoch: must be at least 1"),
+            (not self.multi_label or self.loss == "ce", "--multi-label: needs --loss ce (it sums CE over the labels)"),
+            (self.text_transform == "none" or self.loss == "vl", "--text-transform: needs --loss vl (captions)"),
+            (
+                self.jpeg_quality is None or 1 <= self.jpeg_quality <= 95,
+                f"--jpeg-quality: expected 1 to 95, got {self.jpeg_quality}",
+            ),
+            (
+                self.jpeg_quality is None or self.decode == "cpu",
+                "--jpeg-quality: needs --decode cpu (the re-encoding runs in PIL in the loader workers)",
+            ),
         )
         for ok, message in checks:
             if not ok:

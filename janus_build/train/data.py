@@ -21,6 +21,7 @@ import glob
 import logging
 import os
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,20 +198,67 @@ class PILGaussianBlur:
         return f"{type(self).__name__}(sigma={self.sigma})"
 
 
-def train_transform(augment: str, image_size: int) -> Callable[[Any], Any]:
+class JpegQuality:
+    """Re-encode a PIL image as JPEG at ``quality`` and decode it again (the paper's ``jpeg10``)."""
+
+    def __init__(self, quality: int) -> None:
+        self.quality = quality
+
+    def __call__(self, image: Any) -> Any:
+        from janus_build.core.imaging import jpeg_roundtrip
+
+        return jpeg_roundtrip(image, self.quality)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(quality={self.quality})"
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class TextTransform:
+    """The caption ablations of the paper: ``scramble`` shuffles a caption's words (a new order per
+    sample and epoch); ``strip`` keeps only the words that occur in a class name of the label set
+    (the tokens a zero-shot classifier uses at inference), in caption order."""
+
+    def __init__(self, kind: str, class_names: Sequence[str] = (), seed: int = 0) -> None:
+        self.kind = kind
+        self.vocabulary = {w for name in class_names for w in _WORD.findall(name.lower())}
+        self.seed = seed
+
+    def __call__(self, text: str, salt: str = "") -> str:
+        words = text.split()
+        if self.kind == "scramble":
+            random.Random(f"{self.seed}/{salt}/{text}").shuffle(words)
+        elif self.kind == "strip":
+            words = [w for w in words if any(t in self.vocabulary for t in _WORD.findall(w.lower()))]
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How a sample's target is made beyond the default: ``multi_label`` (ce: a multi-hot vector of
+    the sample's ``labels`` member) and ``text_transform`` (vl: applied to the caption first)."""
+
+    multi_label: bool = False
+    text_transform: TextTransform | None = None
+
+
+def train_transform(augment: str, image_size: int, jpeg_quality: int | None = None) -> Callable[[Any], Any]:
     """The training augmentation: PIL image -> uint8 CHW tensor (normalised later, on the device).
 
     ``simclr`` (the paper's): RandomResizedCrop scale (0.08, 1), horizontal flip, colour jitter
     (0.4, 0.4, 0.4, 0.1) with p 0.8, greyscale p 0.2, Gaussian blur p 0.5 with sigma in (0.1, 2).
     ``standard``: RandomResizedCrop and flip (the usual ImageNet recipe).
     Workers ship uint8 tensors (a quarter of float32's bytes) and :class:`Normalize` runs batched
-    on the training device.
+    on the training device. ``jpeg_quality`` re-encodes each image at that quality first.
     """
     from torchvision import transforms as T
 
     if augment not in AUGMENTATIONS:
         raise ConfigError(f"--augment: expected one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
-    steps: list[Any] = [T.RandomResizedCrop(image_size, scale=(0.08, 1.0)), T.RandomHorizontalFlip()]
+    steps: list[Any] = [JpegQuality(jpeg_quality)] if jpeg_quality else []
+    steps += [T.RandomResizedCrop(image_size, scale=(0.08, 1.0)), T.RandomHorizontalFlip()]
     if augment == "simclr":
         steps += [
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
@@ -295,6 +343,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         seed: int = 0,
         shuffle_buffer: int = 2000,
         decode: bool = True,
+        targets: TargetOptions | None = None,
     ) -> None:
         if head_ids is None and tokenizer is None:
             raise ValueError("ShardStream needs head_ids (ce) or a tokenizer (vl)")
@@ -307,6 +356,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.decode = decode  # False: yield the JPEG bytes as a uint8 tensor (decoded on the device)
+        targets = targets or TargetOptions()
+        self.multi_label = targets.multi_label  # target: a multi-hot vector of the sample's `labels`
+        self.text_transform = targets.text_transform
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -317,22 +369,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         image_ext = next((e for e in IMAGE_EXTENSIONS if e in sample), None)
         if image_ext is None:
             return None
-        if self.lookup is not None:
-            raw = sample.get(schemas.TRAIN_LABEL_MEMBER)
-            if raw is None:
-                return None
-            label = self.lookup.get(int(raw.decode() if isinstance(raw, bytes) else raw))
-            if label is None:
-                return None
-            target: Any = label
-        else:
-            raw = sample.get(schemas.TRAIN_CAPTION_MEMBER)
-            if raw is None:
-                return None
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            if not text.strip():  # an uncaptioned sample teaches a CLIP model nothing
-                return None
-            target = self.tokenizer([text])[0]  # type: ignore[misc]
+        target = self._target(sample)
+        if target is None:
+            return None
         if not self.decode:
             data = sample[image_ext]
             if image_ext not in ("jpg", "jpeg"):  # nvJPEG reads JPEG only: re-encode the rare PNG/WebP
@@ -343,6 +382,33 @@ class ShardStream(torch.utils.data.IterableDataset):
                 data = buffer.getvalue()
             return torch.frombuffer(bytearray(data), dtype=torch.uint8), target
         return self.transform(open_image(sample[image_ext])), target
+
+    def _target(self, sample: dict[str, Any]) -> Any:
+        """The head index (ce), multi-hot vector (ce, multi-label) or caption tokens (vl); None: skip."""
+        if self.lookup is None:
+            raw = sample.get(schemas.TRAIN_CAPTION_MEMBER)
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+            if self.text_transform is not None:
+                text = self.text_transform(text, f"{self.epoch}/{sample.get('__key__')}")
+            if not text.strip():  # an uncaptioned sample teaches a CLIP model nothing
+                return None
+            return self.tokenizer([text])[0]  # type: ignore[misc]
+        raw = sample.get(schemas.TRAIN_LABEL_MEMBER)
+        if raw is None:
+            return None
+        label = self.lookup.get(int(raw.decode() if isinstance(raw, bytes) else raw))
+        if label is None or not self.multi_label:
+            return label
+        import json
+
+        extra = sample.get(schemas.TRAIN_LABELS_MEMBER)
+        classes = json.loads(extra) if extra else []
+        target = torch.zeros(len(self.lookup))
+        target[label] = 1.0
+        for c in classes:
+            if int(c) in self.lookup:
+                target[self.lookup[int(c)]] = 1.0
+        return target
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         import webdataset as wds

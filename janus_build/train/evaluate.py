@@ -14,6 +14,7 @@ in the shift (for IN100: 100 classes for val/V2/Sketch, 36 for R, 37 for A).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -359,6 +360,9 @@ class EvalConfig:
     device: str = "auto"
     precision: str = "auto"
     out: str | None = None
+    baseline: str | None = None  # open_clip:NAME (zero-shot) or timm:NAME, scored on the label set
+    pretrained: str = "openai"  # the baseline's weights: an open_clip tag, a timm file, hub or none
+    prompts: str = "openai"  # open_clip baselines: openai (80 templates), single or a FILE
 
     def shift_folders(self) -> dict[str, str]:
         return {s: getattr(self, s) for s in SHIFTS if getattr(self, s)}
@@ -424,7 +428,7 @@ def load_checkpoint(
     else:
         raise InputError(f"CHECKPOINT {file}: holds a {type(data).__name__}, not a model checkpoint")
     if image_size:
-        spec = ModelSpec(spec.arch, spec.loss, spec.head_ids, image_size)
+        spec = dataclasses.replace(spec, image_size=image_size)
     model = build_model(spec)
     load_weights(model, state, spec, f"CHECKPOINT {file}")
     return model, spec, info
@@ -502,8 +506,10 @@ def load_timm_model(name: str, weights: str | None = None) -> tuple[Any, Any, di
     )
 
 
-def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
+def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS, labeller: Any = None) -> dict[str, Any]:
     """Run ``janus eval``: load the model, score every given folder, write ``config.out`` (JSON).
+
+    ``labeller`` replaces a ``--baseline`` model (tests with known answers).
 
     Raises:
         ConfigError: neither or both of a checkpoint and ``timm_model``; no folder given.
@@ -514,8 +520,14 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
     from janus_build.core.fsio import atomic_write_json
     from janus_build.train.runtime import resolve_device, resolve_precision
 
-    if bool(config.checkpoint) == bool(config.timm_model):
-        raise ConfigError("janus eval: give either CHECKPOINT or --timm-model NAME")
+    if sum(bool(x) for x in (config.checkpoint, config.timm_model, config.baseline)) != 1:
+        raise ConfigError(
+            "janus eval: give either CHECKPOINT or --timm-model NAME or --baseline open_clip:NAME|timm:NAME (exactly one)"
+        )
+    if config.baseline:
+        from janus_build.train.baselines import check_baseline
+
+        check_baseline(config.baseline)
     folders = config.shift_folders()
     if not folders:
         raise ConfigError(
@@ -529,11 +541,19 @@ def evaluate(config: EvalConfig, progress: Progress = NULL_PROGRESS) -> dict[str
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     transform = None
-    if config.timm_model:
+    if config.baseline:
+        from janus_build.train.baselines import baseline_model
+
+        label_set = load_label_set(config.labels or "in100")
+        listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}
+        model, spec, info, transform = baseline_model(
+            config.baseline, config.pretrained, config.prompts, label_set, device, labeller
+        )
+    elif config.timm_model:
         model, spec, info, transform = load_timm_model(config.timm_model, config.timm_weights)
     else:
         model, spec, info = load_checkpoint(config.checkpoint, config.arch)  # type: ignore[arg-type]
-    if config.labels is None:  # the checkpoint's own label set
+    if config.labels is None and not config.baseline:  # the checkpoint's own label set
         label_set = load_label_set(info.get("labels") or "in100")
         listed = {shift: list_folder(shift, root, label_set.ids) for shift, root in folders.items()}
     model = model.to(device)

@@ -254,7 +254,13 @@ def _build(config: TrainConfig, inputs: _Inputs, device: Any) -> tuple[Any, Any]
 
     from janus_build.train.models import ModelSpec, build_model
 
-    spec = ModelSpec(arch=config.arch, loss=config.loss, head_ids=inputs.head_ids, image_size=config.image_size)
+    spec = ModelSpec(
+        arch=config.arch,
+        loss=config.loss,
+        head_ids=inputs.head_ids,
+        image_size=config.image_size,
+        text_transform=config.text_transform,
+    )
     torch.manual_seed(config.seed)
     model = build_model(spec).to(device)
     if config.channels_last and config.loss == "ce":
@@ -346,9 +352,28 @@ def _objective(config: TrainConfig, spec: Any, inputs: _Inputs, dist: Any) -> tu
             image_features, text_features, logit_scale = model(images, target)[:3]
             return clip_loss(image_features, text_features, logit_scale)
 
-        return vl, {"tokenizer": tokenizer_for(spec)}
+        kwargs: dict[str, Any] = {"tokenizer": tokenizer_for(spec)}
+        if config.text_transform != "none":
+            from janus_build.train.data import TargetOptions, TextTransform
+
+            names = [inputs.label_set.names[c] for c in inputs.label_set.ids]
+            kwargs["targets"] = TargetOptions(text_transform=TextTransform(config.text_transform, names, config.seed))
+        return vl, kwargs
+    if config.multi_label:
+        from janus_build.train.data import TargetOptions
+
+        return multi_label_loss, {"head_ids": inputs.head_ids, "targets": TargetOptions(multi_label=True)}
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     return (lambda model, images, target: criterion(model(images), target)), {"head_ids": inputs.head_ids}
+
+
+def multi_label_loss(model: Any, images: Any, target: Any) -> Any:
+    """The paper's multi-label CE: per sample, the sum of the cross-entropy of each assigned class
+    (``target`` is multi-hot); with one class per sample it is the ordinary cross-entropy."""
+    import torch
+
+    log_probs = torch.nn.functional.log_softmax(model(images).float(), dim=-1)
+    return -(log_probs * target).sum(dim=-1).mean()
 
 
 def _stream(config: TrainConfig, spec: Any, inputs: _Inputs, dist: Any, device: Any, stream_kwargs: Any) -> Any:
@@ -364,7 +389,7 @@ def _stream(config: TrainConfig, spec: Any, inputs: _Inputs, dist: Any, device: 
         normalize = Normalize(*normalization(spec), device=device)
     stream = ShardStream(
         inputs.shard_set.shards,
-        train_transform(config.augment, config.image_size),
+        train_transform(config.augment, config.image_size, config.jpeg_quality),
         rank=dist.rank,
         world_size=dist.world_size,
         seed=config.seed,

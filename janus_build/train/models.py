@@ -27,12 +27,29 @@ CE_ARCHS = {
     "deit_small": "deit_small_patch16_224",
     "convnext_tiny": "convnext_tiny",
     "gcvit_xxtiny": "gcvit_xxtiny",
+    # the paper's names (Table 9)
+    "RN50": "resnet50",
+    "RN26": "resnet26",
+    "RN50x4": "resnet50x4_clip_gap",
+    "ViT-S-16": "vit_small_patch16_224",
+    "DeiT-S-16": "deit_small_patch16_224",
+    "GCViT-S-16": "gcvit_small",
     "tiny": "test_resnet",  # a ~0.4 M-parameter ResNet for tests and demos
     "tiny_vit": "test_vit",
 }
 
 # --loss vl: short names -> open_clip model configs ("open_clip:NAME" for any other).
-VL_ARCHS = {"resnet50": "RN50", "rn50": "RN50", "rn50x4": "RN50x4", "tiny": "tiny"}
+VL_ARCHS = {
+    "resnet50": "RN50",
+    "rn50": "RN50",
+    "rn50x4": "RN50x4",
+    "RN50": "RN50",  # open_clip's modified ResNets (attention pooling), the paper's VL towers
+    "RN101": "RN101",
+    "RN50x4": "RN50x4",
+    "ViT-S-16": "ViT-S-16",
+    "ViT-B-16": "ViT-B-16",
+    "tiny": "tiny",
+}
 
 # A tiny CLIP (ModifiedResNet image tower + 1-layer text transformer) for tests and demos.
 TINY_CLIP = {
@@ -51,10 +68,13 @@ class ModelSpec:
     loss: str = "ce"
     head_ids: tuple[int, ...] = field(default_factory=lambda: tuple(range(1000)))
     image_size: int = 224
+    text_transform: str = "none"  # vl: "scramble" also scrambles the zero-shot prompts (tokscramble)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["head_ids"] = list(self.head_ids)
+        if self.text_transform == "none":  # checkpoints written before the field existed compare equal
+            del data["text_transform"]
         return data
 
     @classmethod
@@ -64,6 +84,7 @@ class ModelSpec:
             loss=str(data["loss"]),
             head_ids=tuple(int(i) for i in data["head_ids"]),
             image_size=int(data["image_size"]),
+            text_transform=str(data.get("text_transform", "none")),
         )
 
 
@@ -189,11 +210,21 @@ def load_weights(model: Any, state_dict: dict[str, Any], spec: ModelSpec, source
 def zero_shot_weights(
     model: Any, spec: ModelSpec, class_names: Sequence[str], device: Any, template: str = "a photo of a {}."
 ) -> Any:
-    """Normalised text embeddings of ``template`` for each class (a VL model's classifier)."""
+    """Normalised text embeddings of ``template`` for each class (a VL model's classifier).
+
+    A model trained with ``--text-transform scramble`` gets scrambled prompts too (the paper's
+    tokscramble scrambles "during training and inference"; a fixed order per class).
+    """
     import torch
 
     tokenizer = tokenizer_for(spec)
+    prompts = [template.format(name) for name in class_names]
+    if spec.text_transform == "scramble":
+        from janus_build.train.data import TextTransform
+
+        scramble = TextTransform("scramble")
+        prompts = [scramble(p, "inference") for p in prompts]
     with torch.no_grad():
-        tokens = tokenizer([template.format(name) for name in class_names]).to(device)
+        tokens = tokenizer(prompts).to(device)
         text = model.encode_text(tokens).float()
     return torch.nn.functional.normalize(text, dim=-1)

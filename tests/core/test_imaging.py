@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from janus_build.core.imaging import describe_error, open_image
+from janus_build.core.imaging import describe_error, jpeg_roundtrip, open_image
 
 
 def _encoded(fmt: str, size: tuple[int, int] = (400, 300)) -> bytes:
@@ -34,3 +34,18 @@ def test_describe_error_names_the_kind_without_object_addresses():
         text = describe_error(exc)
     assert text.startswith("UnidentifiedImageError: ")
     assert "0x" not in text
+
+
+def test_jpeg_roundtrip_loses_detail_at_low_quality_and_keeps_size_and_mode():
+    import numpy as np
+
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1))
+    pixels = np.stack([ramp, ramp.T, 255 - ramp], axis=-1)
+    pixels[16:48, 16:48] = (250, 10, 10)  # sharp edges: what low quality blurs
+    image = Image.fromarray(pixels.astype(np.uint8))
+    low, high = jpeg_roundtrip(image, 10), jpeg_roundtrip(image, 95)
+    assert low.size == image.size and low.mode == "RGB"
+    original = np.asarray(image, dtype=np.float32)
+    error_low = np.abs(np.asarray(low, dtype=np.float32) - original).mean()
+    error_high = np.abs(np.asarray(high, dtype=np.float32) - original).mean()
+    assert error_low > 2 * error_high
