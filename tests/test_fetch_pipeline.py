@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from janus_build import schemas
 from janus_build.cli import app
 from janus_build.core import shards as images
+from janus_build.core.imaging import open_image
 from janus_build.errors import OutputError
 from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run_fetch
@@ -114,10 +115,8 @@ def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
     samples = list(images.iter_samples(out / "images"))
     assert [s["__key__"] for s in samples] == keys
     first = samples[0]
-    assert (
-        images.open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-") :]
-    )
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-") :]
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["completed"] and manifest["stage"] == "fetch"
     served = [
         (c["text"], c["min_upload_date"], c["max_upload_date"], c["page"])
