@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -257,6 +258,55 @@ def test_kill_and_resume(fake, queries_file, tmp_path):
             texts.append(path.read_bytes())
     assert not [t for t in texts for s in secrets if s in t]
     assert "available" in resumed.stdout and "lion" in resumed.stdout  # the report table
+    # img2dataset's own output (per-shard lines, tqdm bars) goes to its log, not the terminal.
+    terminal = resumed.stdout + resumed.stderr
+    assert "images per sec" not in terminal and "it/s]" not in terminal
+    assert "images per sec" in (out / "_download" / "img2dataset.log").read_text()
+
+
+def _marked_processes(marker: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``marker``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs /proc")
+def test_kill_9_during_the_download_leaves_no_process_behind(fake, queries_file, tmp_path):
+    marker = f"janus-fetch-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "FLICKR_API_KEY": fake.api_key, "FLICKR_API_SECRET": fake.api_secret, "JANUS_MARK": marker}
+    args = [sys.executable, "-m", "janus_build", "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file)]
+    args += ["--per-class", "60", "--api-url", fake.api_url, "--calls-per-hour", "1000000"]
+    # One shard of 100 slow images takes img2dataset's workers ~25 s: they must not finish it.
+    args += ["--processes", "2", "--threads", "2", "--shard-size", "100"]
+    fake.image_latency = 0.5
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            if any("spawn_main" in cmd for cmd in _marked_processes(marker).values()):
+                break  # img2dataset's pool workers are running
+            time.sleep(0.2)
+        assert process.poll() is None, "the download finished before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 10  # the old code's workers lived on for ~25 s
+        while _marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _marked_processes(marker)
+        assert not left, left
+    finally:
+        fake.image_latency = 0.0
+        for pid in _marked_processes(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_invalid_key_is_one_clear_line(fake, queries_file, tmp_path, monkeypatch):
