@@ -20,7 +20,7 @@ from janus_build import schemas
 from janus_build.cli import app
 from janus_build.core import shards as images
 from janus_build.core.imaging import open_image
-from janus_build.errors import OutputError
+from janus_build.errors import OutputError, RemoteError
 from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run_fetch
 from janus_build.fetch.flickr import CREATIVE_COMMONS_LICENSES, MAX_RESULTS
@@ -345,3 +345,17 @@ def test_cli_validates_options(fake, queries_file, tmp_path):
     assert result.exit_code != 0 and "--classes: 999" in str(result.exception or result.output)
     result = runner.invoke(app, ["fetch", "--out", str(tmp_path / "o"), "--licenses", "1,99"])
     assert result.exit_code != 0 and "--licenses" in str(result.exception or result.output)
+
+
+def test_a_failed_run_releases_the_directory(fake, queries_file, tmp_path):
+    out = tmp_path / "failed"
+    fake.inject("100")  # the first search call: invalid key, a RemoteError
+    config = FetchConfig(out=out, queries=queries_file, api_url=fake.api_url, metadata_only=True, calls_per_hour=10**6)
+    with pytest.raises(RemoteError, match="error 100"):
+        run_fetch(config, credentials=fake.credentials)
+    # Another process can take the directory's lock now (it was held until exit before).
+    take = "import sys; from janus_build.core.lock import StageLock; StageLock(sys.argv[1], sys.argv[2], 'x').acquire()"
+    taken = subprocess.run(
+        [sys.executable, "-c", take, str(out / "_lock"), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert taken.returncode == 0, taken.stderr[-500:]
