@@ -39,7 +39,7 @@ def test_a_rejected_api_url_is_shown_without_its_credentials():
 
 
 def test_paths_and_sequences_are_normalised_and_volatile_fields_exist():
-    config = FetchConfig(out="o", queries="q.toml", classes=[2, 291], licenses=[4])  # type: ignore[arg-type]
+    config = FetchConfig(out="o", queries="q.toml", classes=[291, 2, 2], licenses=[4])  # type: ignore[arg-type]
     assert config.out == Path("o") and config.queries == Path("q.toml")
     assert config.classes == (2, 291) and config.licenses == (4,)
     names = {f.name for f in dataclasses.fields(FetchConfig)}

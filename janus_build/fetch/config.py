@@ -80,8 +80,8 @@ class FetchConfig:
         object.__setattr__(self, "out", Path(self.out))
         if self.queries is not None:
             object.__setattr__(self, "queries", Path(self.queries))
-        if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(self.classes))
+        if self.classes is not None:  # the queries file's order is kept anyway: --classes 2,291 == 291,2
+            object.__setattr__(self, "classes", tuple(sorted(set(self.classes))))
         object.__setattr__(self, "licenses", tuple(self.licenses))
         for ok, message in self._checks():
             if not ok:
