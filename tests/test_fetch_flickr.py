@@ -180,3 +180,17 @@ def test_an_endpoint_error_never_shows_credentials_of_the_url(fake):
     with pytest.raises(RemoteError) as info:
         client.search("lion")
     assert "pa55-in-url" not in str(info.value) and "***@127.0.0.1" in str(info.value)
+
+
+def test_the_fake_server_generates_in100_classes_from_the_shipped_queries():
+    from janus_build.fakes.flickr_server import shipped_queries
+    from janus_build.fetch.queries import load_queries
+
+    queries = shipped_queries({291: "lion", 2: "shark", 99999: "mine"})
+    assert sorted(queries) == [2, 291]  # an id not in the file is generated from its name
+    shark = load_queries(None, [2])[0]
+    assert queries[2] == shark.queries[0].text() and "great white shark" in queries[2]
+    fake = FakeFlickr({2: "shark"}, queries=queries, photos_per_class=30)  # not started: the corpus only
+    matching = fake.search(queries[2], set(CREATIVE_COMMONS_LICENSES), 1, None, None)
+    kept = [p for p in matching if shark.queries[0].explain_drop(p.title, p.tags, p.description) is None]
+    assert kept  # the documented `--classes 291:lion,2:shark` now fetches photos for class 2
