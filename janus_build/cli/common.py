@@ -69,9 +69,7 @@ class RichProgress(Progress):
         if task in self._tasks:  # a task started again (e.g. a second training run) counts afresh
             self._bars.reset(self._tasks[task], total=total)
         else:
-            from rich.markup import escape
-
-            self._tasks[task] = self._bars.add_task(escape(task), total=total, rate="")  # names are data, not markup
+            self._tasks[task] = self._bars.add_task(task, total=total, rate="")
 
     def advance(self, task: str, amount: int = 1) -> None:
         if task not in self._tasks:
