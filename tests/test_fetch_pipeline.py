@@ -279,7 +279,8 @@ def _marked_processes(marker: str) -> dict[int, str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs /proc")
-def test_kill_9_during_the_download_leaves_no_process_behind(fake, queries_file, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_killed_or_interrupted_download_leaves_no_process_behind(fake, queries_file, tmp_path, sig):
     marker = f"janus-fetch-test-{os.getpid()}-{time.monotonic_ns()}"
     env = {**os.environ, "FLICKR_API_KEY": fake.api_key, "FLICKR_API_SECRET": fake.api_secret, "JANUS_MARK": marker}
     args = [sys.executable, "-m", "janus_build", "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file)]
@@ -295,7 +296,7 @@ def test_kill_9_during_the_download_leaves_no_process_behind(fake, queries_file,
                 break  # img2dataset's pool workers are running
             time.sleep(0.2)
         assert process.poll() is None, "the download finished before it could be killed"
-        os.kill(process.pid, signal.SIGKILL)
+        os.kill(process.pid, sig)
         process.wait(timeout=30)
         deadline = time.monotonic() + 10  # the old code's workers lived on for ~25 s
         while _marked_processes(marker) and time.monotonic() < deadline:
