@@ -114,7 +114,10 @@ def call_in_process_group(
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            if hasattr(os, "killpg"):
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:  # pragma: no cover - no process groups (Windows): the child alone
+                proc.kill()
         code = proc.wait()
     if code != 0:
         where = f"; see {log_path}" if log_path is not None else ""
@@ -140,4 +143,6 @@ def _kill_group_when_orphaned(parent: int, poll: float = 0.2) -> None:
 
     while os.getppid() == parent:
         time.sleep(poll)
-    os.killpg(0, signal.SIGKILL)
+    if hasattr(os, "killpg"):
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)  # pragma: no cover - no process groups
