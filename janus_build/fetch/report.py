@@ -21,7 +21,17 @@ from janus_build.fetch.state import FetchState
 log = logging.getLogger(__name__)
 
 OPTOUT_MARK = "X-Robots-Tag"  # img2dataset's error message for an image whose server opted out
-TOTALS = ("available", "seen", "returned", "fetched", "downloaded", "optout_skipped", "api_pages", "shared_photos")
+# report "totals" field -> the per-class field it sums
+TOTALS = {
+    "available": "available",
+    "seen": "seen",
+    "returned": "returned",
+    "fetched": "fetched",
+    "downloaded": "downloaded",
+    "optout_skipped": "optout_skipped",
+    "api_pages": "api_pages",
+    "shared_photos": "shared_with_other_classes",
+}
 
 
 def is_optout(error_message: str | None) -> bool:
@@ -86,9 +96,8 @@ def build_report(
     for cls in classes:
         entry = _class_entry(cls, config, state, metadata[cls.class_id], downloads)
         per_class[str(cls.class_id)] = entry
-        for name in TOTALS:
-            totals[name] += entry.get(name) or 0
-        totals["shared_photos"] += entry["shared_with_other_classes"]
+        for total, field in TOTALS.items():
+            totals[total] += entry[field] or 0
         if entry["fetched"] == 0:
             warnings.append(_empty_class_warning(cls.class_id, entry))
             log.warning("%s", warnings[-1])
