@@ -135,7 +135,20 @@ def _group_child() -> None:
     if os.getppid() != parent:  # the parent died before we started watching
         os._exit(1)
     threading.Thread(target=_kill_group_when_orphaned, args=(parent,), daemon=True).start()
-    func(*args)
+    code = 0
+    try:
+        func(*args)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    # Exit at once: interpreter shutdown would wait for whatever the library left running
+    # (multiprocessing joins its children); the parent kills the whole group next anyway.
+    os._exit(code)
 
 
 def _kill_group_when_orphaned(parent: int, poll: float = 0.2) -> None:
