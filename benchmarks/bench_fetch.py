@@ -12,6 +12,7 @@ Usage: python benchmarks/bench_fetch.py [--photos 20000] [--download 2000] [--pr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 
 def api_calls(photos: int, targets: list[int]) -> list[dict]:
     from janus_build.fakes import FakeFlickr
-    from janus_build.fetch import FetchConfig, run_fetch
+    from janus_build.fetch import FetchConfig, run
 
     rows = []
     with FakeFlickr({7: "cock"}, photos_per_class=photos) as fake, tempfile.TemporaryDirectory() as tmp:
@@ -30,7 +31,7 @@ def api_calls(photos: int, targets: list[int]) -> list[dict]:
         for target in targets:
             start = len(fake.calls)
             t0 = time.perf_counter()
-            result = run_fetch(
+            result = run(
                 FetchConfig(
                     out=Path(tmp) / f"t{target}",
                     queries=queries,
@@ -66,7 +67,7 @@ def download_rate(count: int, processes: int, threads: int) -> dict:
 
     from janus_build.core.shards import read_index
     from janus_build.fakes import FakeFlickr
-    from janus_build.fetch import FetchConfig, run_fetch
+    from janus_build.fetch import FetchConfig, run
 
     with (
         FakeFlickr({291: "lion"}, photos_per_class=int(count * 1.7), image_size=256) as fake,
@@ -84,7 +85,7 @@ def download_rate(count: int, processes: int, threads: int) -> dict:
             processes=processes,
             threads=threads,
         )
-        run_fetch(config, credentials=fake.credentials)
+        run(config, credentials=fake.credentials)
         import pyarrow.parquet as pq
 
         urls = (
@@ -95,7 +96,7 @@ def download_rate(count: int, processes: int, threads: int) -> dict:
         baseline_bytes = sum(len(session.get(u, timeout=30).content) for u in urls)
         baseline = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_fetch(FetchConfig(**{**config.__dict__, "metadata_only": False}), credentials=fake.credentials)
+        run(dataclasses.replace(config, metadata_only=False), credentials=fake.credentials)
         seconds = time.perf_counter() - t0
         index = read_index(Path(tmp) / "out" / "images")
         ok = sum(1 for s in index.column("status").to_pylist() if s == "success")

@@ -177,6 +177,7 @@ FETCH_EXTRA_COLUMNS = (
     SOURCE,  # "flickr"
     SOURCE_ID,  # the photo id
     "also_in_classes",  # list<int32>: other classes that kept the same photo
+    "description_html",  # the description as Flickr sent it; `description` is its text (markup removed)
 )
 CLASS_IDS = "class_ids"  # list<int32> in the image index: every class that kept the photo
 DROPPED_BY = "dropped_by"  # dropped/NNNNN.parquet: the local query rule, e.g. exclude:jet, require:lion

@@ -136,3 +136,61 @@ def test_fake_server_filters_dates_licences_safety_and_caps_at_4000():
         assert [p["id"] for p in page9.photos] == [p["id"] for p in page8.photos]
         scores = [big._by_id[int(p["id"])].interestingness for p in cc.photos]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_pick_url_without_width_and_height_gives_null_not_zero():
+    assert pick_url({"url_z": "z"}, 1024) == ("z", None, None)
+    assert pick_url({"url_z": "z", "width_z": "0", "height_z": ""}, 1024) == ("z", None, None)
+    # ranked by Flickr's nominal side for the suffix (z = 640): it fits 1024, the original does not count
+    photo = {"url_s": "s", "width_s": 240, "height_s": 180, "url_z": "z", "url_o": "o"}
+    assert pick_url(photo, 1024) == ("z", None, None)
+    assert pick_url(photo, 300) == ("s", 240, 180)
+
+
+def test_reply_text_is_decoded_and_description_markup_removed():
+    photo = {
+        "id": "1",
+        "title": "Bob &amp; Alice&#39;s &quot;lion&quot;",
+        "ownername": "Bob &amp; Alice",
+        "tags": "lion caf&eacute;",
+        "description": {"_content": 'A <a href="https://x.org/car">lion</a> &amp; cub<br />at dusk'},
+        "license": "4",
+    }
+    record = photo_record(photo, 1024)
+    assert record["title"] == 'Bob & Alice\'s "lion"' and record["owner_name"] == "Bob & Alice"
+    assert record["tags"] == "lion café"
+    assert record["description"] == "A lion & cub at dusk"
+    assert record["description_html"] == photo["description"]["_content"]
+    no_licence = photo_record({"id": "2"}, 1024)
+    assert no_licence["license_id"] is None and no_licence["license"] is None
+
+
+def test_license_drop_names_the_rule():
+    from janus_build.fetch.flickr import license_drop
+
+    assert license_drop(4, CREATIVE_COMMONS_LICENSES) is None
+    assert license_drop(None, CREATIVE_COMMONS_LICENSES) == "license:missing"
+    assert license_drop(0, CREATIVE_COMMONS_LICENSES) == "license:0"
+    assert license_drop(99, CREATIVE_COMMONS_LICENSES) == "license:99"
+
+
+def test_an_endpoint_error_never_shows_credentials_of_the_url(fake):
+    api_url = fake.api_url.replace("http://", "http://user:pa55-in-url@").replace("/services/rest/", "/nowhere/")
+    client = FlickrClient(fake.credentials, api_url, TokenBucket(10**7), retries=0, backoff=0.01)
+    with pytest.raises(RemoteError) as info:
+        client.search("lion")
+    assert "pa55-in-url" not in str(info.value) and "***@127.0.0.1" in str(info.value)
+
+
+def test_the_fake_server_generates_in100_classes_from_the_shipped_queries():
+    from janus_build.fakes.flickr_server import shipped_queries
+    from janus_build.fetch.queries import load_queries
+
+    queries = shipped_queries({291: "lion", 2: "shark", 99999: "mine"})
+    assert sorted(queries) == [2, 291]  # an id not in the file is generated from its name
+    shark = load_queries(None, [2])[0]
+    assert queries[2] == shark.queries[0].text() and "great white shark" in queries[2]
+    fake = FakeFlickr({2: "shark"}, queries=queries, photos_per_class=30)  # not started: the corpus only
+    matching = fake.search(queries[2], set(CREATIVE_COMMONS_LICENSES), 1, None, None)
+    kept = [p for p in matching if shark.queries[0].explain_drop(p.title, p.tags, p.description) is None]
+    assert kept  # the documented `--classes 291:lion,2:shark` now fetches photos for class 2

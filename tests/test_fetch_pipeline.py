@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,8 @@ from typer.testing import CliRunner
 from janus_build import schemas
 from janus_build.cli import app
 from janus_build.core import shards as images
-from janus_build.errors import OutputError
+from janus_build.core.imaging import open_image
+from janus_build.errors import OutputError, RemoteError
 from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run_fetch
 from janus_build.fetch.flickr import CREATIVE_COMMONS_LICENSES, MAX_RESULTS
@@ -114,10 +116,8 @@ def test_queries_file_to_image_shards(fake, queries_file, tmp_path):
     samples = list(images.iter_samples(out / "images"))
     assert [s["__key__"] for s in samples] == keys
     first = samples[0]
-    assert (
-        images.open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-") :]
-    )
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert open_image(first["jpg"]).size[0] > 0 and first["json"]["photo_id"] == first["__key__"][len("flickr-") :]
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["completed"] and manifest["stage"] == "fetch"
     served = [
         (c["text"], c["min_upload_date"], c["max_upload_date"], c["page"])
@@ -258,6 +258,56 @@ def test_kill_and_resume(fake, queries_file, tmp_path):
             texts.append(path.read_bytes())
     assert not [t for t in texts for s in secrets if s in t]
     assert "available" in resumed.stdout and "lion" in resumed.stdout  # the report table
+    # img2dataset's own output (per-shard lines, tqdm bars) goes to its log, not the terminal.
+    terminal = resumed.stdout + resumed.stderr
+    assert "images per sec" not in terminal and "it/s]" not in terminal
+    assert "images per sec" in (out / "_download" / "img2dataset.log").read_text()
+
+
+def _marked_processes(marker: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``marker``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_killed_or_interrupted_download_leaves_no_process_behind(fake, queries_file, tmp_path, sig):
+    marker = f"janus-fetch-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "FLICKR_API_KEY": fake.api_key, "FLICKR_API_SECRET": fake.api_secret, "JANUS_MARK": marker}
+    args = [sys.executable, "-m", "janus_build", "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file)]
+    args += ["--per-class", "60", "--api-url", fake.api_url, "--calls-per-hour", "1000000"]
+    # One shard of 100 slow images takes img2dataset's workers ~25 s: they must not finish it.
+    args += ["--processes", "2", "--threads", "2", "--shard-size", "100"]
+    fake.image_latency = 0.5
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            if any("spawn_main" in cmd for cmd in _marked_processes(marker).values()):
+                break  # img2dataset's pool workers are running
+            time.sleep(0.2)
+        assert process.poll() is None, "the download finished before it could be killed"
+        os.kill(process.pid, sig)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 10  # the old code's workers lived on for ~25 s
+        while _marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _marked_processes(marker)
+        assert not left, left
+    finally:
+        fake.image_latency = 0.0
+        for pid in _marked_processes(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_invalid_key_is_one_clear_line(fake, queries_file, tmp_path, monkeypatch):
@@ -296,3 +346,17 @@ def test_cli_validates_options(fake, queries_file, tmp_path):
     assert result.exit_code != 0 and "--classes: 999" in str(result.exception or result.output)
     result = runner.invoke(app, ["fetch", "--out", str(tmp_path / "o"), "--licenses", "1,99"])
     assert result.exit_code != 0 and "--licenses" in str(result.exception or result.output)
+
+
+def test_a_failed_run_releases_the_directory(fake, queries_file, tmp_path):
+    out = tmp_path / "failed"
+    fake.inject("100")  # the first search call: invalid key, a RemoteError
+    config = FetchConfig(out=out, queries=queries_file, api_url=fake.api_url, metadata_only=True, calls_per_hour=10**6)
+    with pytest.raises(RemoteError, match="error 100"):
+        run_fetch(config, credentials=fake.credentials)
+    # Another process can take the directory's lock now (it was held until exit before).
+    take = "import sys; from janus_build.core.lock import StageLock; StageLock(sys.argv[1], sys.argv[2], 'x').acquire()"
+    taken = subprocess.run(
+        [sys.executable, "-c", take, str(out / "_lock"), str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert taken.returncode == 0, taken.stderr[-500:]

@@ -47,11 +47,16 @@ def fetch(
     threads: int = typer.Option(16, "--threads", help="img2dataset download threads per process."),
     shard_size: int = typer.Option(1000, "--shard-size", help="Images per image shard."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds per API or image request."),
+    respect_optouts: bool = typer.Option(
+        True,
+        "--respect-optouts/--ignore-optouts",
+        help="Skip images served with X-Robots-Tag noai/noimageai/noindex/noimageindex (img2dataset's check).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier output in --out and start again."),
 ) -> None:
     """Search Flickr with per-class queries (resumable), write metadata shards, download image shards."""
     from janus_build.cli.common import RichProgress, console, esc, parse_int_list
-    from janus_build.fetch import FetchConfig, run_fetch
+    from janus_build.fetch import FetchConfig, run
 
     class_ids = parse_int_list(classes, "--classes")
     licence_ids = parse_int_list(licenses, "--licenses")
@@ -70,12 +75,15 @@ def fetch(
         threads=threads,
         shard_size=shard_size,
         request_timeout=timeout,
+        respect_optouts=respect_optouts,
         overwrite=overwrite,
     )
     with RichProgress() as progress:
-        result = run_fetch(config, progress=progress)
+        result = run(config, progress)
     _render_report(result.report, console())
-    console().print(f"[green]done[/]: {esc(out)} ({result.api_calls} API call(s) this run)")
+    for warning in result.report.get("warnings", []):
+        console().print(f"[yellow]warning[/]: {esc(warning)}", soft_wrap=True)
+    console().print(f"[green]done[/]: {esc(out)} ({result.api_calls} API call(s) this run)", soft_wrap=True)
 
 
 def _render_report(report: dict, con) -> None:
@@ -83,19 +91,18 @@ def _render_report(report: dict, con) -> None:
 
     from janus_build.cli.common import esc
 
-    table = Table(title="janus fetch (cf. paper Table 8)")
-    for column in ("class", "name", "available", "fetched", "downloaded", "dropped locally", "paper available"):
-        table.add_column(column, justify="right" if column not in ("name", "dropped locally") else "left")
+    table = Table(title="janus fetch (cf. paper Table 8; details in report.json)")
+    for column in ("class", "name", "available", "fetched", "images", "opt-out", "dropped", "paper"):
+        table.add_column(column, justify="left" if column == "name" else "right", no_wrap=column != "name")
     for class_id, row in report["classes"].items():
-        dropped = ", ".join(f"{esc(k)} {v}" for k, v in list(row["dropped"].items())[:3])
-        more = len(row["dropped"]) - 3
         table.add_row(
-            esc(class_id),
+            class_id,
             esc(row["name"]),
             f"{row['available']:,}",
             f"{row['fetched']:,}",
             "-" if row["downloaded"] is None else f"{row['downloaded']:,}",
-            dropped + (f" (+{more} rules)" if more > 0 else ""),
+            "-" if row.get("optout_skipped") is None else f"{row['optout_skipped']:,}",
+            f"{sum(row['dropped'].values()):,}",
             f"{row['paper'].get('available', '-'):,}" if row["paper"] else "-",
         )
     con.print(table)

@@ -83,6 +83,8 @@ class FakePhoto:
     true_class: int | None = None  # what the image shows: class_id, or a confuser (None = class_id)
     tokens_all: frozenset[str] = frozenset()
     tokens_title_tags: frozenset[str] = frozenset()
+    reply: dict[str, Any] = dataclasses.field(default_factory=dict)  # reply fields replaced (None: left out)
+    robots: str | None = None  # X-Robots-Tag sent with its image (e.g. "noai")
 
 
 def _tokens(*texts: str) -> frozenset[str]:
@@ -100,11 +102,13 @@ class FakeFlickr:
         slow_seconds: how long a ``slow`` fault stalls before answering.
         latency: seconds every search call takes (to make runs long enough to interrupt).
         image_size: the original photos' longer side in pixels.
-        api_key / api_secret: the credentials it accepts.
         seed: corpus seed.
         confuser_fraction: share of each class's photos whose text names the class but whose image
             shows another (a "confuser"); :meth:`truth` says which, for automatic tagging.
     """
+
+    api_key = "fake-flickr-key-0123456789abcdef"  # the credentials it accepts
+    api_secret = "fake-flickr-secret-0123"
 
     def __init__(
         self,
@@ -116,8 +120,6 @@ class FakeFlickr:
         slow_seconds: float = 3.0,
         latency: float = 0.0,
         image_size: int = 160,
-        api_key: str = "fake-flickr-key-0123456789abcdef",
-        api_secret: str = "fake-flickr-secret-0123",
         seed: int = 0,
         share_fraction: float = 0.02,
         confuser_fraction: float = 0.0,
@@ -127,8 +129,8 @@ class FakeFlickr:
         self.photos_per_class = photos_per_class
         self.slow_seconds = slow_seconds
         self.latency = latency
+        self.image_latency = 0.0  # seconds every image request takes (set it to make downloads slow)
         self.image_size = image_size
-        self.api_key, self.api_secret = api_key, api_secret
         self.seed, self.share_fraction = seed, share_fraction
         self.confuser_fraction = confuser_fraction
         self.calls: list[dict[str, Any]] = []
@@ -268,10 +270,62 @@ class FakeFlickr:
                     {f"url_{suffix}": self._image_url(photo, suffix), f"height_{suffix}": side, f"width_{suffix}": side}
                 )
         out.update(url_o=self._image_url(photo, "o"), height_o=self.image_size, width_o=self.image_size)
+        for name, value in photo.reply.items():
+            if value is None:
+                out.pop(name, None)
+            else:
+                out[name] = value
         return out
 
     def _image_url(self, photo: FakePhoto, suffix: str) -> str:
         return f"{self.base_url}/photos/{photo.photo_id}_{photo.photo_id % 0xFFFFFF:06x}_{suffix}.jpg"
+
+    def add_photo(
+        self,
+        class_id: int,
+        title: str,
+        tags: str = "",
+        description: str = "",
+        *,
+        license: int = 4,
+        reply: Mapping[str, Any] | None = None,
+        robots: str | None = None,
+    ) -> str:
+        """Add a hand-made photo, the most interesting of the corpus (so it is on page 1); return its id.
+
+        ``reply`` replaces fields of its JSON in search replies (None removes one: a reply with no
+        ``license`` or no ``width_z``) while search still filters on ``license``; ``robots`` is an
+        ``X-Robots-Tag`` value sent with its image. Text is searched as Flickr would, markup and all.
+        """
+        index = sum(1 for p in self.photos if p.class_id == class_id)
+        photo = FakePhoto(
+            photo_id=10_000_000 * (class_id + 1) + 9_000_000 + index,
+            class_id=class_id,
+            index=index,
+            title=title,
+            description=description,
+            tags=tags,
+            owner=f"{class_id * 100}@N00",
+            owner_name=f"Photographer {class_id}-0",
+            license=license,
+            safety=1,
+            date_upload=DATE_MIN + 86400 * (index + 1),
+            interestingness=2.0 + len(self.photos) * 1e-6,
+            reply=dict(reply or {}),
+            robots=robots,
+        )
+        photo.tokens_all = _tokens(title, tags, description)
+        photo.tokens_title_tags = _tokens(title, tags)
+        with self._lock:
+            self.photos.append(photo)
+            self._by_id[photo.photo_id] = photo
+            self._search_cache.clear()
+        return str(photo.photo_id)
+
+    def set_robots(self, photo_ids: Iterable[int | str], value: str | None) -> None:
+        """Send ``X-Robots-Tag: value`` with these photos' images (None: no header)."""
+        for photo_id in photo_ids:
+            self._by_id[int(photo_id)].robots = value
 
     # -- faults and bookkeeping --------------------------------------------------------------
     def inject(self, *faults: str) -> None:
@@ -310,114 +364,133 @@ class FakeFlickr:
         return [page for page, n in counts.items() if n > 1]
 
     # -- HTTP -------------------------------------------------------------------------------
-    def _app(self):
-        from starlette.applications import Starlette
+    async def _params(self, request: Any) -> dict[str, Any]:
+        params = dict(request.query_params)
+        if request.method == "POST":
+            from urllib.parse import parse_qsl
+
+            params.update(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        found = re.search(r'oauth_consumer_key="([^"]*)"', request.headers.get("authorization", ""))
+        if found:
+            from urllib.parse import unquote
+
+            params["api_key"] = unquote(found.group(1))
+        return params
+
+    @staticmethod
+    def _record(params: Mapping[str, Any]) -> dict[str, Any]:
+        def date(name: str) -> int | None:
+            return int(params[name]) if params.get(name) else None
+
+        return {
+            "time": time.time(),
+            "method": params.get("method", ""),
+            "text": params.get("text"),
+            "page": int(params.get("page", 1) or 1),
+            "per_page": int(params.get("per_page", 100) or 100),
+            "min_upload_date": date("min_upload_date"),
+            "max_upload_date": date("max_upload_date"),
+            "license": params.get("license"),
+            "safe_search": params.get("safe_search"),
+            "sort": params.get("sort"),
+            "fault": None,
+            "status": 200,
+        }
+
+    @staticmethod
+    def _fault_response(fault: str | None, record: dict[str, Any]) -> Any:
+        """The reply a fault calls for, or None (``slow`` only delays the answer)."""
         from starlette.responses import JSONResponse, Response
-        from starlette.routing import Route
 
-        async def rest(request):
-            params = dict(request.query_params)
-            if request.method == "POST":
-                from urllib.parse import parse_qsl
+        if fault == "100":
+            return JSONResponse({"stat": "fail", "code": 100, "message": "Invalid API Key (Key not found)"})
+        if fault == "105":
+            return JSONResponse({"stat": "fail", "code": 105, "message": "Service currently unavailable"})
+        if fault == "500":
+            record["status"] = 500
+            return Response("Internal Server Error", status_code=500)
+        if fault == "malformed":
+            return Response('{"photos": {"page": 1, "pages": ', media_type="application/json")
+        return None
 
-                params.update(parse_qsl((await request.body()).decode("utf-8", "replace")))
-            key = params.get("api_key")
-            auth = request.headers.get("authorization", "")
-            found = re.search(r'oauth_consumer_key="([^"]*)"', auth)
-            if found:
-                from urllib.parse import unquote
+    async def _search_body(self, params: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+        licenses = {int(x) for x in params["license"].split(",") if x.strip()} if params.get("license") else None
+        safe = int(params.get("safe_search", 3) or 3)
+        matches = await asyncio.to_thread(
+            self.search, params.get("text", ""), licenses, safe, record["min_upload_date"], record["max_upload_date"]
+        )
+        per_page = max(1, min(500, record["per_page"]))
+        total = len(matches)
+        reachable_pages = max(1, (min(total, CAP) + per_page - 1) // per_page)
+        page = max(1, record["page"])
+        served_page = min(page, reachable_pages)  # beyond the cap Flickr repeats results
+        chunk = matches[(served_page - 1) * per_page : served_page * per_page]
+        photos = {
+            "page": page,
+            "pages": (total + per_page - 1) // per_page,
+            "perpage": per_page,
+            "total": total,
+            "photo": [self.photo_json(p) for p in chunk],
+        }
+        return {"photos": photos, "stat": "ok"}
 
-                key = unquote(found.group(1))
-            method = params.get("method", "")
-            record = {
-                "time": time.time(),
-                "method": method,
-                "text": params.get("text"),
-                "page": int(params.get("page", 1) or 1),
-                "per_page": int(params.get("per_page", 100) or 100),
-                "min_upload_date": int(params["min_upload_date"]) if params.get("min_upload_date") else None,
-                "max_upload_date": int(params["max_upload_date"]) if params.get("max_upload_date") else None,
-                "license": params.get("license"),
-                "safe_search": params.get("safe_search"),
-                "sort": params.get("sort"),
-                "fault": None,
-                "status": 200,
-            }
+    async def _rest(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse, Response
 
-            def done(response):
-                with self._lock:
-                    self.calls.append(record)
-                return response
-
-            if key != self.api_key:
-                return done(
-                    JSONResponse({"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"})
+        params = await self._params(request)
+        record = self._record(params)
+        try:
+            if params.get("api_key") != self.api_key:
+                return JSONResponse(
+                    {"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}
                 )
-            fault = self._next_fault()
-            record["fault"] = fault
-            if fault == "100":
-                return done(JSONResponse({"stat": "fail", "code": 100, "message": "Invalid API Key (Key not found)"}))
-            if fault == "105":
-                return done(JSONResponse({"stat": "fail", "code": 105, "message": "Service currently unavailable"}))
-            if fault == "500":
-                record["status"] = 500
-                return done(Response("Internal Server Error", status_code=500))
-            if fault == "malformed":
-                return done(Response('{"photos": {"page": 1, "pages": ', media_type="application/json"))
+            record["fault"] = fault = self._next_fault()
+            response = self._fault_response(fault, record)
+            if response is not None:
+                return response
             if fault == "slow":
                 await asyncio.sleep(self.slow_seconds)
             if self.latency:
                 await asyncio.sleep(self.latency)
-            if method != "flickr.photos.search":
-                return done(JSONResponse({"stat": "fail", "code": 112, "message": f'Method "{method}" not found'}))
-            text = params.get("text", "")
-            licenses = {int(x) for x in params["license"].split(",") if x.strip()} if params.get("license") else None
-            safe = int(params.get("safe_search", 3) or 3)
-            matches = await asyncio.to_thread(
-                self.search, text, licenses, safe, record["min_upload_date"], record["max_upload_date"]
-            )
-            per_page = max(1, min(500, record["per_page"]))
-            total = len(matches)
-            pages = (total + per_page - 1) // per_page
-            reachable_pages = max(1, (min(total, CAP) + per_page - 1) // per_page)
-            page = max(1, record["page"])
-            served_page = min(page, reachable_pages)  # beyond the cap Flickr repeats results
-            chunk = matches[(served_page - 1) * per_page : served_page * per_page]
-            body = {
-                "photos": {
-                    "page": page,
-                    "pages": pages,
-                    "perpage": per_page,
-                    "total": total,
-                    "photo": [self.photo_json(p) for p in chunk],
-                },
-                "stat": "ok",
-            }
-            return done(Response(json.dumps(body), media_type="application/json"))
-
-        async def image(request):
-            from janus_build.synthetic import class_image
-
-            name = request.path_params["name"]
-            match = re.fullmatch(r"(\d+)_[0-9a-f]+_([a-z0-9]+)\.jpg", name)
-            photo = self._by_id.get(int(match.group(1))) if match else None
-            if photo is None:
-                return Response("not found", status_code=404)
-            suffix = match.group(2)
-            side = self.image_size if suffix == "o" else dict(_SIZES).get(suffix)
-            if side is None or side > self.image_size:
-                return Response("not found", status_code=404)
+            if record["method"] != "flickr.photos.search":
+                return JSONResponse({"stat": "fail", "code": 112, "message": f'Method "{record["method"]}" not found'})
+            body = await self._search_body(params, record)
+            return Response(json.dumps(body), media_type="application/json")
+        finally:
             with self._lock:
-                self.image_requests += 1
-            shown = photo.class_id if photo.true_class is None else photo.true_class
-            data = await asyncio.to_thread(class_image, shown, photo.index, side)
-            return Response(data, media_type="image/jpeg")
+                self.calls.append(record)
+
+    async def _image(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        from janus_build.synthetic import class_image
+
+        match = re.fullmatch(r"(\d+)_[0-9a-f]+_([a-z0-9]+)\.jpg", request.path_params["name"])
+        photo = self._by_id.get(int(match.group(1))) if match else None
+        side = None
+        if photo is not None:
+            suffix = match.group(2)  # type: ignore[union-attr]
+            side = self.image_size if suffix == "o" else dict(_SIZES).get(suffix)
+        if photo is None or side is None or side > self.image_size:
+            return Response("not found", status_code=404)
+        with self._lock:
+            self.image_requests += 1
+        if self.image_latency:
+            await asyncio.sleep(self.image_latency)
+        shown = photo.class_id if photo.true_class is None else photo.true_class
+        data = await asyncio.to_thread(class_image, shown, photo.index, side)
+        headers = {"X-Robots-Tag": photo.robots} if photo.robots else None
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.routing import Route
 
         return Starlette(
             routes=[
-                Route("/services/rest/", rest, methods=["GET", "POST"]),
-                Route("/services/rest", rest, methods=["GET", "POST"]),
-                Route("/photos/{name}", image),
+                Route("/services/rest/", self._rest, methods=["GET", "POST"]),
+                Route("/services/rest", self._rest, methods=["GET", "POST"]),
+                Route("/photos/{name}", self._image),
             ]
         )
 
@@ -465,8 +538,26 @@ class FakeFlickr:
         self.stop()
 
 
+def shipped_queries(class_ids: Iterable[int]) -> dict[int, str]:
+    """The first query of each class in the shipped ``queries/in100.toml`` (classes not in it are left out).
+
+    The corpus is generated from these, so ``janus fetch`` with the shipped file finds photos for
+    every class (a class generated from its bare name, ``shark``, would not match the file's
+    ``"great white shark"``).
+    """
+    from janus_build.fetch.queries import default_queries_file, read_queries_file
+
+    wanted = set(class_ids)
+    classes, _ = read_queries_file(default_queries_file())
+    return {c.class_id: c.queries[0].text() for c in classes if c.class_id in wanted and c.queries}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m janus_build.fakes.flickr_server --classes 291:lion`` serves until Ctrl-C."""
+    """``python -m janus_build.fakes.flickr_server --classes 291:lion`` serves until Ctrl-C.
+
+    Classes of the shipped ``queries/in100.toml`` get photos matching its queries, so the
+    printed ``janus fetch`` command finds photos for each of them.
+    """
     import argparse
 
     parser = argparse.ArgumentParser(description="Serve a fake Flickr REST API on 127.0.0.1.")
@@ -474,9 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos-per-class", type=int, default=1200)
     args = parser.parse_args(argv)
     classes = {int(c.split(":", 1)[0]): c.split(":", 1)[1] for c in args.classes.split(",")}
-    with FakeFlickr(classes, photos_per_class=args.photos_per_class) as fake:
+    queries = shipped_queries(classes)
+    with FakeFlickr(classes, queries=queries, photos_per_class=args.photos_per_class) as fake:
         print(f"FLICKR_API_KEY={fake.api_key} FLICKR_API_SECRET={fake.api_secret}")
         print(f"--api-url {fake.api_url}", flush=True)
+        ids = ",".join(str(c) for c in classes)
+        print(f"janus fetch --out run --classes {ids} --per-class 50 --api-url {fake.api_url}", flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -8,6 +8,8 @@ URL that could be logged. The endpoint is flickrapi's ``REST_URL``, replaced by 
 from __future__ import annotations
 
 import dataclasses
+import html
+import html.parser
 import logging
 import os
 import random
@@ -153,22 +155,44 @@ def license_name(license_id: int) -> str:
     return LICENSES.get(license_id, (f"license {license_id}", ""))[0]
 
 
+# Flickr's documented longer side per size suffix, used when a reply omits width_*/height_*.
+NOMINAL_SIDE = {
+    "sq": 75, "t": 100, "s": 240, "q": 150, "m": 500, "n": 320, "w": 400, "z": 640, "c": 800,
+    "l": 1024, "h": 1600, "k": 2048, "3k": 3072, "4k": 4096, "5k": 5120, "6k": 6144,
+}  # fmt: skip
+
+
+def _dimension(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
 def pick_url(photo: Mapping[str, Any], max_size: int) -> tuple[str | None, int | None, int | None]:
-    """The largest ``url_*`` of a photo whose longer side is at most ``max_size`` (else the smallest)."""
+    """The largest ``url_*`` of a photo whose longer side is at most ``max_size`` (else the smallest).
+
+    A size the reply gives without ``width_*``/``height_*`` is ranked by Flickr's nominal side for
+    its suffix (the original, ``o``, by nothing: it is taken only when nothing else is offered),
+    and its width and height are None, never 0.
+    """
     candidates = []
-    for suffix in SIZE_SUFFIXES:
+    for order, suffix in enumerate(SIZE_SUFFIXES):
         url = photo.get(f"url_{suffix}")
         if not url:
             continue
-        try:
-            width, height = int(photo.get(f"width_{suffix}") or 0), int(photo.get(f"height_{suffix}") or 0)
-        except (TypeError, ValueError):
-            continue
-        candidates.append((max(width, height), url, width, height))
+        width, height = _dimension(photo.get(f"width_{suffix}")), _dimension(photo.get(f"height_{suffix}"))
+        if width and height:
+            side = max(width, height)
+        else:
+            width = height = None
+            side = NOMINAL_SIDE.get(suffix, 10**9)
+        candidates.append((side, order, url, width, height))
     if not candidates:
         return None, None, None
     fitting = [c for c in candidates if c[0] <= max_size]
-    _, url, width, height = max(fitting) if fitting else min(candidates)
+    _, _, url, width, height = max(fitting) if fitting else min(candidates)
     return url, width, height
 
 
@@ -276,7 +300,7 @@ class FlickrClient:
             if code in ("105", "10", "0") or "Status code 5" in message or "Status code 429" in message:
                 raise _Retryable(message) from None
             if not code and "Status code" in message:
-                raise RemoteError(f"Flickr endpoint {self.api_url} answered: {redact(message)}") from None
+                raise RemoteError(f"Flickr endpoint {redact(self.api_url)} answered: {redact(message)}") from None
             raise RemoteError(f"Flickr search error: {redact(message)}") from None
         except (
             requests.exceptions.Timeout,
@@ -298,36 +322,88 @@ class FlickrClient:
             raise _Retryable(f"unexpected reply shape ({exc.__class__.__name__}: {exc})") from None
 
 
+class _TextExtractor(html.parser.HTMLParser):
+    """The text of an HTML fragment: markup dropped, entities decoded, ``<br>``/``<p>`` as spaces."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("br", "p", "div", "li"):
+            self.parts.append(" ")
+
+
+def html_text(fragment: str) -> str:
+    """Plain text of an HTML fragment (a Flickr description): tags removed, entities decoded."""
+    if "<" not in fragment and "&" not in fragment:
+        return fragment.strip()
+    parser = _TextExtractor()
+    parser.feed(fragment)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+def unescape(value: Any) -> str:
+    """A Flickr text field (title, tags, owner name) with HTML entities decoded: ``Bob &amp; Alice``."""
+    return html.unescape(str(value or "")).strip()
+
+
+def _license_id(photo: Mapping[str, Any]) -> int | None:
+    try:
+        return int(photo.get("license"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 def photo_record(photo: Mapping[str, Any], max_size: int) -> dict[str, Any]:
-    """Flatten one search result into the metadata columns (see ``schemas.FETCH_METADATA``)."""
+    """Flatten one search result into the metadata columns (see ``schemas.FETCH_METADATA``).
+
+    Text fields have their HTML entities decoded; ``description`` is the description's text
+    (markup removed), ``description_html`` the description as Flickr sent it. A reply without a
+    usable licence gets ``license_id`` None (the licence check drops it).
+    """
     photo_id = str(photo["id"])
     description = photo.get("description")
     if isinstance(description, Mapping):
         description = description.get("_content")
     url, width, height = pick_url(photo, max_size)
-    try:
-        license_id = int(photo.get("license"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        license_id = -1
+    license_id = _license_id(photo)
     try:
         date_upload = int(photo.get("dateupload"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         date_upload = None
     owner = str(photo.get("owner") or "")
+    known = license_id in LICENSES
     return {
         "key": f"flickr-{photo_id}",
         "photo_id": photo_id,
-        "title": str(photo.get("title") or ""),
-        "description": str(description or ""),
-        "tags": str(photo.get("tags") or ""),
+        "title": unescape(photo.get("title")),
+        "description": html_text(str(description or "")),
+        "description_html": str(description or ""),
+        "tags": unescape(photo.get("tags")),
         "owner": owner,
-        "owner_name": str(photo.get("ownername") or ""),
+        "owner_name": unescape(photo.get("ownername")),
         "license_id": license_id,
-        "license": license_name(license_id),
-        "license_url": LICENSES.get(license_id, ("", ""))[1],
+        "license": license_name(license_id) if license_id is not None else None,
+        "license_url": LICENSES[license_id][1] if known else None,  # type: ignore[index]
         "url": url,
         "width": width,
         "height": height,
         "date_upload": date_upload,
         "page_url": f"https://www.flickr.com/photos/{owner}/{photo_id}" if owner else None,
     }
+
+
+def license_drop(license_id: int | None, accepted: Sequence[int]) -> str | None:
+    """The rule that drops a photo for its licence (``license:missing``, ``license:0``), or None.
+
+    Flickr filters by ``license`` server-side; this checks every reply again, so a proxy, a
+    mirror or an API change can never let an unwanted licence through.
+    """
+    if license_id is None:
+        return "license:missing"
+    return None if license_id in accepted else f"license:{license_id}"

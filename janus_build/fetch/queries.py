@@ -119,13 +119,49 @@ class _Document:
 
 
 # --- parsing -------------------------------------------------------------------------------
-_TOKEN = re.compile(r'\s+|(?P<neg>-)?(?:"(?P<phrase>[^"]*)(?P<close>")?|(?P<word>[^\s"]+))|(?P<dash>-)')
+_Item = tuple[str, Any, int]  # (kind, value, column); kind: term | neg | op
 
 
-def parse(source: str) -> Query:
-    """Parse a query string; problems are collected in ``Query.problems`` (never raised)."""
-    problems: list[Problem] = []
-    items: list[tuple[str, Any, int]] = []  # (kind, value, column) kind: term | neg | op
+def _lex_phrase(
+    source: str, column: int, start: int, negative: bool, problems: list[Problem]
+) -> tuple[int, _Item | None]:
+    """A quoted phrase starting at ``source[start]``; returns (position after it, item or None)."""
+    end = source.find('"', start + 1)
+    if end < 0:
+        problems.append(Problem('unbalanced quote: no closing "', start + 1))
+        return len(source), None
+    phrase = source[start + 1 : end]
+    pos = end + 1
+    if not _WORD.search(phrase.lower()):
+        problems.append(Problem('empty quoted phrase ""', start + 1))
+        return pos, None
+    if pos < len(source) and not source[pos].isspace():
+        problems.append(Problem("a quoted phrase must be followed by a space", pos + 1))
+    term = Term(" ".join(phrase.split()), _words(phrase), True, column)
+    return pos, ("neg" if negative else "term", term, column)
+
+
+def _lex_word(
+    source: str, column: int, start: int, negative: bool, problems: list[Problem]
+) -> tuple[int, _Item | None]:
+    """A bare word (or operator) starting at ``source[start]``; returns (position after it, item or None)."""
+    end = start
+    while end < len(source) and not source[end].isspace():
+        end += 1
+    raw = source[start:end]
+    if '"' in raw:
+        problems.append(Problem("a quote inside a word (unbalanced quotes?)", start + 1 + raw.index('"')))
+        raw = raw.replace('"', "")
+    if not negative and raw in OPERATORS:
+        return end, ("op", raw, column)
+    if not _WORD.search(raw.lower()):
+        problems.append(Problem(f"{raw!r} holds no letters or digits", column))
+        return end, None
+    return end, ("neg" if negative else "term", Term(raw, _words(raw), False, column), column)
+
+
+def _lex(source: str, problems: list[Problem]) -> list[_Item]:
+    items: list[_Item] = []
     pos = 0
     while pos < len(source):
         if source[pos].isspace():
@@ -138,55 +174,36 @@ def parse(source: str) -> Query:
             problems.append(Problem("dangling '-' (write -word with no space)", column))
             pos = start
             continue
-        if source[start] == '"':
-            end = source.find('"', start + 1)
-            if end < 0:
-                problems.append(Problem('unbalanced quote: no closing "', start + 1))
-                pos = len(source)
-                continue
-            phrase = source[start + 1 : end]
-            pos = end + 1
-            if not _WORD.search(phrase.lower()):
-                problems.append(Problem('empty quoted phrase ""', start + 1))
-                continue
-            if pos < len(source) and not source[pos].isspace():
-                problems.append(Problem("a quoted phrase must be followed by a space", pos + 1))
-            term = Term(" ".join(phrase.split()), _words(phrase), True, column)
-            items.append(("neg" if negative else "term", term, column))
-            continue
-        end = start
-        while end < len(source) and not source[end].isspace():
-            end += 1
-        raw = source[start:end]
-        pos = end
-        if '"' in raw:
-            problems.append(Problem("a quote inside a word (unbalanced quotes?)", start + 1 + raw.index('"')))
-            raw = raw.replace('"', "")
-        if not negative and raw in OPERATORS:
-            items.append(("op", raw, column))
-            continue
-        if not _WORD.search(raw.lower()):
-            problems.append(Problem(f"{raw!r} holds no letters or digits", column))
-            continue
-        items.append(("neg" if negative else "term", Term(raw, _words(raw), False, column), column))
+        lex = _lex_phrase if source[start] == '"' else _lex_word
+        pos, item = lex(source, column, start, negative, problems)
+        if item is not None:
+            items.append(item)
+    return items
 
+
+def _check_operator(items: list[_Item], index: int, last_kind: str | None, problems: list[Problem]) -> bool:
+    """Problems of the operator at ``items[index]``; True when it is an OR joining two terms."""
+    _, value, column = items[index]
+    if last_kind in (None, "op"):
+        problems.append(Problem(f"{value} needs a required term before it", column))
+    elif value == "OR" and last_kind != "term":
+        problems.append(Problem("OR must follow a required term (not an exclusion)", column))
+    following = items[index + 1][0] if index + 1 < len(items) else None
+    if following != "term":
+        problems.append(Problem(f"{value} needs a required term after it", column))
+    return value == "OR" and last_kind == "term"
+
+
+def _structure(items: list[_Item], problems: list[Problem]) -> tuple[list[list[Term]], list[Term]]:
+    """Group the items: required groups (each an OR of terms) and exclusions."""
     groups: list[list[Term]] = []
     exclusions: list[Term] = []
     pending_or = False
     last_kind: str | None = None
     for index, (kind, value, column) in enumerate(items):
         if kind == "op":
-            if last_kind in (None, "op"):
-                problems.append(Problem(f"{value} needs a required term before it", column))
-            elif value == "OR" and last_kind != "term":
-                problems.append(Problem("OR must follow a required term (not an exclusion)", column))
-            following = items[index + 1][0] if index + 1 < len(items) else None
-            if following != "term":
-                problems.append(Problem(f"{value} needs a required term after it", column))
-            pending_or = value == "OR" and last_kind == "term"
-            last_kind = "op"
-            continue
-        if kind == "neg":
+            pending_or = _check_operator(items, index, last_kind, problems)
+        elif kind == "neg":
             if value.render().lower() in {t.render().lower() for t in exclusions}:
                 problems.append(Problem(f"exclusion -{value.render()} repeated", column, "warning"))
             else:
@@ -199,6 +216,13 @@ def parse(source: str) -> Query:
                 groups.append([value])
             pending_or = False
         last_kind = kind
+    return groups, exclusions
+
+
+def parse(source: str) -> Query:
+    """Parse a query string; problems are collected in ``Query.problems`` (never raised)."""
+    problems: list[Problem] = []
+    groups, exclusions = _structure(_lex(source, problems), problems)
     if not groups:
         problems.append(Problem("empty query: no required term" if source.strip() else "empty query", 0))
     required = {t.words: t for g in groups for t in g}

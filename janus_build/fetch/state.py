@@ -2,7 +2,8 @@
 
 One transaction per answered page stores its photos *and* marks the page done, so a killed run
 resumes at the next page: no finished page is asked twice, no record is lost or duplicated
-(photos are keyed by ``(class_id, photo_id)``; the first sighting wins).
+(photos are keyed by ``(class_id, photo_id)``; the first sighting wins, unless an earlier query
+of the class dropped the photo and a later one accepts it: then it is kept).
 """
 
 from __future__ import annotations
@@ -134,13 +135,9 @@ class FetchState:
         """Store a page's photos ``(photo_id, dropped_by, record)`` and mark it done; return how many were new."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            new = 0
-            for photo_id, dropped_by, record in records:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO photos (class_id, photo_id, query_index, dropped_by, record) VALUES (?, ?, ?, ?, ?)",
-                    (window.class_id, photo_id, window.query_index, dropped_by, json.dumps(record, sort_keys=True)),
-                )
-                new += cursor.rowcount
+            new = sum(
+                self._store_photo(window, photo_id, dropped_by, record) for photo_id, dropped_by, record in records
+            )
             self._db.execute(
                 "INSERT INTO pages (class_id, query_index, path, page, returned, new) VALUES (?, ?, ?, ?, ?, ?)",
                 (window.class_id, window.query_index, window.path, page, len(records), new),
@@ -151,6 +148,25 @@ class FetchState:
             )
         window.total, window.pages, window.next_page = total, pages, page + 1
         return new
+
+    def _store_photo(self, window: Window, photo_id: str, dropped_by: str | None, record: dict[str, Any]) -> int:
+        """Store one photo (inside record_page's transaction); 1 when it is new or newly kept.
+
+        The first sighting wins, except that a photo an earlier query dropped is kept when a later
+        query of the class accepts it: it is re-inserted, so the kept order is the order of acceptance.
+        """
+        values = (window.class_id, photo_id, window.query_index, dropped_by, json.dumps(record, sort_keys=True))
+        insert = (
+            "INSERT OR IGNORE INTO photos (class_id, photo_id, query_index, dropped_by, record) VALUES (?, ?, ?, ?, ?)"
+        )
+        if self._db.execute(insert, values).rowcount:
+            return 1
+        if dropped_by is not None:
+            return 0
+        deleted = self._db.execute(
+            "DELETE FROM photos WHERE class_id=? AND photo_id=? AND dropped_by IS NOT NULL", (window.class_id, photo_id)
+        ).rowcount
+        return self._db.execute(insert, values).rowcount if deleted else 0
 
     def pages_done(self, class_id: int | None = None) -> list[tuple[int, int, str, int]]:
         with self._lock:
@@ -189,6 +205,11 @@ class FetchState:
         with self._lock:
             rows = self._db.execute(sql, (class_id,)).fetchall()
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def seen_count(self, class_id: int) -> int:
+        """Distinct photos the searches of a class returned (kept or dropped)."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM photos WHERE class_id=?", (class_id,)).fetchone()[0]
 
     def dropped_counts(self, class_id: int) -> dict[str, int]:
         with self._lock:

@@ -39,3 +39,57 @@ def test_kill_9_of_the_parent_takes_the_workers_with_it():
     while any(_alive(p) for p in workers) and time.time() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in workers)
+
+
+GROUP_PARENT = """
+import subprocess, sys
+from janus_build.core.procs import call_in_process_group
+call_in_process_group(subprocess.run, (["sh", "-c", "sleep 300 & echo $! > " + sys.argv[1] + "; wait"],))
+"""
+
+
+def _pid_from(path, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.is_file() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def _gone(pid, timeout=10.0):
+    deadline = time.time() + timeout
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def test_kill_9_of_the_parent_takes_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    proc = subprocess.Popen([sys.executable, "-c", GROUP_PARENT, str(pidfile)])
+    grandchild = _pid_from(pidfile)
+    assert _alive(grandchild)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _gone(grandchild)
+
+
+def test_processes_left_behind_die_when_the_call_returns(tmp_path):
+    from janus_build.core.procs import call_in_process_group
+
+    pidfile = tmp_path / "bg.pid"
+    call_in_process_group(subprocess.run, (["sh", "-c", f"sleep 300 >/dev/null 2>&1 & echo $! > {pidfile}"],))
+    assert _gone(_pid_from(pidfile))
+
+
+def test_a_failing_call_raises_and_its_output_goes_to_the_log(tmp_path):
+    import pytest
+
+    from janus_build.core.procs import call_in_process_group
+
+    log = tmp_path / "child.log"
+    call_in_process_group(subprocess.run, (["sh", "-c", "echo progress-bar >&2"],), log_path=log)
+    assert "progress-bar" in log.read_text()
+    with pytest.raises(ChildProcessError, match="child.log"):
+        call_in_process_group(os.kill, (0, 999), log_path=log)  # an invalid signal: the child raises
+    assert "Traceback" in log.read_text()
