@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from janus_build.core.keys import path_key, row_key
-from janus_build.errors import ConfigError, InputError, OutputError, SchemaError
+from janus_build.errors import ConfigError, InputError, SchemaError
 from janus_build.match import MatchConfig, run_match
 
 
@@ -103,8 +103,9 @@ def test_full_disk_is_an_output_error_not_a_bad_input(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pq_module.ParquetWriter, "write_batch", full_disk)
     config = MatchConfig(inputs=(str(tmp_path / "in"),), out=str(tmp_path / "o"), skip_bad_inputs=True)
-    with pytest.raises(OutputError, match=r"--out .*00001.parquet: cannot write \(No space left on device\)"):
+    with pytest.raises(OSError, match=r"No space left on device") as caught:
         run_match(config)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename.endswith("00001.parquet")
     manifest = json.loads((tmp_path / "o" / "_manifest.json").read_text())
     assert manifest["completed"] is False and not (tmp_path / "o" / "_stats.json").exists()
     assert sorted(p.name for p in (tmp_path / "o" / "_stats").iterdir()) == ["00000.json"]
@@ -125,11 +126,11 @@ def test_cli_prints_a_write_error_as_one_line(tmp_path):
     )
     env = {**os.environ, "COLUMNS": "400"}  # line wrapping is the CLI layer's business, not tested here
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
-    assert "00000.parquet: cannot write (No space left on device)" in errors[0]
+    assert "00000.parquet: disk full (No space left on device)" in errors[0]
 
 
 # --- processes -----------------------------------------------------------------------------

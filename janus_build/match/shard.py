@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from janus_build import schemas
 from janus_build.core import storage
 from janus_build.core.stage import shard_name
-from janus_build.errors import InputError, OutputError, SchemaError
+from janus_build.errors import InputError, SchemaError
 from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match.config import DEFAULT_TEXT_COLS, MatchConfig
 from janus_build.match.matcher import FALSE, TRUE, Matcher, TermTable, bools, from_numpy, lit, numbers, strings
@@ -390,7 +390,9 @@ def _match_file(task: ShardTask, parquet: pq.ParquetFile, progress: Any) -> dict
         result.update(shard=task.name, output=f"{task.name}.parquet")
         task.out.mark_done(task.name, result, task.fingerprint)
     except OSError as exc:  # only the output side gets here: reads raise InputError above
-        raise OutputError(f"--out {target}: cannot write ({exc.strerror or str(exc).splitlines()[0]})") from None
+        # The same OSError, naming the output file, so the CLI reports it as every stage's write error.
+        reason = exc.strerror or str(exc).splitlines()[0]
+        raise OSError(exc.errno, reason, str(target)) from exc
     return result
 
 

@@ -531,3 +531,89 @@ def test_progress_task_names_are_not_markup():
             progress.start(name, total=2)
             progress.advance(name)
             progress.finish(name)
+
+
+# --- a full or read-only output in every stage ------------------------------------------------
+def _refusing_writes(monkeypatch: pytest.MonkeyPatch, code: int, out: Path) -> None:
+    """Every atomic write below ``out`` except the manifest fails as the OS would (mid-run: the
+    stage has opened its directory and written its manifest first)."""
+    import contextlib
+
+    from janus_build.core import fsio
+
+    real = fsio.atomic_path
+
+    @contextlib.contextmanager
+    def refusing(path):
+        target = Path(path)
+        if target.name != "_manifest.json" and str(target).startswith(str(out)):
+            raise OSError(code, os.strerror(code), str(target))
+        with real(path) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(fsio, "atomic_path", refusing)
+
+
+def _imported(tmp: Path) -> Path:
+    """A labelled image stage (janus import folders), written before writes are refused."""
+    from janus_build.importers import FoldersImportConfig, import_folders
+
+    out = tmp / "imported"
+    import_folders(FoldersImportConfig(root=tmp / "tree", out=out, layout="wnid", labels="in1k"))
+    return out
+
+
+def _tiny_blip(tmp: Path) -> Path:
+    from janus_build.caption.tiny import build_tiny_blip
+
+    return build_tiny_blip(tmp / "tiny-blip")
+
+
+def _metrics_file(tmp: Path) -> Path:
+    import json
+
+    path = tmp / "metrics.json"
+    shifts = {s: {"top1": 0.5} for s in ("imagenet_val", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")}
+    path.write_text(json.dumps({"shifts": shifts, "average_robustness": 0.5, "effective_robustness_ratio": 1.0}))
+    return path
+
+
+def _stage_commands(world: dict[str, Path], tmp: Path) -> dict[str, list[object]]:
+    from janus_build.synthetic import class_image
+
+    tree = tmp / "tree" / "n01440764"
+    tree.mkdir(parents=True)
+    for i in range(2):
+        (tree / f"a{i}.jpg").write_bytes(class_image(0, i, SIZE))
+    evals = tmp / "evalset" / "x"
+    evals.mkdir(parents=True)
+    (evals / "e.jpg").write_bytes(class_image(1, 99, SIZE))
+    return {
+        "match": ["match", "--sample"],
+        "import": ["import", "folders", tmp / "tree", "--layout", "wnid", "--labels", "in1k"],
+        "balance": ["balance", f"name=a,images={_imported(tmp)},labels=ground_truth", "--labels", "in1k"],
+        "caption": ["caption", world["stage"], "--model", _tiny_blip(tmp), "--device", "cpu", "--num-workers", "0"],
+        "train": ["train", world["shards"], *TRAIN_ARGS],
+        "label": ["label", world["stage"], "--model", "open_clip:tiny", "--pretrained", "none", "--prompts", "single", "--workers", "0"],
+        "dedup": ["dedup", world["stage"], "--eval", f"v={tmp / 'evalset'}"],
+        "report": ["report", _metrics_file(tmp)],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
+@pytest.mark.parametrize("stage", ["match", "import", "balance", "caption", "train", "label", "dedup", "report"])
+def test_a_full_or_read_only_output_is_one_line_in_every_stage(stage, code, world, tmp_path, monkeypatch, capsys):
+    import json
+    import logging
+
+    logging.getLogger("janus_build").handlers.clear()  # an earlier main()'s handler holds a closed capture
+    out = tmp_path / "out"
+    args = [*_stage_commands(world, tmp_path)[stage], "--out", out]
+    _refusing_writes(monkeypatch, code, out)
+    exit_code, _, err = _invoke(args, capsys)
+    errors = [line for line in _lines(err) if line.startswith("error:")]
+    assert exit_code == 1 and len(errors) == 1 and "Traceback" not in err, err
+    assert ("disk full" if code == errno.ENOSPC else "read-only") in errors[0] and str(out) in errors[0], err
+    manifest = out / "_manifest.json"
+    if manifest.is_file():  # nothing reports success with data missing
+        assert json.loads(manifest.read_text())["completed"] is False
