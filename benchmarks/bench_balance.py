@@ -45,8 +45,8 @@ def make_source(directory: Path, rows: int, index_shards: int = 10) -> None:
 
     from janus_build.core.shards import ImageShardWriter, read_index
     from janus_build.core.stage import ShardDir
+    from janus_build.demo.images import class_image
     from janus_build.labels import load_label_set
-    from janus_build.synthetic import class_image
 
     ids = np.asarray(load_label_set("in100").ids)
     with ImageShardWriter(directory, "00000") as writer:  # 1,000 real images; the index reuses them

@@ -38,7 +38,7 @@ from pathlib import Path
 
 def build_stage(directory: Path, images: int, side: int, per_shard: int = 256) -> None:
     from janus_build.core.shards import ImageShardWriter
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     for start in range(0, images, per_shard):
         with ImageShardWriter(directory, f"{start // per_shard:05d}") as writer:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def api_calls(photos: int, targets: list[int]) -> list[dict]:
-    from janus_build.fakes import FakeFlickr
+    from janus_build.demo.flickr_server import FakeFlickr
     from janus_build.fetch import FetchConfig, run
 
     rows = []
@@ -66,7 +66,7 @@ def download_rate(count: int, processes: int, threads: int) -> dict:
     import requests
 
     from janus_build.core.shards import read_index
-    from janus_build.fakes import FakeFlickr
+    from janus_build.demo.flickr_server import FakeFlickr
     from janus_build.fetch import FetchConfig, run
 
     with (

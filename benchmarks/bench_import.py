@@ -89,8 +89,8 @@ def make_openimages(directory: Path, rows: int) -> dict:
 
 
 def make_captions(directory: Path, rows: int) -> dict:
+    from janus_build.demo.images import class_image
     from janus_build.labels import load_label_set
-    from janus_build.synthetic import class_image
 
     in100 = load_label_set("in100")
     in100_wnids = [in100.wnids[c] for c in in100.ids]

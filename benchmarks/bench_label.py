@@ -22,7 +22,7 @@ from pathlib import Path
 
 def _stage(root: Path, images: int) -> Path:
     from janus_build.core.shards import ImageShardWriter
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     directory = root / "images"
     per_shard = 1000

@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from janus_build.core.shards import ImageShardWriter
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 from janus_build.tag.db import default_db_path, open_queue, record_decisions
 
 BIG_CLASS = 1

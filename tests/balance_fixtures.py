@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from janus_build import schemas
 from janus_build.core.shards import ImageShardWriter
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 
 CLASSES = (2, 6, 8, 13)  # IN100 class ids (great white shark, stingray, hen, junco)
 GT_COUNTS = {2: 12, 6: 3, 8: 8, 13: 1}

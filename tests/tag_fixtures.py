@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from janus_build.core.shards import ImageShardWriter
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 
 XSS_TITLE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 

@@ -19,8 +19,8 @@ from PIL import Image
 from janus_build.balance import BalanceConfig, BudgetError, SourceSpec, balance, build, load_sources_file, parse_budget
 from janus_build.balance.select import proportional, stable_fraction, water_fill
 from janus_build.core.shards import ImageShardWriter, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import ConfigError, InputError, OutputError, SchemaError
-from janus_build.synthetic import class_image
 
 
 @pytest.fixture(scope="module")

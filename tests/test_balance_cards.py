@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from janus_build.cli import app
 from janus_build.core.shards import ImageShardWriter, read_index
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 
 HOSTILE_TITLE = '<script>alert("x")</script> [click](javascript:alert(1)) *bold* | pipe'
 HOSTILE_OWNER = "<img src=x onerror=alert(1)>"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from janus_build.balance import BalanceConfig, SourceSpec, balance, parse_budget
 from janus_build.cli import app
 from janus_build.core.shards import ImageShardWriter, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import ConfigError, OutputError
-from janus_build.synthetic import class_image
 
 LABELS = "class_id\tname\n2\tlion\n6\ttiger\n"
 

@@ -13,8 +13,8 @@ import pytest
 
 from janus_build.balance import BalanceConfig, SourceSpec, balance
 from janus_build.core.shards import ImageShardWriter, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import ConfigError
-from janus_build.synthetic import class_image
 
 SKEWED = {2: 400, 6: 120, 8: 30, 13: 5}  # single-label samples per class
 MULTI = 10  # samples labelled 2 (the head class) that also matched 13 (a tail class)

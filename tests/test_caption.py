@@ -21,15 +21,15 @@ import pytest
 from janus_build import schemas
 from janus_build.caption import CaptionConfig, run_caption
 from janus_build.core.shards import ImageShardWriter, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import ConfigError, MissingResourceError, OutputError
 from janus_build.progress import Progress
-from janus_build.synthetic import class_image
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """BlipConfig + a tiny BertTokenizer vocabulary + BlipImageProcessor, saved with save_pretrained."""
-    from janus_build.caption.tiny import build_tiny_blip
+    from janus_build.demo.tiny_blip import build_tiny_blip
 
     return build_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from janus_build.caption.decode import CaptionDataset, ImageError, collate, decode_image
 from janus_build.caption.inputs import Sample
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

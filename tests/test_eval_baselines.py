@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from janus_build.cli import app  # noqa: E402
+from janus_build.demo.eval_sets import write_synthetic_shift_folders  # noqa: E402
 from janus_build.errors import ConfigError  # noqa: E402
 from janus_build.label.models import Labeller  # noqa: E402
 from janus_build.labels import load_label_set  # noqa: E402
 from janus_build.train.evaluate import EvalConfig, evaluate  # noqa: E402
-from janus_build.train.synthetic import write_synthetic_shift_folders  # noqa: E402
 
 COLOURS = {10: (255, 0, 0), 20: (0, 255, 0), 30: (0, 0, 255)}
 

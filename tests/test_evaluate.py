@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from janus_build.cli import app  # noqa: E402
+from janus_build.demo.images import class_image  # noqa: E402
 from janus_build.errors import ConfigError, InputError, MissingResourceError  # noqa: E402
 from janus_build.labels import load_label_set  # noqa: E402
-from janus_build.synthetic import class_image  # noqa: E402
 from janus_build.train.evaluate import (  # noqa: E402
     EvalConfig,
     evaluate,
@@ -181,8 +181,8 @@ def test_metrics_arithmetic() -> None:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from janus_build.demo.eval_sets import write_synthetic_shards
     from janus_build.train.loop import TrainConfig, train
-    from janus_build.train.synthetic import write_synthetic_shards
 
     root = tmp_path_factory.mktemp("ckpt")
     write_synthetic_shards(root / "shards", per_class=8, size=32, shards=1)
@@ -204,7 +204,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def shift_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from janus_build.train.synthetic import write_synthetic_shift_folders
+    from janus_build.demo.eval_sets import write_synthetic_shift_folders
 
     return write_synthetic_shift_folders(tmp_path_factory.mktemp("shifts"), per_class=2, size=32)
 

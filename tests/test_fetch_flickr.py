@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from janus_build.demo.flickr_server import FakeFlickr
 from janus_build.errors import ConfigError, RemoteError
-from janus_build.fakes import FakeFlickr
 from janus_build.fetch.flickr import (
     CREATIVE_COMMONS_LICENSES,
     Credentials,
@@ -183,7 +183,7 @@ def test_an_endpoint_error_never_shows_credentials_of_the_url(fake):
 
 
 def test_the_fake_server_generates_in100_classes_from_the_shipped_queries():
-    from janus_build.fakes.flickr_server import shipped_queries
+    from janus_build.demo.flickr_server import shipped_queries
     from janus_build.fetch.queries import load_queries
 
     queries = shipped_queries({291: "lion", 2: "shark", 99999: "mine"})

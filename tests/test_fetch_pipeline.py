@@ -20,8 +20,8 @@ from janus_build import schemas
 from janus_build.cli import app
 from janus_build.core import shards as images
 from janus_build.core.imaging import open_image
+from janus_build.demo.flickr_server import FakeFlickr
 from janus_build.errors import OutputError, RemoteError
-from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run_fetch
 from janus_build.fetch.flickr import CREATIVE_COMMONS_LICENSES, MAX_RESULTS
 from janus_build.fetch.queries import parse

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from janus_build.core import shards
+from janus_build.demo.flickr_server import FakeFlickr
 from janus_build.errors import OutputError
-from janus_build.fakes import FakeFlickr
 from janus_build.fetch import FetchConfig, run
 from janus_build.fetch.flickr import CREATIVE_COMMONS_LICENSES
 from janus_build.fetch.queries import parse

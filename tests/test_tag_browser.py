@@ -380,7 +380,7 @@ def _showcase_meta(class_id: int, j: int) -> dict:
 @pytest.fixture(scope="module")
 def showcase(tmp_path_factory):
     """A queue with titles, owners and licences as Flickr gives them, references, and overlap items."""
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     root = tmp_path_factory.mktemp("tagshow")
     stage = make_stage(

@@ -12,8 +12,8 @@ from tag_fixtures import XSS_TITLE, key, known_decision, make_match_output, make
 from typer.testing import CliRunner
 
 from janus_build.cli import app
+from janus_build.demo.images import class_image
 from janus_build.errors import ConfigError
-from janus_build.synthetic import class_image
 from janus_build.tag import open_queue
 from janus_build.tag.server import ServeConfig, check_host, create_app
 

@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from janus_build.demo.eval_sets import DEMO_CLASSES, write_synthetic_shards, write_synthetic_shift_folders  # noqa: E402
 from janus_build.errors import ConfigError, InputError, OutputError  # noqa: E402
 from janus_build.progress import Progress  # noqa: E402
 from janus_build.train.data import ShardStream, consumer_plan, resolve_shards, train_transform  # noqa: E402
 from janus_build.train.loop import TrainConfig, cosine_with_warmup, train  # noqa: E402
-from janus_build.train.synthetic import DEMO_CLASSES, write_synthetic_shards, write_synthetic_shift_folders  # noqa: E402
 
 SIZE = 32
 
@@ -256,7 +256,7 @@ def test_device_decode_path_trains(shards: Path, tmp_path: Path) -> None:
 
 
 def test_device_augment_output() -> None:
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
     from janus_build.train.gpu_data import DeviceAugment
 
     jpegs = [torch.frombuffer(bytearray(class_image(c, 0, size=40)), dtype=torch.uint8) for c in range(4)]
@@ -277,7 +277,7 @@ def test_custom_label_set_sizes_the_head_and_skips_other_classes(shards: Path, t
 
 def test_samples_training_cannot_use_are_counted_up_front(shards: Path, tmp_path: Path) -> None:
     from janus_build.core.shards import ImageShardWriter
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
     from janus_build.train.data import usable_samples
 
     shard_set = resolve_shards([shards])
@@ -379,7 +379,7 @@ def test_config_checks_options_on_construction_and_names_every_shift() -> None:
 def test_bare_tars_are_counted_by_the_core_scanner(tmp_path: Path) -> None:
     import webdataset as wds
 
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     with wds.TarWriter(str(tmp_path / "a.tar")) as sink:
         for i in range(3):

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from janus_build.demo.eval_sets import write_synthetic_shards  # noqa: E402
 from janus_build.errors import ConfigError  # noqa: E402
 from janus_build.train.config import TrainConfig  # noqa: E402
 from janus_build.train.data import (  # noqa: E402
@@ -22,7 +23,6 @@ from janus_build.train.data import (  # noqa: E402
 )
 from janus_build.train.loop import multi_label_loss, train  # noqa: E402
 from janus_build.train.models import CE_ARCHS, VL_ARCHS, ModelSpec, build_model  # noqa: E402
-from janus_build.train.synthetic import write_synthetic_shards  # noqa: E402
 
 SIZE = 32
 NAMES = ["great white shark", "stingray", "hen", "junco"]
@@ -50,7 +50,7 @@ def test_strip_keeps_only_class_name_words():
 def test_jpeg_quality_reencodes_lossily_before_the_augmentation():
     from PIL import Image
 
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     image = Image.open(io.BytesIO(class_image(6, 0, 64))).convert("RGB")
     low = JpegQuality(10)(image)

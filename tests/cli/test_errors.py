@@ -62,8 +62,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny inputs of every kind: image stage, match output, training shards, broken files, loops."""
     from tag_fixtures import make_match_output, make_stage
 
+    from janus_build.demo.eval_sets import write_synthetic_shards
     from janus_build.train.loop import TrainConfig, train
-    from janus_build.train.synthetic import write_synthetic_shards
 
     root = tmp_path_factory.mktemp("world")
     paths = {
@@ -408,7 +408,7 @@ def test_a_full_disk_during_a_real_write_names_the_output(tmp_path, monkeypatch,
     """pyarrow reports a full disk as OSError(ENOSPC) without a file name: the line names --out."""
     import pyarrow.parquet as parquet
 
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
@@ -504,7 +504,7 @@ def test_class_names_that_look_like_markup_print_literally_in_match(tmp_path, ca
 
 
 def test_class_names_that_look_like_markup_print_literally_in_fetch(tmp_path, monkeypatch, capsys, wide_console):
-    from janus_build.fakes import FakeFlickr
+    from janus_build.demo.flickr_server import FakeFlickr
 
     queries = tmp_path / "[bold]q.toml"
     queries.write_text(
@@ -564,7 +564,7 @@ def _imported(tmp: Path) -> Path:
 
 
 def _tiny_blip(tmp: Path) -> Path:
-    from janus_build.caption.tiny import build_tiny_blip
+    from janus_build.demo.tiny_blip import build_tiny_blip
 
     return build_tiny_blip(tmp / "tiny-blip")
 
@@ -579,7 +579,7 @@ def _metrics_file(tmp: Path) -> Path:
 
 
 def _stage_commands(world: dict[str, Path], tmp: Path) -> dict[str, list[object]]:
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     tree = tmp / "tree" / "n01440764"
     tree.mkdir(parents=True)

@@ -10,8 +10,8 @@ from PIL import Image
 
 from janus_build.core.imaging import open_image
 from janus_build.core.shards import ImageShardWriter, iter_samples, read_image, read_index, shard_names
+from janus_build.demo.images import class_image
 from janus_build.errors import InputError
-from janus_build.synthetic import class_image
 
 
 def test_write_then_read_back_by_key_and_in_order(tmp_path):

@@ -211,8 +211,8 @@ def test_two_workers_write_what_one_writes(planted):
 def test_a_balance_output_train_split_is_checked(tmp_path):
     from PIL import Image
 
-    from janus_build.synthetic import class_image
-    from janus_build.train.synthetic import write_synthetic_shards
+    from janus_build.demo.eval_sets import write_synthetic_shards
+    from janus_build.demo.images import class_image
 
     train = write_synthetic_shards(tmp_path / "bal", class_ids=(6, 13), per_class=4, size=96)
     evals = tmp_path / "eval" / "n0"

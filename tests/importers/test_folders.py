@@ -12,11 +12,11 @@ from janus_build.cli import app
 from janus_build.core.imaging import sniff_image_ext
 from janus_build.core.keys import path_key
 from janus_build.core.shards import read_image, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import InputError, OutputError
 from janus_build.importers import FoldersImportConfig
 from janus_build.importers.folders import file_keys, import_folders
 from janus_build.labels import load_label_set
-from janus_build.synthetic import class_image
 
 IN100 = load_label_set("in100")
 CLASSES = IN100.ids[:3]  # ImageNet-1k ids of three IN100 classes

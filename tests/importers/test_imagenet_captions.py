@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 from janus_build.cli import app
 from janus_build.core.keys import path_key
 from janus_build.core.shards import read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import InputError
 from janus_build.importers import FoldersImportConfig, ImagenetCaptionsConfig
 from janus_build.importers.folders import import_folders
 from janus_build.importers.imagenet_captions import import_imagenet_captions
 from janus_build.labels import load_label_set
-from janus_build.synthetic import class_image
 
 IN100 = load_label_set("in100")
 LION, SHARK, GOOSE = 291, 2, 99

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from janus_build.core.shards import read_image, read_index
+from janus_build.demo.images import class_image
 from janus_build.errors import InputError
 from janus_build.importers import Img2datasetImportConfig
 from janus_build.importers.img2dataset import import_img2dataset
 from janus_build.labels import load_label_set
-from janus_build.synthetic import class_image
 
 CLASSES = load_label_set("in100").ids[:3]
 

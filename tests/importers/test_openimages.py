@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 from janus_build.cli import app
 from janus_build.core.shards import read_index
 from janus_build.core.stage import ShardDir
+from janus_build.demo.images import class_image
 from janus_build.errors import InputError
 from janus_build.importers import OpenImagesConfig, UrlListConfig
 from janus_build.importers.openimages import import_openimages, load_mapping
 from janus_build.importers.urllist import write_url_list
 from janus_build.labels import load_label_set
-from janus_build.synthetic import class_image
 
 LION, SHARK, GOOSE, PIZZA = "/m/096mb", "/m/0by7c", "/m/0dbvp", "/m/0663v"
 TENCH = "/m/066gdc"  # an ImageNet class outside IN100

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from janus_build.cli import app
 from janus_build.core.shards import iter_samples, read_index
-from janus_build.synthetic import class_image
+from janus_build.demo.images import class_image
 
 
 def _janus(*args) -> str:

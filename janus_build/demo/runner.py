@@ -157,7 +157,7 @@ def _fetch_and_tag(config: DemoConfig, out: Path, result: DemoResult, narrate: N
 
 def make_fake_flickr(config: DemoConfig) -> Any:
     """The demo's fake Flickr (not started): its corpus, and so :meth:`truth`, depend only on ``config``."""
-    from janus_build.fakes import FakeFlickr
+    from janus_build.demo.flickr_server import FakeFlickr
     from janus_build.fetch.queries import load_queries
 
     queries = load_queries(None, list(config.classes))
@@ -216,7 +216,7 @@ def _tag(config: DemoConfig, flickr: Path, truth: dict[str, bool], result: DemoR
 
 def _caption(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate, progress: Progress) -> None:
     from janus_build.caption import CaptionConfig, run_caption
-    from janus_build.caption.tiny import build_tiny_blip
+    from janus_build.demo.tiny_blip import build_tiny_blip
 
     narrate(
         "3. caption",
@@ -248,9 +248,9 @@ def _match_and_download(
     import pyarrow.parquet as pq
 
     from janus_build.core.shards import ImageShardWriter
+    from janus_build.demo.images import class_image
     from janus_build.match import MatchConfig, run_match
     from janus_build.resources import package_data
-    from janus_build.synthetic import class_image
 
     narrate(
         "4. match",
@@ -289,7 +289,7 @@ def _match_and_download(
 
 def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Narrate) -> None:
     from janus_build.core.shards import ImageShardWriter
-    from janus_build.synthetic import class_image
+    from janus_build.demo.images import class_image
 
     narrate(
         "5. ground truth",
@@ -310,7 +310,7 @@ def _ground_truth(config: DemoConfig, out: Path, result: DemoResult, narrate: Na
 
 
 def _eval_sets(config: DemoConfig, out: Path, result: DemoResult) -> None:
-    from janus_build.train.synthetic import write_synthetic_shift_folders
+    from janus_build.demo.eval_sets import write_synthetic_shift_folders
 
     result.paths["eval"] = out / "eval"
     result.eval_folders = write_synthetic_shift_folders(

@@ -1,5 +1,5 @@
 """Generated JANuS-style shards and evaluation folders (learnable synthetic classes) for tests,
-benchmarks and the offline demo. Built on :func:`janus_build.synthetic.class_image`."""
+benchmarks and the offline demo. Built on :func:`janus_build.demo.images.class_image`."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def write_synthetic_shards(
     """
     from janus_build.core.shards import ImageShardWriter
     from janus_build.core.stage import shard_name
+    from janus_build.demo.images import class_image
     from janus_build.labels import load_label_set
-    from janus_build.synthetic import class_image
 
     names = load_label_set("in1k").names
     directory = Path(out) / split
@@ -80,8 +80,8 @@ def write_synthetic_shift_folders(
     classes those datasets have. Images use a style per shift (sketch, rendition, adversarial)
     and sample indices disjoint from the training shards'.
     """
+    from janus_build.demo.images import class_image
     from janus_build.labels import load_label_set
-    from janus_build.synthetic import class_image
     from janus_build.train.evaluate import shift_classes
 
     wnids = load_label_set("in1k").wnids

@@ -5,7 +5,7 @@ enough to matter: ``text`` search (required words, quoted phrases, OR/AND, ``-ex
 ``sort=interestingness-desc``, pagination with ``total``/``pages``, Flickr's 4,000-result cap
 (pages beyond it repeat the last reachable page, as Flickr does), ``min_upload_date`` /
 ``max_upload_date``, licence and safe-search filters, ``extras`` with ``url_*`` sizes, and
-JPEG images at the returned URLs (from :func:`janus_build.synthetic.class_image`).
+JPEG images at the returned URLs (from :func:`janus_build.demo.images.class_image`).
 
 Like real Flickr it is *looser* than the paper's query semantics: a required word matches any
 word that starts with it (``lion`` matches ``lionlike``) and exclusions are checked against
@@ -463,7 +463,7 @@ class FakeFlickr:
     async def _image(self, request: Any) -> Any:
         from starlette.responses import Response
 
-        from janus_build.synthetic import class_image
+        from janus_build.demo.images import class_image
 
         match = re.fullmatch(r"(\d+)_[0-9a-f]+_([a-z0-9]+)\.jpg", request.path_params["name"])
         photo = self._by_id.get(int(match.group(1))) if match else None
@@ -553,7 +553,7 @@ def shipped_queries(class_ids: Iterable[int]) -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m janus_build.fakes.flickr_server --classes 291:lion`` serves until Ctrl-C.
+    """``python -m janus_build.demo.flickr_server --classes 291:lion`` serves until Ctrl-C.
 
     Classes of the shipped ``queries/in100.toml`` get photos matching its queries, so the
     printed ``janus fetch`` command finds photos for each of them.
