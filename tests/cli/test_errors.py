@@ -617,3 +617,40 @@ def test_a_full_or_read_only_output_is_one_line_in_every_stage(stage, code, worl
     manifest = out / "_manifest.json"
     if manifest.is_file():  # nothing reports success with data missing
         assert json.loads(manifest.read_text())["completed"] is False
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
+def test_a_full_or_read_only_output_is_one_line_in_fetch_and_tag_export(code, world, tmp_path, monkeypatch, capsys):
+    import logging
+
+    from janus_build.demo.flickr_server import FakeFlickr
+    from janus_build.tag.db import open_queue
+
+    logging.getLogger("janus_build").handlers.clear()
+    with FakeFlickr({291: "lion"}, photos_per_class=6) as fake:
+        monkeypatch.setenv("FLICKR_API_KEY", fake.api_key)
+        monkeypatch.setenv("FLICKR_API_SECRET", fake.api_secret)
+        out = tmp_path / "fetch"
+        _refusing_writes(monkeypatch, code, out)
+        args = [
+            "fetch",
+            "--out",
+            out,
+            "--classes",
+            "291",
+            "--per-class",
+            "6",
+            "--api-url",
+            fake.api_url,
+            "--metadata-only",
+        ]
+        exit_code, _, err = _invoke(args, capsys)
+    errors = [line for line in _lines(err) if line.startswith("error:")]
+    assert exit_code == 1 and len(errors) == 1 and str(out) in errors[0] and "Traceback" not in err, err
+    with open_queue(world["stage"]):
+        pass  # the queue exists, so export has something to write
+    target = tmp_path / "tags" / "tags.parquet"
+    _refusing_writes(monkeypatch, code, target.parent)
+    exit_code, _, err = _invoke(["tag", "export", world["stage"], "--out", target], capsys)
+    errors = [line for line in _lines(err) if line.startswith("error:")]
+    assert exit_code == 1 and len(errors) == 1 and "Traceback" not in err, err
