@@ -121,6 +121,25 @@ def manifest_record(
     return manifest
 
 
+def marker_record(stats: Mapping[str, Any], input_fingerprint: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A done-marker's content: the shard's stats and the fingerprint of the input it was made from."""
+    record = dict(stats)
+    if input_fingerprint is not None:
+        record["input_fingerprint"] = dict(input_fingerprint)
+    return record
+
+
+def marker_current(
+    record: Mapping[str, Any], input_fingerprint: Mapping[str, Any] | None, where: Any, name: str
+) -> bool:
+    """False when the marker recorded another input than ``input_fingerprint`` (the input changed)."""
+    recorded = record.get("input_fingerprint")
+    if input_fingerprint is not None and recorded is not None and recorded != dict(input_fingerprint):
+        log.warning("%s: shard %s was made from an input that has changed since; redoing it", where, name)
+        return False
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardDir:
     """A directory of shards with done-markers; picklable, so worker processes get one.
@@ -153,25 +172,17 @@ class ShardDir:
         marker = self.marker_path(name)
         if not marker.is_file():
             return False
-        if input_fingerprint is None:
-            return True
         try:
-            recorded = json.loads(marker.read_text()).get("input_fingerprint")
+            record = json.loads(marker.read_text())
         except (OSError, json.JSONDecodeError):
             return False
-        if recorded is not None and recorded != dict(input_fingerprint):
-            log.warning("%s: shard %s was made from an input that has changed since; redoing it", self.path, name)
-            return False
-        return True
+        return marker_current(record, input_fingerprint, self.path, name)
 
     def mark_done(
         self, name: str, stats: Mapping[str, Any], input_fingerprint: Mapping[str, Any] | None = None
     ) -> None:
         """Write the shard's marker: call it last, after every file of the shard is in place."""
-        record = dict(stats)
-        if input_fingerprint is not None:
-            record["input_fingerprint"] = dict(input_fingerprint)
-        atomic_write_json(self.marker_path(name), record)
+        atomic_write_json(self.marker_path(name), marker_record(stats, input_fingerprint))
 
     def unmark(self, name: str) -> None:
         """Forget a shard (its files are overwritten by the next write)."""

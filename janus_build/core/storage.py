@@ -245,22 +245,17 @@ class StoreShardDir:
         return self._read_json("_stats", f"{name}.json") or {}
 
     def is_done(self, name: str, input_fingerprint: Mapping[str, Any] | None = None) -> bool:
+        from janus_build.core.stage import marker_current
+
         record = self._read_json("_stats", f"{name}.json")
-        if record is None:
-            return False
-        recorded = record.get("input_fingerprint")
-        if input_fingerprint is not None and recorded is not None and recorded != dict(input_fingerprint):
-            log.warning("%s: shard %s was made from an input that has changed since; redoing it", self.uri, name)
-            return False
-        return True
+        return record is not None and marker_current(record, input_fingerprint, self.uri, name)
 
     def mark_done(
         self, name: str, stats: Mapping[str, Any], input_fingerprint: Mapping[str, Any] | None = None
     ) -> None:
-        record = dict(stats)
-        if input_fingerprint is not None:
-            record["input_fingerprint"] = dict(input_fingerprint)
-        self.write_json(f"_stats/{name}.json", record)
+        from janus_build.core.stage import marker_record
+
+        self.write_json(f"_stats/{name}.json", marker_record(stats, input_fingerprint))
 
     def done_shards(self) -> list[str]:
         from pyarrow import fs as pafs
