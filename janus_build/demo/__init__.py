@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DemoConfig", "DemoResult", "FakeFlickr", "make_fake_flickr", "run_demo"]
+__all__ = ["DEMO_CLASSES", "DemoConfig", "DemoResult", "FakeFlickr", "make_fake_flickr", "run_demo"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing demo.images must not import the runner or Starlette
@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:  # lazy: importing demo.images must not impor
         from janus_build.demo.flickr_server import FakeFlickr
 
         return FakeFlickr
-    if name in ("DemoConfig", "DemoResult", "make_fake_flickr", "run_demo", "BUDGETS"):
+    if name in ("DemoConfig", "DemoResult", "make_fake_flickr", "run_demo", "BUDGETS", "DEMO_CLASSES"):
         from janus_build.demo import runner
 
         return getattr(runner, name)
