@@ -159,8 +159,7 @@ def test_every_stage_output_keeps_the_contract(demo, relative, schema_name, has_
 
 
 CROISSANT_RECORDS = (
-    "import sys, mlcroissant as mlc\n"
-    "print(len(list(mlc.Dataset(jsonld=sys.argv[1]).records(record_set='train'))))\n"
+    "import sys, mlcroissant as mlc\nprint(len(list(mlc.Dataset(jsonld=sys.argv[1]).records(record_set='train'))))\n"
 )
 
 
