@@ -54,6 +54,7 @@ def build_captioner(full_size: bool, device: str, precision: str, config, workdi
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     from janus_build.caption.model import Captioner, resolve_dtype
+    from janus_build.demo.tiny_blip import tiny_blip_config
 
     torch.manual_seed(0)
     if full_size:
@@ -61,30 +62,7 @@ def build_captioner(full_size: bool, device: str, precision: str, config, workdi
         vocab_size, side = blip_config.text_config.vocab_size, 384
     else:
         vocab_size, side = 512, 32
-        blip_config = BlipConfig(
-            text_config=dict(
-                vocab_size=vocab_size,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                max_position_embeddings=64,
-                encoder_hidden_size=32,
-                bos_token_id=vocab_size - 2,
-                pad_token_id=0,
-                sep_token_id=102,
-                eos_token_id=2,
-            ),
-            vision_config=dict(
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                image_size=side,
-                patch_size=16,
-            ),
-            projection_dim=32,
-        )
+        blip_config = tiny_blip_config(vocab_size, side, bos=vocab_size - 2, sep=102, eos=2)
     # A BERT-layout vocabulary of real English words, so random captions cost the spell checker
     # what real ones do (mostly known words).
     prompt_words = ["a", "picture", "of"]  # the prompt must tokenize to whole words
