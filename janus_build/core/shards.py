@@ -341,4 +341,7 @@ def resolve_image_stage(path: str | os.PathLike[str], flag: str = "STAGE_DIR") -
         return root / "images"
     if any(root.glob("*.tar")):
         return root
-    raise InputError(f"{flag} {root}: holds no image shards (expected NNNNN.tar files, or a fetch output with images/)")
+    raise InputError(
+        f"{flag} {root}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + _stats/NNNNN.json, "
+        "or a fetch output with images/)"
+    )

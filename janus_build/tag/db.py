@@ -146,16 +146,6 @@ def default_db_path(stage_dir: str | os.PathLike[str]) -> Path:
     return Path(stage_dir) / DB_SUBDIR / DB_NAME
 
 
-def resolve_images_dir(stage_dir: str | os.PathLike[str]) -> Path:
-    """A ``janus fetch`` output (use its ``images/``) or an image stage directory itself."""
-    stage_dir = Path(stage_dir)
-    if not stage_dir.is_dir():
-        raise InputError(f"STAGE_DIR {stage_dir}: no such directory")
-    if (stage_dir / "images").is_dir():
-        return stage_dir / "images"
-    return stage_dir
-
-
 def _row_item(row: Sequence[Any]) -> Item:
     return Item(
         key=row[1],
@@ -663,7 +653,7 @@ def load_image_stage(queue: TagQueue, images_dir: str | os.PathLike[str], class_
     names = shard_names(images_dir)
     if not names:
         raise InputError(
-            f"{images_dir}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + NNNNN_stats.json, "
+            f"{images_dir}: no finished image shards (expected NNNNN.tar + NNNNN.parquet + _stats/NNNNN.json, "
             "or a janus fetch output with images/)"
         )
     loaded = queue.loaded_shards()
@@ -737,7 +727,9 @@ def open_queue(
     Returns:
         The queue; new shards of the stage are added on every open, decisions are never touched.
     """
-    images_dir = resolve_images_dir(stage_dir)
+    from janus_build.core.shards import resolve_image_stage
+
+    images_dir = resolve_image_stage(stage_dir)
     queue = TagQueue(db or default_db_path(stage_dir), overlap=overlap, lease_seconds=lease_seconds)
     meta = queue.meta()
     if meta.get("mode") == "audit":
