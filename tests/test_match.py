@@ -238,10 +238,10 @@ def test_inputs_directories_and_globs(tmp_path):
     (tmp_path / "in").mkdir()
     for i in range(3):
         write(tmp_path / "in" / f"part-{i}.parquet", TEXT=[f"goose {i}"])
-    stats = run_match(
-        MatchConfig(inputs=(str(tmp_path / "in"), str(tmp_path / "in" / "part-1*")), out=str(tmp_path / "o"))
-    )
-    assert stats["rows"] == 3 and sorted(p.name for p in (tmp_path / "o").glob("*.parquet")) == [
+    inputs = (str(tmp_path / "in"), str(tmp_path / "in" / "part-1*"))
+    stats = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "o"), pack_rows=0))
+    assert stats["rows"] == 3 and stats["inputs"] == 3
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.parquet")) == [
         "00000.parquet",
         "00001.parquet",
         "00002.parquet",
@@ -252,10 +252,9 @@ def test_workers_give_the_same_output(tmp_path, laion_sample):
     source = pq.read_table(laion_sample)
     for i in range(4):
         pq.write_table(source.slice(i * 250, 250), tmp_path / f"s{i}.parquet")
-    one = run_match(MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "one"), labels="in1k"))
-    two = run_match(
-        MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "two"), labels="in1k", workers=2)
-    )
+    inputs = (str(tmp_path / "s*.parquet"),)
+    one = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "one"), labels="in1k", pack_rows=0))
+    two = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "two"), labels="in1k", pack_rows=0, workers=2))
     assert one["per_class"] == two["per_class"]
     for i in range(4):
         assert pq.read_table(tmp_path / "one" / f"0000{i}.parquet").equals(
@@ -337,7 +336,7 @@ def test_cli_user_errors_are_one_line(tmp_path):
 def test_resume_skips_done_shards(tmp_path):
     for i in range(3):
         write(tmp_path / f"p{i}.parquet", TEXT=[f"goose {i}", "lion"])
-    config = MatchConfig(inputs=(str(tmp_path / "p*.parquet"),), out=str(tmp_path / "o"))
+    config = MatchConfig(inputs=(str(tmp_path / "p*.parquet"),), out=str(tmp_path / "o"), pack_rows=0)
     run_match(config)
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "o").glob("0*.parquet")}
     (tmp_path / "o" / "_stats" / "00001.json").unlink()  # as if killed while writing shard 1
@@ -347,7 +346,7 @@ def test_resume_skips_done_shards(tmp_path):
     assert after["00001.parquet"] != before["00001.parquet"]
     assert stats["rows"] == 6
     with pytest.raises(OutputError, match="strategy: was 'sc', now 'mc'"):
-        run_match(MatchConfig(inputs=config.inputs, out=config.out, strategy="mc"))
+        run_match(MatchConfig(inputs=config.inputs, out=config.out, pack_rows=0, strategy="mc"))
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
@@ -365,6 +364,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
         str(tmp_path / "o"),
         "--labels",
         "in1k",
+        "--pack-rows",
+        "0",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -379,7 +380,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, laion_sample):
     assert len(list((tmp_path / "o").glob("0*.parquet"))) - len(done_before) in (0, 1)
     subprocess.run(cmd, check=True, capture_output=True)
     clean = tmp_path / "clean"
-    subprocess.run(cmd[:-4] + ["--out", str(clean), "--labels", "in1k"], check=True, capture_output=True)
+    subprocess.run(cmd[:-6] + ["--out", str(clean), *cmd[-4:]], check=True, capture_output=True)
     for i in range(6):
         assert pq.read_table(tmp_path / "o" / f"0000{i}.parquet").equals(pq.read_table(clean / f"0000{i}.parquet"))
     resumed = json.loads((tmp_path / "o" / "_stats.json").read_text())

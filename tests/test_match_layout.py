@@ -71,7 +71,7 @@ def test_key_col_takes_the_rows_own_id(tmp_path):
 def test_markers_under_stats_and_a_changed_input_is_redone(tmp_path):
     data = write(tmp_path / "in" / "a.parquet", TEXT=["a goose"])
     write(tmp_path / "in" / "b.parquet", TEXT=["a lion"])
-    config = MatchConfig(inputs=(str(tmp_path / "in"),), out=str(tmp_path / "o"))
+    config = MatchConfig(inputs=(str(tmp_path / "in"),), out=str(tmp_path / "o"), pack_rows=0)
     run_match(config)
     out = tmp_path / "o"
     assert sorted(p.name for p in (out / "_stats").iterdir()) == ["00000.json", "00001.json"]
@@ -102,7 +102,7 @@ def test_full_disk_is_an_output_error_not_a_bad_input(tmp_path, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(pq_module.ParquetWriter, "write_batch", full_disk)
-    config = MatchConfig(inputs=(str(tmp_path / "in"),), out=str(tmp_path / "o"), skip_bad_inputs=True)
+    config = MatchConfig(inputs=(str(tmp_path / "in"),), out=str(tmp_path / "o"), skip_bad_inputs=True, pack_rows=0)
     with pytest.raises(OSError, match=r"No space left on device") as caught:
         run_match(config)
     assert caught.value.errno == errno.ENOSPC and caught.value.filename.endswith("00001.parquet")
@@ -211,7 +211,7 @@ def test_output_opens_in_spark(matched_dir, monkeypatch):
 
 def test_file_uris_for_inputs_and_out(tmp_path):
     root = two_laion_parts(tmp_path, rows=2)
-    stats = run_match(MatchConfig(inputs=(f"file://{root}",), out=f"file://{tmp_path / 'o'}"))
+    stats = run_match(MatchConfig(inputs=(f"file://{root}",), out=f"file://{tmp_path / 'o'}", pack_rows=0))
     assert stats["rows"] == 4 and (tmp_path / "o" / "_stats" / "00001.json").is_file()
     assert pq.read_table(tmp_path / "o").column("key").to_pylist()[0] == "2B-en__part-00000-0"
 

@@ -90,15 +90,17 @@ def test_s3_inputs_and_outputs_equal_local(s3, tmp_path):
     assert {k: v for k, v in remote.items() if k != "skipped_inputs"} == {
         k: v for k, v in local.items() if k != "skipped_inputs"
     }
-    for name in ("00000", "00001"):
-        assert read_parquet(handle, f"{bucket}/out/{name}.parquet").equals(
-            pq.read_table(tmp_path / "out" / f"{name}.parquet")
-        )
+    # the two small inputs are packed into one shard, on S3 as locally
+    assert read_parquet(handle, f"{bucket}/out/00000.parquet").equals(pq.read_table(tmp_path / "out" / "00000.parquet"))
     names = sorted(i.path.split("/out/")[1] for i in handle.get_file_info(_selector(f"{bucket}/out")))
     assert names == sorted(
-        ["00000.parquet", "00001.parquet", "_manifest.json", "_per_class_accuracy.png", "_stats.json", "_stats"]
-        + ["_stats/00000.json", "_stats/00001.json"]
+        ["00000.parquet", "_manifest.json", "_per_class_accuracy.png", "_stats.json", "_stats", "_stats/00000.json"]
     )
+    marker = json.loads(handle.open_input_stream(f"{bucket}/out/_stats/00000.json").read())
+    assert [f["path"].split("/laion/")[1] for f in marker["input_fingerprint"]["inputs"]] == [
+        "2B-en/part-00000.parquet",
+        "2B-multi/part-00000.parquet",
+    ]
     manifest = json.loads(handle.open_input_stream(f"{bucket}/out/_manifest.json").read())
     assert manifest["completed"] is True and manifest["inputs"][0]["path"].startswith(f"s3://{bucket}/laion/")
     # the output prefix opens as a parquet dataset as-is
@@ -117,7 +119,7 @@ def test_s3_resume_and_changed_input(s3):
     handle, bucket = s3
     put_parquet(handle, f"{bucket}/in/a.parquet", pa.table({"TEXT": ["a goose"]}))
     put_parquet(handle, f"{bucket}/in/b.parquet", pa.table({"TEXT": ["a lion"]}))
-    config = MatchConfig(inputs=(f"s3://{bucket}/in/*.parquet",), out=f"s3://{bucket}/o")
+    config = MatchConfig(inputs=(f"s3://{bucket}/in/*.parquet",), out=f"s3://{bucket}/o", pack_rows=0)
     run_match(config)
     handle.delete_file(f"{bucket}/o/_stats/00001.json")  # as if killed before shard 1's marker
     time.sleep(1.1)  # S3 modification times have a resolution of one second
@@ -125,7 +127,7 @@ def test_s3_resume_and_changed_input(s3):
     stats = run_match(config)
     assert stats["rows"] == 3 and stats["per_class"] == {"99": 1, "105": 1, "291": 1}
     with pytest.raises(OutputError, match="strategy: was 'sc', now 'mc'"):
-        run_match(MatchConfig(inputs=config.inputs, out=config.out, strategy="mc"))
+        run_match(MatchConfig(inputs=config.inputs, out=config.out, pack_rows=0, strategy="mc"))
 
 
 def test_s3_missing_input_is_one_line(s3):
@@ -140,7 +142,7 @@ def test_s3_with_the_spark_engine(s3):
     handle, bucket = s3
     put_parquet(handle, f"{bucket}/in/laion+part1.parquet", pa.table({"TEXT": ["a goose", "a lion", "x"]}))
     put_parquet(handle, f"{bucket}/in/b c.parquet", pa.table({"TEXT": ["a koala"]}))
-    common = dict(inputs=(f"s3://{bucket}/in/",))
+    common = dict(inputs=(f"s3://{bucket}/in/",), pack_rows=0)
     spark = run_match(MatchConfig(out=f"s3://{bucket}/spark", engine="spark", workers=2, **common))
     local = run_match(MatchConfig(out=f"s3://{bucket}/local", **common))
     assert spark == local and spark["rows"] == 4

@@ -18,7 +18,7 @@ def match_command(
     out: str = typer.Option(
         ...,
         "--out",
-        help="Output directory or URI (s3://, gs://, hdfs://): one labelled shard per input file + _stats.json.",
+        help="Output directory or URI (s3://, gs://, hdfs://): one labelled shard per input file (small files packed) + _stats.json.",
     ),
     strategy: str = typer.Option(
         "sc",
@@ -67,6 +67,11 @@ def match_command(
         help="Spark master URL (spark://host:7077, k8s://..., yarn, local[N]); needs --engine spark.",
     ),
     max_ngram: int = typer.Option(3, "--max-ngram", help="Longest n-gram matched (the paper: 3)."),
+    pack_rows: int = typer.Option(
+        65_536,
+        "--pack-rows",
+        help="Input files under this many rows are packed, in order and with the same columns, into shards of up to this many rows; 0: one shard per input.",
+    ),
     skip_bad_inputs: bool = typer.Option(
         False, "--skip-bad-inputs", help="Continue past inputs that cannot be read and list them in _stats.json."
     ),
@@ -104,6 +109,7 @@ def match_command(
         min_label_accuracy=min_label_accuracy,
         min_utilization=min_utilization,
         max_ngram=max_ngram,
+        pack_rows=pack_rows,
         workers=workers,
         engine=engine,
         spark_master=spark_master,

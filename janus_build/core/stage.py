@@ -43,6 +43,11 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
+def is_shard_stem(stem: str) -> bool:
+    """True for a name :func:`shard_name` makes (five or more digits)."""
+    return len(stem) >= 5 and stem.isdigit()
+
+
 def _redacted(value: Any) -> Any:
     from janus_build.log import redact
 
@@ -193,6 +198,21 @@ class ShardDir:
         if not self.markers.is_dir():
             return []
         return sorted(p.name[: -len(".json")] for p in self.markers.glob("*.json") if not p.name.startswith("."))
+
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """Remove every shard not named in ``keep`` (its marker first, then its files); returns their names.
+
+        A resumed run whose shard plan changed (an input changed) calls it, so a shard of the
+        earlier plan never stays beside the new ones holding the same rows twice.
+        """
+        keep = set(keep)
+        stems = {p.name.split(".")[0] for p in self.path.iterdir() if p.is_file()} | set(self.done_shards())
+        stale = sorted(s for s in stems if is_shard_stem(s) and s not in keep)
+        for name in stale:
+            self.unmark(name)
+            for path in self.path.glob(f"{name}.*"):
+                path.unlink(missing_ok=True)
+        return stale
 
     def all_stats(self) -> dict[str, dict[str, Any]]:
         """``{shard: stats}`` of every finished shard."""

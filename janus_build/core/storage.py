@@ -263,6 +263,25 @@ class StoreShardDir:
         infos = self.fs.get_file_info(pafs.FileSelector(self._path("_stats"), allow_not_found=True))
         return sorted(i.base_name[: -len(".json")] for i in infos if i.base_name.endswith(".json"))
 
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """:meth:`janus_build.core.stage.ShardDir.prune` on the store: markers first, then shard objects."""
+        from pyarrow import fs as pafs
+
+        from janus_build.core.stage import is_shard_stem
+
+        keep = set(keep)
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        stems = {i.base_name.split(".")[0] for i in infos if i.type == pafs.FileType.File} | set(self.done_shards())
+        stale = sorted(s for s in stems if is_shard_stem(s) and s not in keep)
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.delete_file(self._path("_stats", f"{name}.json"))
+            for info in infos:
+                if info.type == pafs.FileType.File and info.base_name.split(".")[0] == name:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.delete_file(info.path)
+        return stale
+
     @contextlib.contextmanager
     def parquet_writer(self, name: str, schema: Any, **kwargs: Any) -> Iterator[Any]:
         """A streaming parquet writer for ``<name>.parquet``: written under ``_tmp/``, moved on success."""

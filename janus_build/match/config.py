@@ -9,6 +9,7 @@ from janus_build.errors import ConfigError
 STRATEGIES = ("sc", "strict", "mc")
 ENGINES = ("local", "spark")
 DEFAULT_TEXT_COLS = ("TEXT", "caption")
+PACK_BYTES = 16 << 20  # a packed shard holds at most about this many bytes of decoded input
 # Options that never change a shard's content: a resume may change them freely.
 VOLATILE = (
     "workers",
@@ -48,6 +49,9 @@ class MatchConfig:
     max_caption_chars: int = 100_000  # longer captions are counted as too_long, not matched
     batch_size: int = 65_536  # rows per record batch, at most ...
     batch_bytes: int = 16 << 20  # ... and about this many bytes of decoded input per batch (peak RSS ~10x this)
+    # Inputs under this many rows (and PACK_BYTES) are packed, consecutive and with the same
+    # columns, into one shard of up to this many rows; 0: one shard per input file.
+    pack_rows: int = 65_536
     workers: int = 1
     engine: str = "local"
     spark_master: str | None = None
@@ -70,6 +74,7 @@ class MatchConfig:
             ("--max-ngram", 1 <= self.max_ngram <= 6, "between 1 and 6"),
             ("--batch-size", self.batch_size >= 1, "at least 1"),
             ("--batch-bytes", self.batch_bytes >= 1 << 16, "at least 65536"),
+            ("--pack-rows", self.pack_rows >= 0, "0 (no packing) or more"),
             ("--max-caption-chars", self.max_caption_chars >= 1, "at least 1"),
         )
         for flag, ok, expected in checks:

@@ -1,7 +1,8 @@
 """The ``janus match`` stage: inputs resolved and checked, shards distributed, the summary written.
 
-Each input file becomes one output shard (``NNNNN.parquet`` in sorted input order; see
-:mod:`janus_build.match.shard` for what a shard holds and how it is written). This module owns
+Each input file becomes one output shard (``NNNNN.parquet`` in sorted input order), except that
+runs of small files are packed into one shard (:func:`plan_tasks`; ``--pack-rows``). See
+:mod:`janus_build.match.shard` for what a shard holds and how it is written. This module owns
 the run around the shards: it validates every option and input before work starts, opens the
 output (a local :class:`~janus_build.core.stage.StageDir` or an object-store one), computes the
 done-set once (markers whose input fingerprint still matches), hands the rest to the engine —
@@ -14,16 +15,24 @@ from __future__ import annotations
 
 import logging
 import queue as queue_module
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from janus_build.core import storage
 from janus_build.core.stage import shard_name
 from janus_build.errors import GateError, InputError
 from janus_build.labels import load_label_set
-from janus_build.match.config import VOLATILE, MatchConfig
+from janus_build.match.config import PACK_BYTES, VOLATILE, MatchConfig
 from janus_build.match.inputs import file_key, key_root, resolve_inputs
-from janus_build.match.shard import ShardStats, ShardTask, build_matcher, check_columns, open_parquet, run_shard
+from janus_build.match.shard import (
+    ShardInput,
+    ShardStats,
+    ShardTask,
+    build_matcher,
+    check_columns,
+    open_parquet,
+    run_shard,
+)
 from janus_build.progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
@@ -32,36 +41,84 @@ STATS_FILE = "_stats.json"  # the run's summary; '_' keeps the directory a plain
 CHART_FILE = "_per_class_accuracy.png"
 
 
+@dataclass(frozen=True)
+class InputInfo:
+    """What :func:`prepare` learnt of one input from its footer (``schema`` None: unreadable)."""
+
+    rows: int = 0
+    nbytes: int = 0
+    schema: Any = None
+
+
 def prepare(config: MatchConfig) -> tuple[list[ShardTask], Any, dict[str, int]]:
     """Validate options and inputs, then open (or resume) the output directory.
 
-    Returns the shard tasks (every input, in order), the stage directory and each input's rows.
+    Returns the shard tasks (every input, in order, small ones packed), the stage directory and
+    each input's rows.
     """
     build_matcher(config)  # label/term errors surface before any output is touched
     locations = resolve_inputs(config.inputs)
     root = key_root(locations, config.key_root)
-    rows: dict[str, int] = {}
-    for location in locations:  # every input schema is checked before any work starts
-        try:
-            parquet = open_parquet(location)
-            try:
-                check_columns(location, parquet.schema_arrow, config)
-                rows[location] = parquet.metadata.num_rows
-            finally:
-                parquet.close(force=True)
-        except InputError:
-            if not config.skip_bad_inputs:
-                raise
+    infos = {location: _inspect(location, config) for location in locations}
     resolved = replace(config, inputs=tuple(locations), key_root=root)
-    fingerprints = [storage.fingerprint(location) for location in locations]
+    members = [ShardInput(location, file_key(location, root), storage.fingerprint(location)) for location in locations]
     stage = storage.open_stage_dir(
-        config.out, "match", resolved, inputs=fingerprints, overwrite=config.overwrite, volatile_keys=VOLATILE
+        config.out,
+        "match",
+        resolved,
+        inputs=[m.fingerprint for m in members],
+        overwrite=config.overwrite,
+        volatile_keys=VOLATILE,
     )
-    tasks = [  # a stage directory pickles to its plain shard directory: what workers get
-        ShardTask(i, location, file_key(location, root), fingerprint, stage, resolved)
-        for i, (location, fingerprint) in enumerate(zip(locations, fingerprints))
-    ]
-    return tasks, stage, rows
+    # a stage directory pickles to its plain shard directory: what workers get
+    tasks = [ShardTask(i, pack, stage, resolved) for i, pack in enumerate(plan_tasks(members, infos, config))]
+    return tasks, stage, {location: info.rows for location, info in infos.items()}
+
+
+def _inspect(location: str, config: MatchConfig) -> InputInfo:
+    """Check one input's columns (every input, before any work starts) and read its size."""
+    try:
+        parquet = open_parquet(location)
+        try:
+            schema = parquet.schema_arrow
+            check_columns(location, schema, config)
+            meta = parquet.metadata
+            nbytes = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            return InputInfo(meta.num_rows, nbytes, schema)
+        finally:
+            parquet.close(force=True)
+    except InputError:
+        if not config.skip_bad_inputs:
+            raise
+        return InputInfo()  # reported when its shard runs
+
+
+def plan_tasks(
+    members: list[ShardInput], infos: dict[str, InputInfo], config: MatchConfig
+) -> list[tuple[ShardInput, ...]]:
+    """The inputs of each shard, in input order: one file each, except packs of small files.
+
+    A file is small when it has fewer than ``--pack-rows`` rows and ``PACK_BYTES`` of decoded
+    data; consecutive small files with the same columns share a shard while it stays within
+    both limits. The plan depends only on the inputs and ``--pack-rows``, so a resumed run
+    makes the same shards.
+    """
+    packs: list[list[ShardInput]] = []
+    rows = nbytes = 0
+    open_pack: Any = None  # the schema of the pack still taking members
+    for member in members:
+        info = infos[member.location]
+        small = config.pack_rows > 0 and info.schema is not None
+        small = small and info.rows < config.pack_rows and info.nbytes < PACK_BYTES
+        fits = rows + info.rows <= config.pack_rows and nbytes + info.nbytes <= PACK_BYTES
+        if small and open_pack is not None and fits and info.schema.equals(open_pack, check_metadata=False):
+            packs[-1].append(member)
+            rows, nbytes = rows + info.rows, nbytes + info.nbytes
+            continue
+        packs.append([member])
+        rows, nbytes = info.rows, info.nbytes
+        open_pack = info.schema if small else None
+    return [tuple(pack) for pack in packs]
 
 
 def run_match(config: MatchConfig, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
@@ -77,10 +134,14 @@ def run_match(config: MatchConfig, progress: Progress = NULL_PROGRESS) -> dict[s
     """
     tasks, stage, rows = prepare(config)
     with stage:
+        stale = stage.prune(task.name for task in tasks)
+        if stale:  # an input changed and moved the pack boundaries: the old shards would repeat rows
+            log.warning("removed %d shard(s) of the earlier run's plan: %s", len(stale), ", ".join(stale))
         todo = [t for t in tasks if not stage.is_done(t.name, t.fingerprint)]
         if len(todo) < len(tasks):
             log.info("%d of %d shard(s) already done; skipping them", len(tasks) - len(todo), len(tasks))
-        progress.start("match", total=sum(rows.get(t.location, 0) for t in todo), unit="captions")
+        total = sum(rows.get(member.location, 0) for t in todo for member in t.inputs)
+        progress.start("match", total=total, unit="captions")
         if config.engine == "spark":
             from janus_build.match.spark import run_spark
 
@@ -167,13 +228,15 @@ def finish(stage: Any, tasks: list[ShardTask], config: MatchConfig, bad: list[di
     shards = 0
     for task in tasks:
         if task.name in done:
-            total.add(ShardStats.from_json(stage.read_stats(task.name)))
+            shard = ShardStats.from_json(stage.read_stats(task.name))
+            total.add(shard)
+            bad = bad + shard.skipped_inputs  # a pack's unreadable members (--skip-bad-inputs)
             shards += 1
     label_set = load_label_set(config.labels)
     table = build_matcher(config).table
     extra = {
         "shards": shards,
-        "inputs": len(tasks),
+        "inputs": sum(len(task.inputs) for task in tasks),
         "skipped_inputs": [{"path": b["path"], "error": b["error"]} for b in bad],
         "unmatchable_terms": [{"class_id": c, "term": t} for c, t in table.too_long],
     }

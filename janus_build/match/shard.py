@@ -1,9 +1,12 @@
-"""One input file in, one labelled shard out: the worker both engines run (local processes, Spark).
+"""One input file (or a pack of small ones) in, one labelled shard out: the worker both engines run.
 
-:func:`run_shard` reads ``task.location`` in record batches bounded by rows *and* bytes (no
+:func:`run_shard` reads the task's input in record batches bounded by rows *and* bytes (no
 pre-buffering, a 1 MiB read buffer: memory is flat in file size and caption length), labels
 each batch, streams ``NNNNN.parquet`` to the output (atomically) and writes the shard's marker
-``_stats/NNNNN.json`` last, with the input's fingerprint, so a changed input is redone.
+``_stats/NNNNN.json`` last, with the input's fingerprint, so a changed input is redone. A pack's
+members are read whole (each is small), joined and labelled in full batches, so the per-file
+cost is one footer read, not a writer, a marker and a dozen Arrow calls per file; its marker
+lists every member and their fingerprints (a change to any member redoes the pack).
 
 Failures are split by side: a failure to *read* the input is an :class:`InputError` (which
 ``--skip-bad-inputs`` may skip); a failure to *write* is an :class:`OutputError` naming the
@@ -42,13 +45,25 @@ _COUNTERS = ("per_class", "per_label", "truth_per_class", "correct_per_class")
 
 
 @dataclass(frozen=True)
-class ShardTask:
-    """One input file and where its shard goes (picklable: sent to workers and Spark executors)."""
+class ShardInput:
+    """One input file of a shard task."""
 
-    index: int
     location: str  # local absolute path or URI
     file_key: str  # core.keys.path_key of the input relative to the key root
     fingerprint: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One output shard and the input file(s) it is made from (picklable: sent to workers and executors).
+
+    Usually one input file; a *pack* is a run of consecutive small files with the same columns
+    (see :func:`janus_build.match.engine.plan_tasks`), labelled as one shard so that thousands of
+    small files cost what one large file does.
+    """
+
+    index: int
+    inputs: tuple[ShardInput, ...]
     out: Any  # a ShardDir or StoreShardDir
     config: MatchConfig
 
@@ -56,12 +71,30 @@ class ShardTask:
     def name(self) -> str:
         return shard_name(self.index)
 
+    @property
+    def packed(self) -> bool:
+        return len(self.inputs) > 1
+
+    @property
+    def location(self) -> str:
+        """The input, as messages name it (a pack: its first file and how many more)."""
+        first = self.inputs[0].location
+        return f"{first} (and {len(self.inputs) - 1} more packed input(s))" if self.packed else first
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What the marker records: the input's fingerprint, or a pack's list of them."""
+        if self.packed:
+            return {"inputs": [member.fingerprint for member in self.inputs]}
+        return self.inputs[0].fingerprint
+
 
 @dataclass
 class ShardStats:
     """Counts of one shard; summed into ``_stats.json``."""
 
-    input: str = ""
+    inputs: list[str] = field(default_factory=list)
+    skipped_inputs: list[dict[str, str]] = field(default_factory=list)  # a pack's unreadable members
     rows: int = 0
     labelled: int = 0
     per_class: Counter = field(default_factory=Counter)  # rows per `label`
@@ -321,9 +354,9 @@ def _read_batches(parquet: pq.ParquetFile, rows: int, where: str) -> Iterator[pa
         row += batch.num_rows
 
 
-def _keys(batch: pa.RecordBatch, task: ShardTask, first_row: int) -> pa.Array | None:
-    """The ``key`` column of a batch (None when the input's own ``key`` column is kept)."""
-    col = task.config.key_col
+def _keys(batch: pa.RecordBatch, config: MatchConfig, member: ShardInput, first_row: int) -> pa.Array | None:
+    """The ``key`` column of a batch of ``member`` (None when the input's own ``key`` column is kept)."""
+    col = config.key_col
     if col:
         if col == schemas.KEY:
             keys = batch.column(col)
@@ -333,57 +366,165 @@ def _keys(batch: pa.RecordBatch, task: ShardTask, first_row: int) -> pa.Array | 
         if not pc.all(ok).as_py():
             bad = pc.indices_nonzero(pc.invert(ok))[0].as_py()
             raise InputError(
-                f"{task.location}: row {first_row + bad}: --key-col {col!r} value {keys[bad].as_py()!r} is not "
+                f"{member.location}: row {first_row + bad}: --key-col {col!r} value {keys[bad].as_py()!r} is not "
                 "a usable key (null, empty, or holds '.', '/' or white space)"
             )
         return None if col == schemas.KEY else keys
     if schemas.KEY in batch.schema.names:
         return None
-    # core.keys.row_key, vectorised: "<file key>-<row>"
-    numbers = from_numpy(np.arange(first_row, first_row + batch.num_rows), pa.int64()).cast(pa.string())
-    return pc.binary_join_element_wise(lit(task.file_key, pa.string()), numbers, lit("-", pa.string()))
+    return row_keys([member.file_key], [batch.num_rows], first_row)
+
+
+def row_keys(file_keys: list[str], counts: list[int], first_row: int = 0) -> pa.Array:
+    """:func:`janus_build.core.keys.row_key`, vectorised: ``<file key>-<row>`` for ``counts[i]`` rows of each file."""
+    if len(file_keys) == 1:
+        numbers = from_numpy(np.arange(first_row, first_row + counts[0]), pa.int64()).cast(pa.string())
+        return pc.binary_join_element_wise(lit(file_keys[0], pa.string()), numbers, lit("-", pa.string()))
+    sizes = np.asarray(counts, dtype=np.int64)
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    numbers = from_numpy(np.arange(int(sizes.sum()), dtype=np.int64) - starts + first_row, pa.int64())
+    owners = from_numpy(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes), pa.int32())
+    prefixes = pc.take(strings(file_keys), owners)
+    return pc.binary_join_element_wise(prefixes, numbers.cast(pa.string()), lit("-", pa.string()))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a shard's input columns map to its output (the first input's schema decides)."""
+
+    schema: pa.Schema  # the input files' schema
+    text_cols: tuple[str, ...]
+    in_schema: pa.Schema  # the input columns as written (collisions renamed)
+    out_schema: pa.Schema
+
+
+def _layout(where: str, schema: pa.Schema, config: MatchConfig) -> _Layout:
+    text_cols = check_columns(where, schema, config)
+    renames = renamed_collisions(schema, where)
+    in_schema = pa.schema([f.with_name(renames.get(f.name, f.name)) for f in schema], metadata=schema.metadata)
+    add_key = schemas.KEY not in schema.names or (config.key_col not in (None, schemas.KEY))
+    if add_key and schemas.KEY in schema.names:  # --key-col replaces an input `key` column
+        raise SchemaError(f"{where}: has a 'key' column; --key-col {config.key_col!r} cannot replace it")
+    return _Layout(schema, text_cols, in_schema, output_schema(in_schema, add_key=add_key))
 
 
 def match_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
-    """Label one input file into ``NNNNN.parquet``; returns its stats (also written as the marker).
+    """Label one task's input(s) into ``NNNNN.parquet``; returns its stats (also written as the marker).
 
     Raises:
-        InputError / SchemaError: the input cannot be read or lacks a needed column.
+        InputError / SchemaError: an input cannot be read or lacks a needed column (a pack's
+            member is skipped instead, and listed in the marker, with ``--skip-bad-inputs``).
         OutputError: the shard or its marker cannot be written (full disk, read-only --out, ...).
     """
+    stats = ShardStats(inputs=[member.location for member in task.inputs])
+    if task.packed:
+        return _write_shard(task, _pack_batches(task, stats), stats, progress)
     parquet = open_parquet(task.location)
     try:
-        return _match_file(task, parquet, progress)
+        layout = _layout(task.location, parquet.schema_arrow, task.config)
+        rows = batch_rows(parquet, task.config)
+        batches = _file_batches(parquet, rows, task.config, task.inputs[0])
+        return _write_shard(task, _with_layout(layout, batches), stats, progress)
     finally:
         parquet.close(force=True)  # a remote input's handle too
 
 
-def _match_file(task: ShardTask, parquet: pq.ParquetFile, progress: Any) -> dict[str, Any]:
+def _with_layout(layout: _Layout, batches: Iterator[Any]) -> Iterator[Any]:
+    yield layout
+    yield from batches
+
+
+def _file_batches(
+    parquet: pq.ParquetFile, rows: int, config: MatchConfig, member: ShardInput
+) -> Iterator[tuple[pa.RecordBatch, pa.Array | None]]:
+    """``(batch, keys)`` of one input file, streamed."""
+    row = 0
+    for batch in _read_batches(parquet, rows, member.location):
+        yield batch, _keys(batch, config, member, row)
+        row += batch.num_rows
+
+
+def _pack_batches(task: ShardTask, stats: ShardStats) -> Iterator[Any]:
+    """The layout, then ``(batch, keys)`` of a pack: its members read whole, joined, cut to batch size.
+
+    A member that cannot be read is skipped and listed in ``stats.skipped_inputs`` with
+    ``--skip-bad-inputs``; without it, its InputError stops the shard (nothing is written).
+    """
+    config = task.config
+    layout: _Layout | None = None
+    read: list[tuple[ShardInput, list[pa.RecordBatch]]] = []
+    for member in task.inputs:
+        try:
+            batches, layout = _read_member(member, config, layout)
+        except InputError as exc:
+            if not config.skip_bad_inputs:
+                exc.path = member.location  # run_shard names the member, not the pack
+                raise
+            log.warning("skipping bad input: %s", exc)
+            stats.skipped_inputs.append({"path": member.location, "error": str(exc)})
+            continue
+        read.append((member, batches))
+    if layout is None:
+        raise InputError(f"{task.location}: none of the packed inputs could be read")
+    yield layout
+    keys = _pack_keys(read, config, layout)
+    batches = [pa.RecordBatch.from_arrays(b.columns, schema=layout.in_schema) for _, got in read for b in got]
+    table = pa.Table.from_batches(batches, schema=layout.in_schema).combine_chunks()
+    rows = max(1, config.batch_size)
+    for start in range(0, table.num_rows, rows):
+        for batch in table.slice(start, rows).to_batches():
+            yield batch, (keys.slice(start, batch.num_rows) if keys is not None else None)
+
+
+def _pack_keys(read: list[tuple[ShardInput, list[pa.RecordBatch]]], config: MatchConfig, layout: _Layout) -> Any:
+    """The ``key`` column of a whole pack (None when the inputs' own ``key`` column is kept)."""
+    if not config.key_col:
+        if schemas.KEY in layout.schema.names:
+            return None
+        counts = [sum(b.num_rows for b in got) for _, got in read]
+        return row_keys([member.file_key for member, _ in read], counts)
+    parts = []
+    for member, got in read:
+        row = 0
+        for batch in got:
+            parts.append(_keys(batch, config, member, row))
+            row += batch.num_rows
+    return None if config.key_col == schemas.KEY else pa.chunked_array(parts, pa.string()).combine_chunks()
+
+
+def _read_member(
+    member: ShardInput, config: MatchConfig, layout: _Layout | None
+) -> tuple[list[pa.RecordBatch], _Layout]:
+    """A pack member read whole (it is small), checked against the pack's columns."""
+    parquet = open_parquet(member.location)
+    try:
+        schema = parquet.schema_arrow
+        if layout is None:
+            layout = _layout(member.location, schema, config)
+        elif not schema.equals(layout.schema, check_metadata=False):
+            raise InputError(f"{member.location}: its columns changed while the run was going; run again to redo it")
+        return list(_read_batches(parquet, max(1, parquet.metadata.num_rows), member.location)), layout
+    finally:
+        parquet.close(force=True)
+
+
+def _write_shard(task: ShardTask, source: Iterator[Any], stats: ShardStats, progress: Any) -> dict[str, Any]:
+    """Label ``source`` (its layout, then ``(batch, keys)``) into the shard, then write the marker."""
     config = task.config
     matcher = build_matcher(config)
-    schema = parquet.schema_arrow
-    text_cols = check_columns(task.location, schema, config)
-    renames = renamed_collisions(schema, task.location)
-    in_schema = pa.schema([f.with_name(renames.get(f.name, f.name)) for f in schema], metadata=schema.metadata)
-    add_key = schemas.KEY not in schema.names or (config.key_col not in (None, schemas.KEY))
-    if add_key and schemas.KEY in schema.names:  # --key-col replaces an input `key` column
-        raise SchemaError(f"{task.location}: has a 'key' column; --key-col {config.key_col!r} cannot replace it")
-    out_schema = output_schema(in_schema, add_key=add_key)
-    stats = ShardStats(input=task.location)
-    rows = batch_rows(parquet, config)
+    layout: _Layout = next(source)
     target = task.out.shard_path(task.name)
     try:
-        with task.out.parquet_writer(task.name, out_schema) as writer:
-            row = 0
-            for batch in _read_batches(parquet, rows, task.location):
-                keys = _keys(batch, task, row)
-                out = match_table_batch(batch, matcher, config, text_cols, stats, keys, out_schema)
-                if row == 0:
+        with task.out.parquet_writer(task.name, layout.out_schema) as writer:
+            first = True
+            for batch, keys in source:
+                out = match_table_batch(batch, matcher, config, layout.text_cols, stats, keys, layout.out_schema)
+                if first:
                     schemas.validate(
                         pa.Table.from_batches([out]), schemas.MATCH_ADDED, f"match output of {task.location}"
                     )
+                    first = False
                 writer.write_batch(out)
-                row += batch.num_rows
                 if progress is not None:
                     progress(batch.num_rows)
         result = stats.to_json()
@@ -405,4 +546,5 @@ def run_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     try:
         return {"stats": match_shard(task, progress)}
     except InputError as exc:
-        return {"bad": {"path": task.location, "error": str(exc), "kind": type(exc).__name__}}
+        path = getattr(exc, "path", task.location)
+        return {"bad": {"path": path, "error": str(exc), "kind": type(exc).__name__}}

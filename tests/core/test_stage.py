@@ -147,3 +147,18 @@ def test_a_shard_directory_opens_as_is_in_pyarrow_pandas_and_duckdb(tmp_path):
     assert len(pd.read_parquet(tmp_path)) == 4
     duckdb = pytest.importorskip("duckdb")
     assert duckdb.sql(f"select count(*) from read_parquet('{tmp_path}')").fetchall()[0][0] == 4
+
+
+def test_prune_removes_shards_outside_the_plan_and_nothing_else(tmp_path):
+    stage = StageDir(tmp_path / "o", "match", Cfg())
+    for i in range(3):
+        stage.write_table(f"{i:05d}", pa.table({"x": [i]}))
+        stage.mark_done(f"{i:05d}", {"rows": 1})
+    (tmp_path / "o" / "00002.tar").write_bytes(b"")  # every file of a stale shard goes
+    (tmp_path / "o" / "00003.parquet").write_bytes(b"")  # a shard file without its marker too
+    (tmp_path / "o" / "notes.parquet").write_bytes(b"")  # not a shard name: kept
+    assert stage.prune(["00000", "00001"]) == ["00002", "00003"]
+    assert stage.done_shards() == ["00000", "00001"]
+    left = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("_"))
+    assert left == ["00000.parquet", "00001.parquet", "notes.parquet"]
+    assert stage.prune(["00000", "00001"]) == []

@@ -52,6 +52,13 @@ def test_store_stage_dir_layout_resume_and_pickle(tmp_path, monkeypatch):
     handle, root = storage.filesystem(uri)
     with handle.open_input_file(f"{root}/00000.parquet") as source:
         assert pq.read_table(source).column("x").to_pylist() == [1, 2]
+    shard.write_bytes("00001.parquet", b"stale")
+    shard.mark_done("00001", {"rows": 1})
+    assert stage.prune(["00000"]) == ["00001"] and shard.done_shards() == ["00000"]
+    assert (
+        not handle.get_file_info(f"{root}/00001.parquet").is_file
+        and handle.get_file_info(f"{root}/00000.parquet").is_file
+    )
     stage.finish({"rows": 2})
     manifest = json.loads(handle.open_input_stream(f"{root}/_manifest.json").read())
     assert manifest["completed"] is True and manifest["stage"] == "match"
