@@ -9,7 +9,8 @@ after (the machine is shared: CPU-time ratios are the figures to trust when it i
 
 * floor: read the table, lower-case and split its caption column, write it back with one int
   column (zstd, as janus match writes); janus match, 1 worker, 1000 classes, openai, sc;
-* many small shards: --small-shards files of --rows / --small-shards rows vs the same rows in one file;
+* many small shards: --small-shards files of --rows / --small-shards rows (packed, and with --pack-rows 0) vs
+  the same rows in one file;
 * --workers 1 vs 2 on --scaling-rows captions in 16 shards;
 * memory: one --big-rows-row file written as a single row group, and --long-mib MiB of 4,000-
   character captions, against a file a tenth the size (flat memory: the same peak);
@@ -110,10 +111,14 @@ if case == "floor":
 elif case == "bare":
     import pyarrow, pyarrow.parquet, pyarrow.compute
 elif case == "match":
+    import shutil
+    shutil.rmtree(args["out"], ignore_errors=True)  # each run starts on an empty --out (not timed)
+    t0 = time.perf_counter()
     from janus_build.match import MatchConfig, run_match
     stats = run_match(MatchConfig(inputs=tuple(args["inputs"]), out=args["out"], labels="in1k", classnames="openai",
                                   strategy="sc", workers=args.get("workers", 1), engine=args.get("engine", "local"),
-                                  spark_master=args.get("master"), plot=False, overwrite=True))
+                                  spark_master=args.get("master"), plot=False, overwrite=True,
+                                  pack_rows=args.get("pack_rows", 65536)))
     rows = stats["rows"]
 elif case == "authors":
     import pyarrow.parquet as pq
@@ -227,8 +232,11 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines += [row("janus match, 1 worker (whole stage)", match, floor), ""]
     small = make_input(args.rows, tmp / "small", shards=args.small_shards)
     many = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m2"))
+    unpacked = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m3"), pack_rows=0)
+    label = f"{args.small_shards:,} files of {args.rows // args.small_shards:,} rows"
     lines += ["### Many small shards", "", *HEADER, row("one file (baseline)", match)]
-    lines += [row(f"{args.small_shards:,} files of {args.rows // args.small_shards:,} rows", many, match), ""]
+    lines += [row(f"{label} (packed: the default)", many, match)]
+    lines += [row(f"{label}, --pack-rows 0 (one shard per file)", unpacked, match), ""]
     del small
     scaling = make_input(args.scaling_rows, tmp / "scaling", shards=16)
     w1 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w1"), workers=1)
@@ -274,6 +282,8 @@ def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     big = make_input(args.big_rows, tmp / "big", row_group_size=args.big_rows)
     r_small = repeated(n, "match", inputs=[str(small[0])], out=str(tmp / "b10"))
     r_big = repeated(n, "match", inputs=[str(big[0])], out=str(tmp / "b"))
+    floor_big = repeated(n, "floor", input=str(big[0]), out=str(tmp / "floor-big.parquet"))
+    (tmp / "floor-big.parquet").unlink()
     for path in (*small, *big):
         path.unlink()
     long_small = make_long_captions(max(1, args.long_mib // 10), tmp / "long10" / "long.parquet")
@@ -283,6 +293,14 @@ def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     long_small.unlink()
     long_big.unlink()
     return [
+        "### Throughput, one core, 10M captions",
+        "",
+        f"{args.big_rows:,} captions in one file (one row group).",
+        "",
+        *HEADER,
+        row("floor (baseline): read, lower-case + split, write with one int column", floor_big),
+        row("janus match, 1 worker (whole stage)", r_big, floor_big),
+        "",
         "### Memory (flat in input size and caption length)",
         "",
         *HEADER,

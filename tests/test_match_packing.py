@@ -145,3 +145,15 @@ def test_pack_rows_is_a_result_changing_option(tmp_path):
 
     with pytest.raises(OutputError, match="pack_rows: was 65536, now 0"):  # else shards would hold rows twice
         run_match(MatchConfig(inputs=(str(tmp_path / "p*"),), out=str(tmp_path / "o"), pack_rows=0))
+
+
+def test_a_pack_of_long_captions_is_labelled_in_byte_bounded_batches(tmp_path):
+    for i in range(3):
+        texts = [f"a goose {n} " + "x" * 2_000 if n % 2 else f"a lion {n} " + "y" * 2_000 for n in range(100)]
+        pq.write_table(pa.table({"TEXT": texts}), tmp_path / f"p{i}.parquet")
+    inputs = (str(tmp_path / "p*.parquet"),)
+    small = dict(batch_bytes=1 << 16, batch_size=65_536)  # ~30 rows of 2 kB per batch
+    packed = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "a"), **small))
+    single = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "b"), pack_rows=0))
+    assert packed["shards"] == 1 and packed["per_class"] == single["per_class"] == {"99": 150, "291": 150}
+    assert pq.read_table(tmp_path / "a").equals(pq.read_table(tmp_path / "b"))

@@ -48,7 +48,7 @@ class MatchConfig:
     max_ngram: int = 3
     max_caption_chars: int = 100_000  # longer captions are counted as too_long, not matched
     batch_size: int = 65_536  # rows per record batch, at most ...
-    batch_bytes: int = 16 << 20  # ... and about this many bytes of decoded input per batch (peak RSS ~10x this)
+    batch_bytes: int = 8 << 20  # ... and about this many bytes of decoded input per batch (peak RSS ~10x this)
     # Inputs under this many rows (and PACK_BYTES) are packed, consecutive and with the same
     # columns, into one shard of up to this many rows; 0: one shard per input file.
     pack_rows: int = 65_536

@@ -470,7 +470,7 @@ def _pack_batches(task: ShardTask, stats: ShardStats) -> Iterator[Any]:
     keys = _pack_keys(read, config, layout)
     batches = [pa.RecordBatch.from_arrays(b.columns, schema=layout.in_schema) for _, got in read for b in got]
     table = pa.Table.from_batches(batches, schema=layout.in_schema).combine_chunks()
-    rows = max(1, config.batch_size)
+    rows = max(1, min(config.batch_size, int(config.batch_bytes * table.num_rows / max(1, table.nbytes))))
     for start in range(0, table.num_rows, rows):
         for batch in table.slice(start, rows).to_batches():
             yield batch, (keys.slice(start, batch.num_rows) if keys is not None else None)
