@@ -200,3 +200,61 @@ def test_a_standalone_master_and_worker_on_loopback(tmp_path, standalone_cluster
         )
     cluster = json.loads((tmp_path / "cluster" / "_stats.json").read_text())
     assert cluster["rows"] == 6 and cluster == json.loads((tmp_path / "local" / "_stats.json").read_text())
+
+
+@pytest.fixture
+def spark_context():
+    """The SparkContext the engine would use (the active one, else local[2]); at least 2 task slots."""
+    from janus_build.match.spark import spark_context
+
+    context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=2))
+    if context.defaultParallelism < 2:
+        pytest.skip(f"the active SparkContext ({context.master}) runs one task at a time")
+    return context
+
+
+def test_one_job_runs_every_task_at_once(tmp_path, spark_context):
+    """toLocalIterator ran a job per input file, 1-2 at a time: a cluster's other cores stood idle."""
+    from janus_build.match.spark import run_job
+
+    def rendezvous(name):  # each task waits (a minute at most) until the other has started
+        import time
+
+        from pyspark import TaskContext
+
+        (tmp_path / name).touch()
+        deadline = time.time() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        met = len(list(tmp_path.iterdir()))
+        return {"stats": {"rows": 10}, "met": met, "stage": TaskContext.get().stageId()}
+
+    advanced = []
+    outcomes = run_job(spark_context, rendezvous, ["a", "b"], advanced.append, lambda outcome: outcome)
+    assert [o["met"] for o in outcomes] == [2, 2]  # both tasks were running at the same time
+    assert len({o["stage"] for o in outcomes}) == 1  # as tasks of one job
+    assert sum(advanced) == 20
+
+
+def test_a_failed_task_raises_through_check_and_progress_adds_up(spark_context):
+    from janus_build.errors import InputError
+    from janus_build.match.spark import run_job
+
+    def task(item):
+        if item == "bad":
+            return {"bad": {"path": item, "error": "bad.parquet: no column TEXT", "kind": "InputError"}}
+        return {"stats": {"rows": len(item)}}
+
+    def check(outcome):
+        if "bad" in outcome:
+            raise InputError(outcome["bad"]["error"])
+        return outcome
+
+    advanced = []
+    outcomes = run_job(spark_context, task, ["xx", "yyy", "z"], advanced.append, check)
+    assert [o["stats"]["rows"] for o in outcomes] == [2, 3, 1] and sum(advanced) == 6
+    with pytest.raises(InputError, match="no column TEXT"):
+        run_job(spark_context, task, ["xx", "bad", "z"], advanced.append, check)
+    seen = []
+    outcomes = run_job(spark_context, task, ["bad", "xx"], advanced.append, seen.append)  # --skip-bad-inputs
+    assert sorted(seen, key=str) == sorted(outcomes, key=str)  # each outcome checked once

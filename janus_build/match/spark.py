@@ -97,48 +97,68 @@ def _import_pyspark() -> None:
         )
 
 
-def spark_session(config: Any) -> Any:
-    """The active SparkSession, or a new one on the chosen master (see the module docstring)."""
-    _import_pyspark()
-    from pyspark.sql import SparkSession
+def spark_context(config: Any) -> Any:
+    """The active SparkContext, or a new one on the chosen master (see the module docstring).
 
-    active = SparkSession.getActiveSession()
+    Only a SparkContext: the engine runs RDD tasks, and a SparkSession (Spark SQL) would add
+    seconds of start-up for nothing.
+    """
+    _import_pyspark()
+    from pyspark import SparkContext
+
+    active = SparkContext._active_spark_context
     if active is not None:
-        if config.spark_master and active.sparkContext.master != config.spark_master:
+        if config.spark_master and active.master != config.spark_master:
             log.warning(
-                "--spark-master %s: a SparkSession on %s is already active in this process; using it",
+                "--spark-master %s: a SparkContext on %s is already active in this process; using it",
                 config.spark_master,
-                active.sparkContext.master,
+                active.master,
             )
-        return active
+        return _local_store_env(active)
     master, ours = choose_master(config)
     check_master(master)
-    builder = SparkSession.builder.appName("janus match")
-    if ours:
-        builder = builder.master(master)
-    if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-        package_root = os.fspath(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-        builder = builder.config("spark.executorEnv.PYTHONPATH", path)
-        # this machine's executors read the store as this process does (a JVM started earlier in
-        # this process would otherwise hand them its own, older environment); a remote cluster's
-        # executors take credentials from their own nodes (docs/scaling.md)
-        for name, value in os.environ.items():
-            if name.startswith(STORE_ENV_PREFIXES):
-                builder = builder.config(f"spark.executorEnv.{name}", value)
-    builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+    conf = spark_conf(master, ours)
     try:
-        session = builder.getOrCreate()
+        context = SparkContext.getOrCreate(conf)
     except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise MissingResourceError(
             f"--engine spark: Spark could not start on {master} "
             f"({type(exc).__name__}: {first}); check Java 17+ and JAVA_HOME, or use --engine local"
         ) from None
-    session.sparkContext.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
-    return session
+    context.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
+    return _local_store_env(context)
+
+
+def _local_store_env(context: Any) -> Any:
+    """Executors on this machine read the store as this process does, now.
+
+    Their Python workers get ``context.environment`` with each job, so this holds for a context
+    started earlier in this process, too (its JVM keeps the environment it started with). A remote
+    cluster's executors take credentials from their own nodes: janus never sends them there.
+    """
+    if context.master.startswith("local") or _loopback(context.master):
+        for name, value in os.environ.items():
+            if name.startswith(STORE_ENV_PREFIXES):
+                context.environment[name] = value
+    return context
+
+
+def spark_conf(master: str, ours: bool) -> Any:
+    """The SparkConf janus starts its context with: what it needs, then defaults the user has not set."""
+    from pyspark import SparkConf
+
+    conf = SparkConf().setAppName("janus match")
+    if ours:
+        conf.setMaster(master)
+    if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        conf.set("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        package_root = os.fspath(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        conf.set("spark.executorEnv.PYTHONPATH", path)
+    conf.set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
+    return conf
 
 
 def _loopback(master: str) -> bool:
@@ -146,18 +166,112 @@ def _loopback(master: str) -> bool:
 
 
 def run_spark(todo: list[Any], config: Any, progress: Progress) -> list[dict[str, Any]]:
-    """Run the ``todo`` shards as Spark tasks (one per input file); returns their outcomes."""
+    """Run the ``todo`` tasks on Spark as one job; returns their outcomes in ``todo`` order.
+
+    Raises:
+        JanusError: a task's ``{"fatal": ...}`` outcome, or a ``{"bad": ...}`` one without
+            ``--skip-bad-inputs`` (:func:`~janus_build.match.engine.check_outcome`); the job's
+            remaining tasks are cancelled.
+    """
     if not todo:
         return []
     from janus_build.match.engine import check_outcome
 
-    spark = spark_session(config)
-    rdd = spark.sparkContext.parallelize(todo, len(todo)).map(_spark_shard)
-    outcomes = []
-    for outcome in rdd.toLocalIterator(prefetchPartitions=True):
-        outcomes.append(check_outcome(outcome, config))
-        progress.advance("match", outcome.get("stats", {}).get("rows", 0))
-    return outcomes
+    context = spark_context(config)
+    return run_job(
+        context,
+        _spark_shard,
+        todo,
+        lambda rows: progress.advance("match", rows),
+        lambda outcome: check_outcome(outcome, config),
+    )
+
+
+def run_job(
+    context: Any, function: Any, items: list[Any], advance: Any, check: Any, poll: float = 0.2
+) -> list[dict[str, Any]]:
+    """``function(item)`` for each of ``items`` as the tasks of ONE Spark job, so every executor core works at once.
+
+    ``function`` returns an outcome dict (``{"stats": {"rows": n, ...}}``, ``{"bad": ...}`` or
+    ``{"fatal": ...}``); ``advance(rows)`` reports progress, ``check(outcome)`` raises on a failed
+    one. Returns the outcomes in ``items`` order.
+
+    ``collect()`` runs in a thread under a job group of its own while this one polls an
+    accumulator: each finished task reports its rows (progress) and, when it failed, its outcome
+    (``check`` raises on it, and the job is cancelled). The collected outcomes settle the rows
+    exactly at the end. A retried task reports under its index again, so nothing counts twice.
+    """
+    import threading
+    import uuid
+
+    group = f"janus-match-{uuid.uuid4().hex}"
+    finished = context.accumulator({}, _Latest())
+    rdd = context.parallelize(list(enumerate(items)), len(items))
+    rdd = rdd.map(lambda item: _spark_task(function, item, finished))
+    result: dict[str, Any] = {}
+
+    def collect() -> None:
+        context.setJobGroup(group, "janus match", interruptOnCancel=True)
+        try:
+            result["outcomes"] = rdd.collect()
+        except BaseException as exc:  # handed to the polling thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=collect, name="janus-spark-collect", daemon=True)
+    thread.start()
+    advanced, checked = 0, set()
+    try:
+        while thread.is_alive():
+            thread.join(poll)
+            advanced = _report(finished.value, advance, check, advanced, checked)
+        if "error" in result:
+            raise result["error"]
+    finally:
+        if thread.is_alive():
+            context.cancelJobGroup(group)
+            thread.join()
+    outcomes = dict(result["outcomes"])
+    _report({index: _rows(outcome) for index, outcome in outcomes.items()}, advance, check, advanced, checked)
+    for index, outcome in outcomes.items():
+        if index not in checked:
+            check(outcome)
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _report(finished: dict[int, Any], advance: Any, check: Any, advanced: int, checked: set[int]) -> int:
+    """Advance progress to the rows the finished tasks report; ``check`` each failed outcome once."""
+    rows = sum(value for value in finished.values() if isinstance(value, int))
+    if rows > advanced:
+        advance(rows - advanced)
+        advanced = rows
+    for index, value in sorted(finished.items()):
+        if isinstance(value, dict) and index not in checked:
+            checked.add(index)
+            check(value)
+    return advanced
+
+
+class _Latest:
+    """AccumulatorParam of ``{task index: rows, or a failed task's outcome}``; the latest report wins."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, value1: dict, value2: dict) -> dict:  # PySpark names it so
+        value1.update(value2)
+        return value1
+
+
+def _spark_task(function: Any, item: tuple[int, Any], finished: Any) -> tuple[int, dict[str, Any]]:
+    index, task = item
+    outcome = function(task)
+    failed = "fatal" in outcome or "bad" in outcome
+    finished.add({index: {k: v for k, v in outcome.items() if k != "stats"} if failed else _rows(outcome)})
+    return index, outcome
+
+
+def _rows(outcome: dict[str, Any]) -> int:
+    return outcome.get("stats", {}).get("rows", 0)
 
 
 def _spark_shard(task: Any) -> dict[str, Any]:
