@@ -258,3 +258,52 @@ def test_a_failed_task_raises_through_check_and_progress_adds_up(spark_context):
     seen = []
     outcomes = run_job(spark_context, task, ["bad", "xx"], advanced.append, seen.append)  # --skip-bad-inputs
     assert sorted(seen, key=str) == sorted(outcomes, key=str)  # each outcome checked once
+
+
+@pytest.fixture
+def fresh_launch(tmp_path, monkeypatch):
+    """As if no JVM ran yet in this process and the user configured nothing."""
+    import pyspark
+
+    from janus_build.match.spark import JVM_OPTION_VARIABLES
+
+    monkeypatch.setattr(pyspark.SparkContext, "_jvm", None)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    for name in (*JVM_OPTION_VARIABLES, "PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    return conf_dir
+
+
+def test_jvm_defaults_only_where_the_user_set_none(fresh_launch, monkeypatch):
+    from janus_build.match.spark import DRIVER_JVM_DEFAULTS, spark_conf
+
+    conf = spark_conf("local[1]", True)
+    assert conf.get("spark.driver.extraJavaOptions") == DRIVER_JVM_DEFAULTS["spark.driver.extraJavaOptions"]
+    assert conf.get("spark.ui.enabled") == "false"
+
+    (fresh_launch / "spark-defaults.conf").write_text(
+        "# the user's\nspark.driver.extraJavaOptions   -XX:+UseG1GC\nspark.ui.enabled=true\n"
+    )
+    conf = spark_conf("local[1]", True)  # spark-submit applies the file; janus must not override it
+    assert not conf.contains("spark.driver.extraJavaOptions") and not conf.contains("spark.ui.enabled")
+
+    (fresh_launch / "spark-defaults.conf").unlink()
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options '-Xmx2g' pyspark-shell")
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseParallelGC")  # two collectors would stop the JVM
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS")
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # spark-submit launched the JVM already
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+
+
+def test_spark_defaults_master_stands(fresh_launch):
+    from janus_build.match.spark import choose_master
+
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=3)
+    assert choose_master(config) == ("local[3]", True)
+    (fresh_launch / "spark-defaults.conf").write_text("spark.master spark://head:7077\n")
+    assert choose_master(config) == ("spark://head:7077", False)
