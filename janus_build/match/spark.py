@@ -1,16 +1,22 @@
 """``janus match --engine spark``: the shards distributed over Spark executors.
 
-Spark is used as a distributor only (img2dataset's pattern): each input file is one Spark task
-running :func:`janus_build.match.shard.run_shard`, the very function local worker processes
-run, so shards, keys, markers and stats are identical by construction. Executors read their
-input and write their shard and marker themselves, through pyarrow's filesystems: on a cluster,
-inputs and ``--out`` are URIs every node can reach (``s3://``, ``gs://``, ``hdfs://``) or a
-shared mount. No Spark SQL reader is involved, so no file name is ever URL-decoded.
+Spark is used as a distributor only (img2dataset's pattern): each task the engine prepares (an
+input file, or several small ones packed together) becomes one Spark task running
+:func:`janus_build.match.shard.run_shard`, the very function local worker processes run, so
+shards, keys, markers and stats are identical by construction. All tasks are ONE Spark job
+(:func:`run_job`), so every executor core works at once; the driver follows the finished tasks
+through an accumulator (progress, and an early stop on a failed task). Executors read their input
+and write their shard and marker themselves, through pyarrow's filesystems: on a cluster, inputs
+and ``--out`` are URIs every node can reach (``s3://``, ``gs://``, ``hdfs://``) or a shared mount.
+No Spark SQL reader is involved, so no file name is ever URL-decoded, and only a SparkContext is
+started (a SparkSession costs seconds more).
 
 The cluster: ``--spark-master URL`` (``local[N]``, ``spark://host:7077``, ``k8s://...``, ``yarn``),
-else ``SPARK_MASTER``, else what spark-submit configured, else ``local[--workers]``. A
-``spark://`` or ``k8s://`` master is probed with a TCP connect first, so an unreachable one fails
-in seconds with a line naming it.
+else ``SPARK_MASTER``, else what spark-submit or ``spark-defaults.conf`` configured, else
+``local[--workers]``. A ``spark://`` or ``k8s://`` master is probed with a TCP connect first, so an
+unreachable one fails in seconds with a line naming it. An active SparkContext (spark-submit, a
+notebook) is used as it is. When janus launches the driver JVM itself it sets start-up defaults
+(:data:`DRIVER_JVM_DEFAULTS`, no UI) only where the user configured none.
 """
 
 from __future__ import annotations
