@@ -236,6 +236,24 @@ def test_one_job_runs_every_task_at_once(tmp_path, spark_context):
     assert sum(advanced) == 20
 
 
+def test_an_active_context_is_used_as_it_is(spark_context, monkeypatch, caplog):
+    """spark-submit or a notebook started it: janus neither starts another nor changes its master."""
+    from janus_build.match.spark import spark_context as get_context
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # set after the context started
+    other = "local[7]" if spark_context.master != "local[7]" else "local[6]"
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", spark_master=other)
+    with caplog.at_level("WARNING", logger="janus_build.match.spark"):
+        assert get_context(config) is spark_context
+    assert f"--spark-master {other}: a SparkContext on {spark_context.master} is already active" in caplog.text
+    # its local executors still read the store as this process does now
+    assert spark_context.environment["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    with caplog.at_level("ERROR", logger="janus_build.match.spark"):
+        get_context(config)
+    assert "AWS_ENDPOINT_URL" not in spark_context.environment
+
+
 def test_a_failed_task_raises_through_check_and_progress_adds_up(spark_context):
     from janus_build.errors import InputError
     from janus_build.match.spark import run_job

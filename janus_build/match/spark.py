@@ -198,12 +198,19 @@ def _local_store_env(context: Any) -> Any:
     Their Python workers get ``context.environment`` with each job, so this holds for a context
     started earlier in this process, too (its JVM keeps the environment it started with). A remote
     cluster's executors take credentials from their own nodes: janus never sends them there.
+    A variable janus passed earlier and this process no longer has is taken back.
     """
     if context.master.startswith("local") or _loopback(context.master):
+        for name in _PASSED_ENV - os.environ.keys():
+            context.environment.pop(name, None)
         for name, value in os.environ.items():
             if name.startswith(STORE_ENV_PREFIXES):
                 context.environment[name] = value
+                _PASSED_ENV.add(name)
     return context
+
+
+_PASSED_ENV: set[str] = set()
 
 
 def spark_conf(master: str, ours: bool) -> Any:
