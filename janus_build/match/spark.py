@@ -340,8 +340,9 @@ class _Latest:
         return {}
 
     def addInPlace(self, value1: dict, value2: dict) -> dict:  # PySpark names it so
-        value1.update(value2)
-        return value1
+        # a new dict, never an update: the driver reads the value while Spark's accumulator
+        # server thread adds to it
+        return {**value1, **value2}
 
 
 def _spark_task(function: Any, item: tuple[int, Any], finished: Any) -> tuple[int, dict[str, Any]]:
