@@ -198,3 +198,128 @@ def test_a_standalone_master_and_worker_on_loopback(tmp_path, standalone_cluster
         assert pq.read_table(tmp_path / "cluster" / name).equals(pq.read_table(tmp_path / "local" / name))
     cluster = json.loads((tmp_path / "cluster" / "_stats.json").read_text())
     assert cluster["rows"] == 6 and cluster == json.loads((tmp_path / "local" / "_stats.json").read_text())
+
+
+@pytest.fixture
+def spark_context():
+    """The SparkContext the engine would use (the active one, else local[2]); at least 2 task slots."""
+    from janus_build.match.spark import spark_context
+
+    context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=2))
+    if context.defaultParallelism < 2:
+        pytest.skip(f"the active SparkContext ({context.master}) runs one task at a time")
+    return context
+
+
+def test_one_job_runs_every_task_at_once(tmp_path, spark_context):
+    """toLocalIterator ran a job per input file, 1-2 at a time: a cluster's other cores stood idle."""
+    from janus_build.match.spark import run_job
+
+    def rendezvous(name):  # each task waits (a minute at most) until the other has started
+        import time
+
+        from pyspark import TaskContext
+
+        (tmp_path / name).touch()
+        deadline = time.time() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        met = len(list(tmp_path.iterdir()))
+        return {"stats": {"rows": 10}, "met": met, "stage": TaskContext.get().stageId()}
+
+    advanced = []
+    outcomes = run_job(spark_context, rendezvous, ["a", "b"], advanced.append, lambda outcome: outcome)
+    assert [o["met"] for o in outcomes] == [2, 2]  # both tasks were running at the same time
+    assert len({o["stage"] for o in outcomes}) == 1  # as tasks of one job
+    assert sum(advanced) == 20
+
+
+def test_an_active_context_is_used_as_it_is(spark_context, monkeypatch, caplog):
+    """spark-submit or a notebook started it: janus neither starts another nor changes its master."""
+    from janus_build.match.spark import spark_context as get_context
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # set after the context started
+    other = "local[7]" if spark_context.master != "local[7]" else "local[6]"
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", spark_master=other)
+    with caplog.at_level("WARNING", logger="janus_build.match.spark"):
+        assert get_context(config) is spark_context
+    assert f"--spark-master {other}: a SparkContext on {spark_context.master} is already active" in caplog.text
+    # its local executors still read the store as this process does now
+    assert spark_context.environment["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    with caplog.at_level("ERROR", logger="janus_build.match.spark"):
+        get_context(config)
+    assert "AWS_ENDPOINT_URL" not in spark_context.environment
+
+
+def test_a_failed_task_raises_through_check_and_progress_adds_up(spark_context):
+    from janus_build.errors import InputError
+    from janus_build.match.spark import run_job
+
+    def task(item):
+        if item == "bad":
+            return {"bad": {"path": item, "error": "bad.parquet: no column TEXT", "kind": "InputError"}}
+        return {"stats": {"rows": len(item)}}
+
+    def check(outcome):
+        if "bad" in outcome:
+            raise InputError(outcome["bad"]["error"])
+        return outcome
+
+    advanced = []
+    outcomes = run_job(spark_context, task, ["xx", "yyy", "z"], advanced.append, check)
+    assert [o["stats"]["rows"] for o in outcomes] == [2, 3, 1] and sum(advanced) == 6
+    with pytest.raises(InputError, match="no column TEXT"):
+        run_job(spark_context, task, ["xx", "bad", "z"], advanced.append, check)
+    seen = []
+    outcomes = run_job(spark_context, task, ["bad", "xx"], advanced.append, seen.append)  # --skip-bad-inputs
+    assert sorted(seen, key=str) == sorted(outcomes, key=str)  # each outcome checked once
+
+
+@pytest.fixture
+def fresh_launch(tmp_path, monkeypatch):
+    """As if no JVM ran yet in this process and the user configured nothing."""
+    import pyspark
+
+    from janus_build.match.spark import JVM_OPTION_VARIABLES
+
+    monkeypatch.setattr(pyspark.SparkContext, "_jvm", None)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    for name in (*JVM_OPTION_VARIABLES, "PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    return conf_dir
+
+
+def test_jvm_defaults_only_where_the_user_set_none(fresh_launch, monkeypatch):
+    from janus_build.match.spark import DRIVER_JVM_DEFAULTS, spark_conf
+
+    conf = spark_conf("local[1]", True)
+    assert conf.get("spark.driver.extraJavaOptions") == DRIVER_JVM_DEFAULTS["spark.driver.extraJavaOptions"]
+    assert conf.get("spark.ui.enabled") == "false"
+
+    (fresh_launch / "spark-defaults.conf").write_text(
+        "# the user's\nspark.driver.extraJavaOptions   -XX:+UseG1GC\nspark.ui.enabled=true\n"
+    )
+    conf = spark_conf("local[1]", True)  # spark-submit applies the file; janus must not override it
+    assert not conf.contains("spark.driver.extraJavaOptions") and not conf.contains("spark.ui.enabled")
+
+    (fresh_launch / "spark-defaults.conf").unlink()
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options '-Xmx2g' pyspark-shell")
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseParallelGC")  # two collectors would stop the JVM
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS")
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # spark-submit launched the JVM already
+    assert not spark_conf("local[1]", True).contains("spark.driver.extraJavaOptions")
+
+
+def test_spark_defaults_master_stands(fresh_launch):
+    from janus_build.match.spark import choose_master
+
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=3)
+    assert choose_master(config) == ("local[3]", True)
+    (fresh_launch / "spark-defaults.conf").write_text("spark.master spark://head:7077\n")
+    assert choose_master(config) == ("spark://head:7077", False)
