@@ -205,9 +205,12 @@ def spark_context():
     """The SparkContext the engine would use (the active one, else local[2]); at least 2 task slots."""
     from janus_build.match.spark import spark_context
 
-    context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=2))
-    if context.defaultParallelism < 2:
-        pytest.skip(f"the active SparkContext ({context.master}) runs one task at a time")
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=2)
+    context = spark_context(config)
+    if context.defaultParallelism < 2:  # an earlier test's one-slot context: these tests need two
+        context.stop()
+        context = spark_context(config)
+    assert context.defaultParallelism >= 2
     return context
 
 
@@ -323,3 +326,18 @@ def test_spark_defaults_master_stands(fresh_launch):
     assert choose_master(config) == ("local[3]", True)
     (fresh_launch / "spark-defaults.conf").write_text("spark.master spark://head:7077\n")
     assert choose_master(config) == ("spark://head:7077", False)
+
+
+def test_a_stopped_context_does_not_choose_the_next_master():
+    """A notebook's stopped local[1] session left spark.master in the JVM; janus took it for the user's."""
+    from pyspark import SparkConf, SparkContext
+
+    from janus_build.match.spark import spark_context
+
+    active = SparkContext._active_spark_context
+    if active is not None:
+        active.stop()
+    SparkContext(conf=SparkConf().setMaster("local[1]").setAppName("a notebook")).stop()
+    context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=3))
+    assert context.master == "local[3]"
+    context.stop()

@@ -84,17 +84,14 @@ def check_master(master: str) -> None:
 
 def choose_master(config: Any) -> tuple[str, bool]:
     """The master URL, and whether janus sets it (False: spark-submit's ``spark.master`` stands)."""
-    from pyspark import SparkConf
-
     if config.spark_master:
         return config.spark_master, True
     if os.environ.get("SPARK_MASTER"):
         return os.environ["SPARK_MASTER"], True
     if os.environ.get("PYSPARK_GATEWAY_PORT"):  # run by spark-submit: its --master stands
         return "spark-submit's master", False
-    conf = SparkConf()
-    if conf.contains("spark.master"):
-        return conf.get("spark.master"), False
+    # Not SparkConf(): once a context has run in this process its JVM's system properties hold
+    # that context's master, which would outlive it (a notebook's stopped local[1] session).
     if "spark.master" in user_spark_conf():  # spark-defaults.conf or PYSPARK_SUBMIT_ARGS
         return user_spark_conf()["spark.master"], False
     return f"local[{config.workers}]", True
