@@ -99,6 +99,8 @@ def make_long_captions(mib: int, path: Path, chars: int = 4000) -> Path:
 CHILD = r"""
 import json, os, resource, sys, time
 case, args = sys.argv[1], json.loads(sys.argv[2])
+if args.get("pin"):  # "one core": the floor's pyarrow threads and janus share one CPU
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 t0 = time.perf_counter()
 rows = 0
 if case == "floor":
@@ -225,18 +227,28 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines: list[str] = []
     n = args.repeats
     one = make_input(args.rows, tmp / "one")
-    floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"))
-    match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"))
-    lines += ["### Throughput, one core", "", f"{args.rows:,} captions in one file.", "", *HEADER]
+    floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"), pin=True)
+    match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"), pin=True)
+    free_floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"))
+    free_match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"))
+    lines += ["### Throughput, one core", "", f"{args.rows:,} captions in one file.", ""]
+    lines += ["Both pinned to one CPU (`sched_setaffinity`): pyarrow's reader threads would otherwise give the floor"]
+    lines += ["a second core. Unpinned figures, same run, below the table.", "", *HEADER]
     lines += [row("floor (baseline): read, lower-case + split, write with one int column", floor)]
     lines += [row("janus match, 1 worker (whole stage)", match, floor), ""]
+    lines += [
+        f"Unpinned: floor {free_floor['seconds']:.2f} s wall ({free_floor['cpu']:.2f} s CPU), janus match "
+        f"{free_match['seconds']:.2f} s ({free_match['cpu']:.2f} s CPU): "
+        f"{free_match['seconds'] / free_floor['seconds']:.2f}x wall, {free_match['cpu'] / free_floor['cpu']:.2f}x CPU.",
+        "",
+    ]
     small = make_input(args.rows, tmp / "small", shards=args.small_shards)
     many = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m2"))
     unpacked = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m3"), pack_rows=0)
     label = f"{args.small_shards:,} files of {args.rows // args.small_shards:,} rows"
-    lines += ["### Many small shards", "", *HEADER, row("one file (baseline)", match)]
-    lines += [row(f"{label} (packed: the default)", many, match)]
-    lines += [row(f"{label}, --pack-rows 0 (one shard per file)", unpacked, match), ""]
+    lines += ["### Many small shards", "", *HEADER, row("one file (baseline; unpinned, as below)", free_match)]
+    lines += [row(f"{label} (packed: the default)", many, free_match)]
+    lines += [row(f"{label}, --pack-rows 0 (one shard per file)", unpacked, free_match), ""]
     del small
     scaling = make_input(args.scaling_rows, tmp / "scaling", shards=16)
     w1 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w1"), workers=1)
@@ -280,9 +292,9 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
 def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     small = make_input(args.big_rows // 10, tmp / "big10", row_group_size=args.big_rows // 10)
     big = make_input(args.big_rows, tmp / "big", row_group_size=args.big_rows)
-    r_small = repeated(n, "match", inputs=[str(small[0])], out=str(tmp / "b10"))
-    r_big = repeated(n, "match", inputs=[str(big[0])], out=str(tmp / "b"))
-    floor_big = repeated(n, "floor", input=str(big[0]), out=str(tmp / "floor-big.parquet"))
+    r_small = repeated(n, "match", inputs=[str(small[0])], out=str(tmp / "b10"), pin=True)
+    r_big = repeated(n, "match", inputs=[str(big[0])], out=str(tmp / "b"), pin=True)
+    floor_big = repeated(n, "floor", input=str(big[0]), out=str(tmp / "floor-big.parquet"), pin=True)
     (tmp / "floor-big.parquet").unlink()
     for path in (*small, *big):
         path.unlink()
@@ -295,7 +307,7 @@ def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     return [
         "### Throughput, one core, 10M captions",
         "",
-        f"{args.big_rows:,} captions in one file (one row group).",
+        f"{args.big_rows:,} captions in one file (one row group); both pinned to one CPU.",
         "",
         *HEADER,
         row("floor (baseline): read, lower-case + split, write with one int column", floor_big),
