@@ -39,7 +39,7 @@ Summary:
 
 | stage | headline |
 | --- | --- |
-| match | 1M real-LAION-style captions, 1000 classes, one core, median of 3 at load 6-9: 1.29x the I/O floor measured in the same run; peak RSS flat (269 MB for one 10M-row file, 484 MB for 1 GiB of 4k-character captions); start-up +0.11 s CPU over bare pyarrow. Not at target: 1,000 small shards 4.2x one file (four fsyncs per shard), 2 workers 1.12x one (no idle core to measure on), Spark local mode 7.5x (about 30 s of JVM start-up) |
+| match | 1M real-LAION-style captions, 1000 classes, quiet machine (load 0.3-1.5), median of 3: one core 2.04x the I/O floor measured in the same run (10M: 1.84x), both pinned to one CPU; 1,000 small files 1.28x one file (packed); 2 workers 2.03x one; Spark local mode 2.68x the local engine; peak RSS flat (242 MB for one 10M-row file, 304 MB for 1 GiB of 4k-character captions); start-up +0.13 s CPU over bare pyarrow. Not at target: throughput (1.5x asked; a compiled tokeniser is needed, see the section) |
 | fetch | 2.2-3.0 API calls per 1,000 photos (ideal 2.0 at 500 per page); downloads 3.7x a sequential loop |
 | tag | 100,000-item queue: p95 9.5 ms per decision, 2.8 ms per next-items request; key press to next image p50 16 ms |
 | balance | plan + resharder with image validation: 505 samples/s written vs 624 before the change, same run, load 9-12 (the header check is ~14% of the write); a resume after losing a shard re-plans in 1.1 s instead of 3.2 s. Quiet-machine figure from the earlier round: ~2,700-3,000 samples/s |
