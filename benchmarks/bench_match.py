@@ -99,6 +99,8 @@ def make_long_captions(mib: int, path: Path, chars: int = 4000) -> Path:
 CHILD = r"""
 import json, os, resource, sys, time
 case, args = sys.argv[1], json.loads(sys.argv[2])
+if args.get("numpy_path"):  # the matcher without its compiled tokeniser
+    os.environ["JANUS_NATIVE"] = "0"
 if args.get("pin"):  # "one core": the floor's pyarrow threads and janus share one CPU
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 t0 = time.perf_counter()
@@ -229,13 +231,15 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     one = make_input(args.rows, tmp / "one")
     floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"), pin=True)
     match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"), pin=True)
+    numpy_path = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"), pin=True, numpy_path=True)
     free_floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"))
     free_match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"))
     lines += ["### Throughput, one core", "", f"{args.rows:,} captions in one file.", ""]
     lines += ["Both pinned to one CPU (`sched_setaffinity`): pyarrow's reader threads would otherwise give the floor"]
     lines += ["a second core. Unpinned figures, same run, below the table.", "", *HEADER]
     lines += [row("floor (baseline): read, lower-case + split, write with one int column", floor)]
-    lines += [row("janus match, 1 worker (whole stage)", match, floor), ""]
+    lines += [row("janus match, 1 worker (whole stage)", match, floor)]
+    lines += [row("janus match without the compiled tokeniser (JANUS_NATIVE=0)", numpy_path, floor), ""]
     lines += [
         f"Unpinned: floor {free_floor['seconds']:.2f} s wall ({free_floor['cpu']:.2f} s CPU), janus match "
         f"{free_match['seconds']:.2f} s ({free_match['cpu']:.2f} s CPU): "

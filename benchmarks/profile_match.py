@@ -48,8 +48,11 @@ def phases(path: Path) -> dict[str, float]:
             break
         text, _ = timed("caption column + reasons", caption_text, batch, ("TEXT",), 100_000)
         timed("floor: lower-case + split", lambda t: pc.utf8_split_whitespace(pc.utf8_lower(t)), text)
-        flat, parents = timed("tokenise (NFKC, lower, markup, apostrophes, separators)", m.tokenize_column, text)
-        ids = timed("token -> term-word id (index_in)", match.table.token_ids, flat)
+        flat, parents = timed("numpy + Arrow path: tokenise (NFKC, lower, markup, ...)", m.tokenize_column, text)
+        timed("numpy + Arrow path: token -> term-word id (index_in)", match.table.token_ids, flat)
+        ids, parents = timed(
+            "tokenise + term-word ids as the stage does (compiled for ASCII rows)", match.token_ids, text
+        )
         order = np.argsort(parents, kind="stable")
         timed("n-gram lookup + labels (numpy)", match._resolve, len(text), ids[order], parents[order])
         keys = pc.binary_join_element_wise(

@@ -16,6 +16,7 @@ How the vectorised path works, per Arrow batch:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -154,6 +155,15 @@ class TermTable:
         self.candidate_tokens = strings([ordered[i] for i in keep])
         # index -1 (not a candidate) maps to 0 through the extra last slot
         self.candidate_ids = np.array([ids[i] for i in keep] + [0], dtype=np.int64)
+
+    @functools.cached_property
+    def native_table(self) -> Any:
+        """The candidate tokens (the ASCII ones: only ASCII rows reach it) as ``_tokens.c`` reads them."""
+        from janus_build.match.native import TokenTable
+
+        tokens = self.candidate_tokens.to_pylist()
+        keep = [i for i, token in enumerate(tokens) if token.isascii()]
+        return TokenTable.build([tokens[i] for i in keep], self.candidate_ids[keep])
 
     def token_ids(self, tokens: pa.Array) -> np.ndarray:
         """Term-word id of every token of a flat string array (0: no term word)."""
@@ -315,6 +325,10 @@ def normalize_column(texts: pa.Array) -> pa.ListArray:
     return pa.LargeListArray.from_arrays(from_numpy(offsets, pa.int64()), flat.take(from_numpy(order, pa.int64())))
 
 
+def _take(texts: pa.Array, rows: np.ndarray) -> pa.Array:
+    return texts.take(from_numpy(rows, pa.int64()))
+
+
 def _on_rows(texts: pa.Array, mask: pa.Array, function) -> pa.Array:
     """``function`` applied to the rows of ``texts`` where ``mask`` is true; the rest unchanged."""
     return pc.replace_with_mask(texts, mask, function(pc.filter(texts, mask)))
@@ -334,12 +348,42 @@ class Matcher:
             texts = texts.combine_chunks()
         if not pa.types.is_string(texts.type):  # large_string, string_view
             texts = texts.cast(pa.string())
-        flat, parents = tokenize_column(texts)
-        ids = self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)
-        if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # ASCII rows first, then the others
+        ids, parents = self.token_ids(texts)
+        if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # sorted runs: merged by a stable sort
             order = np.argsort(parents, kind="stable")  # two sorted runs: a merge
             ids, parents = ids[order], parents[order]
         return self._resolve(n_rows, ids, parents)
+
+    def token_ids(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Term-word id (0: none) and row of every token of every caption; each row's in order.
+
+        Plain ASCII rows go through the compiled tokeniser when it was built
+        (:mod:`janus_build.match.native`); the others, or all rows without it, through
+        :func:`tokenize_column` and the Arrow lookup. Both give the same ids.
+        """
+        from janus_build.match import native
+
+        function = native.load()
+        if function is None:
+            return self._general_token_ids(texts)
+        ids, rows, flags = native.ascii_token_ids(function, texts, self.table.native_table)
+        parts = [(ids, rows)]
+        markup = np.flatnonzero(flags == native.MARKUP)
+        if len(markup):  # ASCII with HTML or URLs: removed as tokenize_column does, then compiled again
+            clean = pc.replace_substring_regex(pc.utf8_lower(_take(texts, markup)), _MARKUP_PATTERN, " ")
+            more_ids, more_rows, _ = native.ascii_token_ids(function, clean, self.table.native_table, False)
+            parts.append((more_ids, markup[more_rows]))
+        other = np.flatnonzero(flags == native.NON_ASCII)
+        if len(other):
+            more_ids, more_rows = self._general_token_ids(_take(texts, other))
+            parts.append((more_ids, other[more_rows]))
+        if len(parts) == 1:
+            return ids, rows
+        return np.concatenate([i for i, _ in parts]), np.concatenate([r for _, r in parts])
+
+    def _general_token_ids(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        flat, parents = tokenize_column(texts)
+        return (self.table.token_ids(flat) if len(flat) else np.zeros(0, dtype=np.int64)), parents
 
     def _resolve(self, n_rows: int, ids: np.ndarray, parents: np.ndarray) -> MatchResult:
         table = self.table
