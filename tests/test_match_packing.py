@@ -157,3 +157,15 @@ def test_a_pack_of_long_captions_is_labelled_in_byte_bounded_batches(tmp_path):
     single = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "b"), pack_rows=0))
     assert packed["shards"] == 1 and packed["per_class"] == single["per_class"] == {"99": 150, "291": 150}
     assert pq.read_table(tmp_path / "a").equals(pq.read_table(tmp_path / "b"))
+
+
+def test_a_bad_member_of_a_pack_read_ahead_is_reported_as_any_other(tmp_path):
+    for i in range(4):  # two packs of two; the second is read while the first is matched
+        pq.write_table(pa.table({"TEXT": [f"a goose number {n}" for n in range(200)]}), tmp_path / f"p{i}.parquet")
+    corrupt_pages(tmp_path / "p3.parquet")
+    inputs = (str(tmp_path / "p*.parquet"),)
+    with pytest.raises(InputError, match=r"p3\.parquet: corrupt or unreadable parquet at row 0"):
+        run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "o"), pack_rows=400))
+    assert sorted(p.name for p in (tmp_path / "o" / "_stats").iterdir()) == ["00000.json"]  # the first pack stands
+    stats = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "o"), pack_rows=400, skip_bad_inputs=True))
+    assert stats["rows"] == 600 and [Path(b["path"]).name for b in stats["skipped_inputs"]] == ["p3.parquet"]

@@ -408,8 +408,10 @@ def _layout(where: str, schema: pa.Schema, config: MatchConfig) -> _Layout:
     return _Layout(schema, text_cols, in_schema, output_schema(in_schema, add_key=add_key))
 
 
-def match_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
+def match_shard(task: ShardTask, progress: Any = None, read_ahead: Any = None) -> dict[str, Any]:
     """Label one task's input(s) into ``NNNNN.parquet``; returns its stats (also written as the marker).
+
+    ``read_ahead``: a future of :func:`read_pack` for a pack whose members were read ahead.
 
     Raises:
         InputError / SchemaError: an input cannot be read or lacks a needed column (a pack's
@@ -418,7 +420,7 @@ def match_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     """
     stats = ShardStats(inputs=[member.location for member in task.inputs])
     if task.packed:
-        return _write_shard(task, _pack_batches(task, stats), stats, progress)
+        return _write_shard(task, _pack_batches(task, stats, read_ahead), stats, progress)
     parquet = open_parquet(task.location)
     try:
         layout = _layout(task.location, parquet.schema_arrow, task.config)
@@ -444,26 +446,44 @@ def _file_batches(
         row += batch.num_rows
 
 
-def _pack_batches(task: ShardTask, stats: ShardStats) -> Iterator[Any]:
+def read_pack(task: ShardTask) -> list[tuple[ShardInput, Any, Any]]:
+    """Every member of a pack read whole, in order: ``(member, batches or its InputError, layout)``.
+
+    Reading is I/O and pyarrow decoding (the GIL released), so the local engine calls this for
+    the next pack in a thread while the current one is matched.
+    """
+    layout: _Layout | None = None
+    out: list[tuple[ShardInput, Any, Any]] = []
+    for member in task.inputs:
+        try:
+            batches, layout = _read_member(member, task.config, layout)
+        except InputError as exc:
+            out.append((member, exc, layout))
+            continue
+        out.append((member, batches, layout))
+    return out
+
+
+def _pack_batches(task: ShardTask, stats: ShardStats, members: Any = None) -> Iterator[Any]:
     """The layout, then ``(batch, keys)`` of a pack: its members read whole, joined, cut to batch size.
 
+    ``members``: :func:`read_pack`'s result when it was read ahead (a future), else read here.
     A member that cannot be read is skipped and listed in ``stats.skipped_inputs`` with
     ``--skip-bad-inputs``; without it, its InputError stops the shard (nothing is written).
     """
     config = task.config
     layout: _Layout | None = None
     read: list[tuple[ShardInput, list[pa.RecordBatch]]] = []
-    for member in task.inputs:
-        try:
-            batches, layout = _read_member(member, config, layout)
-        except InputError as exc:
+    for member, got, layout_so_far in members.result() if members is not None else read_pack(task):
+        if isinstance(got, InputError):
             if not config.skip_bad_inputs:
-                exc.path = member.location  # run_shard names the member, not the pack
-                raise
-            log.warning("skipping bad input: %s", exc)
-            stats.skipped_inputs.append({"path": member.location, "error": str(exc)})
+                got.path = member.location  # run_shard names the member, not the pack
+                raise got
+            log.warning("skipping bad input: %s", got)
+            stats.skipped_inputs.append({"path": member.location, "error": str(got)})
             continue
-        read.append((member, batches))
+        layout = layout_so_far
+        read.append((member, got))
     if layout is None:
         raise InputError(f"{task.location}: none of the packed inputs could be read")
     yield layout
@@ -537,14 +557,14 @@ def _write_shard(task: ShardTask, source: Iterator[Any], stats: ShardStats, prog
     return result
 
 
-def run_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
+def run_shard(task: ShardTask, progress: Any = None, read_ahead: Any = None) -> dict[str, Any]:
     """:func:`match_shard`, with a bad input returned as ``{"bad": {...}}`` instead of raised.
 
     Both engines call this: the caller decides whether a bad input stops the run
     (``--skip-bad-inputs``). Output errors are raised.
     """
     try:
-        return {"stats": match_shard(task, progress)}
+        return {"stats": match_shard(task, progress, read_ahead)}
     except InputError as exc:
         path = getattr(exc, "path", task.location)
         return {"bad": {"path": path, "error": str(exc), "kind": type(exc).__name__}}
