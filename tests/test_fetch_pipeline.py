@@ -283,7 +283,11 @@ def _marked_processes(marker: str) -> dict[int, str]:
 def test_a_killed_or_interrupted_download_leaves_no_process_behind(fake, queries_file, tmp_path, sig):
     marker = f"janus-fetch-test-{os.getpid()}-{time.monotonic_ns()}"
     env = {**os.environ, "FLICKR_API_KEY": fake.api_key, "FLICKR_API_SECRET": fake.api_secret, "JANUS_MARK": marker}
-    args = [sys.executable, "-m", "janus_build", "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file)]
+    # Ctrl-C as a terminal delivers it: a job started in the background of a non-interactive shell
+    # (a CI runner's `cmd &`) inherits SIGINT ignored, and Python then keeps it ignored.
+    janus = "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    janus += "runpy.run_module('janus_build', run_name='__main__', alter_sys=True)"
+    args = [sys.executable, "-c", janus, "fetch", "--out", str(tmp_path / "o"), "--queries", str(queries_file)]
     args += ["--per-class", "60", "--api-url", fake.api_url, "--calls-per-hour", "1000000"]
     # One shard of 100 slow images takes img2dataset's workers ~25 s: they must not finish it.
     args += ["--processes", "2", "--threads", "2", "--shard-size", "100"]
