@@ -235,18 +235,16 @@ def _read_ahead(todo: list[ShardTask]) -> Iterator[tuple[ShardTask, Any]]:
     from janus_build.match.shard import read_pack
 
     with ThreadPoolExecutor(1, thread_name_prefix="janus-read-ahead") as pool:
-        ahead = {}
+        pending = pool.submit(read_pack, todo[0]) if todo and todo[0].packed else None
         try:
             for i, task in enumerate(todo):
-                after = todo[i + 1] if i + 1 < len(todo) else None
-                if task.packed and task.index not in ahead:
-                    ahead[task.index] = pool.submit(read_pack, task)
-                if after is not None and after.packed:
-                    ahead[after.index] = pool.submit(read_pack, after)
-                yield task, ahead.pop(task.index, None)
+                current, pending = pending, None
+                if i + 1 < len(todo) and todo[i + 1].packed:
+                    pending = pool.submit(read_pack, todo[i + 1])
+                yield task, current
         finally:
-            for future in ahead.values():
-                future.cancel()
+            if pending is not None:
+                pending.cancel()
 
 
 def _drain(rows_queue: Any, advance: Any) -> None:

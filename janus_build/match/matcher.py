@@ -254,8 +254,8 @@ def tokenize_column(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return _ascii_tokens(texts, np.arange(len(texts), dtype=np.int64))
     mask = bools(non_ascii)
     ascii_rows, unicode_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
-    flat_a, parents_a = _ascii_tokens(texts.take(from_numpy(ascii_rows, pa.int64())), ascii_rows)
-    flat_u, parents_u = _unicode_tokens(texts.take(from_numpy(unicode_rows, pa.int64())), unicode_rows)
+    flat_a, parents_a = _ascii_tokens(_take(texts, ascii_rows), ascii_rows)
+    flat_u, parents_u = _unicode_tokens(_take(texts, unicode_rows), unicode_rows)
     return pa.concat_arrays([flat_a, flat_u]), np.concatenate([parents_a, parents_u])
 
 

@@ -420,20 +420,14 @@ def match_shard(task: ShardTask, progress: Any = None, read_ahead: Any = None) -
     """
     stats = ShardStats(inputs=[member.location for member in task.inputs])
     if task.packed:
-        return _write_shard(task, _pack_batches(task, stats, read_ahead), stats, progress)
+        return _write_shard(task, *_pack_source(task, stats, read_ahead), stats, progress)
     parquet = open_parquet(task.location)
     try:
         layout = _layout(task.location, parquet.schema_arrow, task.config)
         rows = batch_rows(parquet, task.config)
-        batches = _file_batches(parquet, rows, task.config, task.inputs[0])
-        return _write_shard(task, _with_layout(layout, batches), stats, progress)
+        return _write_shard(task, layout, _file_batches(parquet, rows, task.config, task.inputs[0]), stats, progress)
     finally:
         parquet.close(force=True)  # a remote input's handle too
-
-
-def _with_layout(layout: _Layout, batches: Iterator[Any]) -> Iterator[Any]:
-    yield layout
-    yield from batches
 
 
 def _file_batches(
@@ -446,35 +440,35 @@ def _file_batches(
         row += batch.num_rows
 
 
-def read_pack(task: ShardTask) -> list[tuple[ShardInput, Any, Any]]:
-    """Every member of a pack read whole, in order: ``(member, batches or its InputError, layout)``.
+def read_pack(task: ShardTask) -> tuple[_Layout | None, list[tuple[ShardInput, Any]]]:
+    """Every member of a pack read whole, in order: ``(member, batches or its InputError)``.
 
+    Also returns the pack's layout (from its first readable member; None if there is none).
     Reading is I/O and pyarrow decoding (the GIL released), so the local engine calls this for
     the next pack in a thread while the current one is matched.
     """
     layout: _Layout | None = None
-    out: list[tuple[ShardInput, Any, Any]] = []
+    out: list[tuple[ShardInput, Any]] = []
     for member in task.inputs:
         try:
             batches, layout = _read_member(member, task.config, layout)
         except InputError as exc:
-            out.append((member, exc, layout))
-            continue
-        out.append((member, batches, layout))
-    return out
+            batches = exc
+        out.append((member, batches))
+    return layout, out
 
 
-def _pack_batches(task: ShardTask, stats: ShardStats, members: Any = None) -> Iterator[Any]:
-    """The layout, then ``(batch, keys)`` of a pack: its members read whole, joined, cut to batch size.
+def _pack_source(task: ShardTask, stats: ShardStats, read_ahead: Any = None) -> tuple[_Layout, Iterator[Any]]:
+    """The layout and ``(batch, keys)`` of a pack: its members read whole, joined, cut to batch size.
 
-    ``members``: :func:`read_pack`'s result when it was read ahead (a future), else read here.
-    A member that cannot be read is skipped and listed in ``stats.skipped_inputs`` with
+    ``read_ahead``: a future of :func:`read_pack`'s result, else the pack is read here. A member
+    that cannot be read is skipped and listed in ``stats.skipped_inputs`` with
     ``--skip-bad-inputs``; without it, its InputError stops the shard (nothing is written).
     """
     config = task.config
-    layout: _Layout | None = None
+    layout, members = read_ahead.result() if read_ahead is not None else read_pack(task)
     read: list[tuple[ShardInput, list[pa.RecordBatch]]] = []
-    for member, got, layout_so_far in members.result() if members is not None else read_pack(task):
+    for member, got in members:
         if isinstance(got, InputError):
             if not config.skip_bad_inputs:
                 got.path = member.location  # run_shard names the member, not the pack
@@ -482,11 +476,15 @@ def _pack_batches(task: ShardTask, stats: ShardStats, members: Any = None) -> It
             log.warning("skipping bad input: %s", got)
             stats.skipped_inputs.append({"path": member.location, "error": str(got)})
             continue
-        layout = layout_so_far
         read.append((member, got))
     if layout is None:
         raise InputError(f"{task.location}: none of the packed inputs could be read")
-    yield layout
+    return layout, _pack_batches(read, config, layout)
+
+
+def _pack_batches(
+    read: list[tuple[ShardInput, list[pa.RecordBatch]]], config: MatchConfig, layout: _Layout
+) -> Iterator[tuple[pa.RecordBatch, pa.Array | None]]:
     keys = _pack_keys(read, config, layout)
     batches = [pa.RecordBatch.from_arrays(b.columns, schema=layout.in_schema) for _, got in read for b in got]
     table = pa.Table.from_batches(batches, schema=layout.in_schema).combine_chunks()
@@ -528,11 +526,12 @@ def _read_member(
         parquet.close(force=True)
 
 
-def _write_shard(task: ShardTask, source: Iterator[Any], stats: ShardStats, progress: Any) -> dict[str, Any]:
-    """Label ``source`` (its layout, then ``(batch, keys)``) into the shard, then write the marker."""
+def _write_shard(
+    task: ShardTask, layout: _Layout, source: Iterator[Any], stats: ShardStats, progress: Any
+) -> dict[str, Any]:
+    """Label ``source`` (``(batch, keys)`` pairs) into the shard, then write the marker."""
     config = task.config
     matcher = build_matcher(config)
-    layout: _Layout = next(source)
     target = task.out.shard_path(task.name)
     try:
         with task.out.parquet_writer(task.name, layout.out_schema) as writer:

@@ -92,8 +92,9 @@ def choose_master(config: Any) -> tuple[str, bool]:
         return "spark-submit's master", False
     # Not SparkConf(): once a context has run in this process its JVM's system properties hold
     # that context's master, which would outlive it (a notebook's stopped local[1] session).
-    if "spark.master" in user_spark_conf():  # spark-defaults.conf or PYSPARK_SUBMIT_ARGS
-        return user_spark_conf()["spark.master"], False
+    user = user_spark_conf()  # spark-defaults.conf or PYSPARK_SUBMIT_ARGS
+    if "spark.master" in user:
+        return user["spark.master"], False
     return f"local[{config.workers}]", True
 
 
