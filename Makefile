@@ -8,7 +8,7 @@ STAMP := $(VENV)/.janus-installed
 
 .PHONY: demo test test-deps lint bench clean
 
-$(STAMP): pyproject.toml hatch_build.py janus_build/match/_tokens.c
+$(STAMP): pyproject.toml hatch_build.py janus_build/match/_tokens.c janus_build/match/unicode_table.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -1,5 +1,8 @@
 """Build hook: compile janus_build/match/_tokens.c into _tokens.so with the system C compiler.
 
+The Unicode table it includes is generated first, from this Python's ``unicodedata``
+(janus_build/match/unicode_table.py).
+
 The library is optional. Without a compiler (or with ``JANUS_NATIVE=0`` at install) the build
 warns and goes on, and ``janus match`` uses its numpy + Arrow tokeniser, which gives the same
 labels more slowly (janus_build/match/native.py). An editable install compiles the library
@@ -8,6 +11,7 @@ beside its source; a wheel carries it and is tagged for the platform.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -18,13 +22,23 @@ from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 SOURCE = Path("janus_build") / "match" / "_tokens.c"
+GENERATOR = Path("janus_build") / "match" / "unicode_table.py"
 TARGET = "janus_build/match/_tokens.so"
 
 
-def compile_library(source: Path, target: Path) -> str | None:
+def unicode_table(root: Path, directory: Path) -> list[str]:
+    """Generate ``_unicode_table.h`` into ``directory``: the compiler flags that include it."""
+    spec = importlib.util.spec_from_file_location("janus_unicode_table", root / GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # by path: the package's __init__ needs what is not installed yet
+    module.write(directory / "_unicode_table.h")
+    return ["-DJANUS_UNICODE_TABLE", f"-I{directory}"]
+
+
+def compile_library(source: Path, target: Path, flags: list[str] = ()) -> str | None:
     """Compile ``source`` into the shared library ``target``; returns why not, or None."""
     compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    command = [*compiler, "-O3", "-shared", "-fPIC", "-o", os.fspath(target), os.fspath(source)]
+    command = [*compiler, "-O3", "-shared", "-fPIC", *flags, "-o", os.fspath(target), os.fspath(source)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -39,11 +53,9 @@ class CustomBuildHook(BuildHookInterface):
         if self.target_name != "wheel" or os.environ.get("JANUS_NATIVE", "1") == "0":
             return
         root = Path(self.root)
-        if version == "editable":  # the package is imported from the source tree
-            target = root / TARGET
-        else:
-            target = Path(tempfile.mkdtemp(prefix="janus-build-")) / "_tokens.so"
-        failure = compile_library(root / SOURCE, target)
+        scratch = Path(tempfile.mkdtemp(prefix="janus-build-"))
+        target = root / TARGET if version == "editable" else scratch / "_tokens.so"  # editable: beside the source
+        failure = compile_library(root / SOURCE, target, unicode_table(root, scratch))
         if failure is not None:
             self.app.display_warning(
                 f"janus-build: the compiled tokeniser was not built ({failure}); "

@@ -1,6 +1,11 @@
-"""The compiled tokeniser (match/_tokens.c) gives exactly the ids of the numpy + Arrow path."""
+"""The compiled matcher (match/_tokens.c) gives exactly the ids and hits of the numpy + Arrow path,
+and its Unicode table cuts every code point as janus_build.text.normalize does."""
 
 from __future__ import annotations
+
+import re
+import sys
+import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -8,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from janus_build.labels import load_label_set, load_term_set, terms_for
-from janus_build.match import MatchConfig, native, run_match
-from janus_build.match.matcher import Matcher, TermTable
+from janus_build.match import MatchConfig, native, run_match, unicode_table
+from janus_build.match.matcher import Matcher, TermTable, _by_row
+from janus_build.text import APOSTROPHE_PATTERN, normalize
 
 ODD = [
     "A GOLDEN Retriever's ball",  # upper case and an apostrophe inside a word
@@ -21,8 +27,12 @@ ODD = [
     "x" * 300 + " goose " + "lion" * 80,  # tokens longer than the C buffer
     "goose<b>lion</b> & koala",  # markup: the general path
     "see https://x.com/a,lion or www.goose.org",  # URLs: the general path
-    "Ein Löwe im Zoo, ein Koala",  # non-ASCII: the general path
+    "Ein Löwe im Zoo, ein Koala",  # non-ASCII: through the Unicode table
     "<i>a goose</i> on the Löwenbräu terrace",  # markup first, non-ASCII later: the general path
+    "Ｌｉｏｎ ＧＯＯＳＥ’s ｌｉｏｎ’ｓ ﬁsh ①lion",  # full-width, apostrophes, a ligature, a circled digit
+    "cafe\u0301 lion",  # a combining accent (NFKC composes it with the 'e'): the general path
+    "ΟΔΟΣ lion",  # a capital sigma (its lower case depends on the position): the general path
+    "ｗｗｗ．goose.org lion",  # a markup hint only after NFKC: the general path
     "12 geese 3 lions 4x4",
     "lion's'",
     "'",
@@ -54,12 +64,80 @@ def test_same_ids_as_the_general_path(matcher, laion_sample):
     assert sum(1 for i in fast[0] if i) > 100  # term words were found, not just separators
 
 
-def test_flagged_rows_are_exactly_the_non_ascii_and_markup_ones(matcher):
+def test_flagged_rows_are_exactly_markup_and_neighbour_dependent_unicode(matcher):
     texts = pa.array(ODD, pa.string())
-    _, rows, flags = native.ascii_token_ids(native.load(), texts, matcher.table.native_table)
+    _, rows, flags = native.match_rows(native.load(), texts, matcher.table.native_table, None)
     assert np.flatnonzero(flags == native.MARKUP).tolist() == [7, 8]
-    assert np.flatnonzero(flags == native.NON_ASCII).tolist() == [9, 10]
-    assert set(rows.tolist()) == {0, 1, 2, 6, 11, 12}  # rows with tokens; 3-5 and 13 have none
+    assert np.flatnonzero(flags == native.NON_ASCII).tolist() == [10, 12, 13, 14]
+    assert set(rows.tolist()) == {0, 1, 2, 6, 9, 11, 15, 16}  # rows with tokens; 3-5 and 17 have none
+
+
+def test_same_hits_as_the_numpy_resolver_and_the_reference(matcher, laion_sample):
+    texts = pq.read_table(laion_sample).column("TEXT").combine_chunks()
+    texts = pa.concat_arrays([texts, pa.array(ODD + ["tiger shark great white shark lion's"], pa.string())])
+    fast = matcher.match(texts)
+    numpy_path = matcher._resolve(len(texts), *_by_row(*matcher.token_ids(texts)))
+    for column in ("label", "labels", "matched_terms"):
+        assert getattr(fast, column).equals(getattr(numpy_path, column))
+    reference = [matcher.match_one(t) for t in texts.to_pylist()]
+    assert [list(r) for r in reference] == [
+        list(v) for v in zip(fast.labels.to_pylist(), fast.matched_terms.to_pylist())
+    ]
+    assert fast.matched_terms.to_pylist()[-1] == ["tiger shark", "great white shark", "lion"]
+
+
+def test_the_general_path_resolves_in_c_too(matcher):
+    ids = np.array([0, 5, 0, 7, 9], dtype=np.int64)
+    rows = np.array([0, 0, 1, 1, 2], dtype=np.int64)
+    lion = matcher.table.word_ids["lion"]
+    ids[1] = ids[3] = lion
+    hits = native.resolve(native.load(), ids, rows, matcher.table.native_ngrams)
+    term = matcher.table.term_text.index("lion")
+    assert hits[0].tolist() == [0, 1] and hits[1].tolist() == [term, term]
+
+
+# --- the Unicode table ------------------------------------------------------------------------
+def test_the_table_uses_the_apostrophes_and_separators_of_normalize():
+    assert set(unicode_table.APOSTROPHES) == set(re.fullmatch(r"\[(.*)\]", APOSTROPHE_PATTERN).group(1))
+    assert native.load().unicode, "the table was generated from another Python's Unicode data"
+
+
+def test_every_code_point_is_cut_as_normalize_cuts_it():
+    """Each assigned non-ASCII code point in three contexts: the compiled path's tokens are
+    normalize's, or the row is left to the general path exactly when the code point's result
+    depends on its neighbours."""
+    points = [
+        chr(cp) for cp in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(cp)) not in ("Cn", "Cs", "Co")
+    ]
+    texts = [f"Ab{c}cD {c}x {c}{c}" for c in points]
+    reference = [normalize(t) for t in texts]
+    vocabulary = sorted({token for tokens in reference for token in tokens})
+    number = {token: i + 1 for i, token in enumerate(vocabulary)}
+    table = native.TokenTable.build(vocabulary, np.arange(1, len(vocabulary) + 1))
+    ids, rows, flags = native.match_rows(native.load(), pa.array(texts, pa.string()), table, None)
+    cut = {}
+    for token_id, row in zip(ids.tolist(), rows.tolist()):
+        cut.setdefault(row, []).append(token_id)
+    flagged = 0
+    for row, (point, tokens) in enumerate(zip(points, reference)):
+        if flags[row]:
+            flagged += 1
+            assert _left_out(point, texts[row]), f"U+{ord(point):04X} was left to the general path"
+        else:
+            assert cut.get(row, []) == [number[t] for t in tokens], f"U+{ord(point):04X}: {texts[row]!r}"
+    assert flagged < len(points) // 10  # most of Unicode takes the compiled path
+
+
+def _left_out(c: str, text: str) -> bool:
+    """Whether the compiled path must leave this row to the general path."""
+    normal = unicodedata.normalize("NFKC", c)
+    joiners = unicode_table.composes_with_previous()
+    return bool(
+        "\u03a3" in normal  # a capital sigma
+        or any(unicodedata.combining(x) or x in joiners for x in normal + normal.lower())
+        or len(normal.lower().encode()) > unicode_table.MAX_LENGTH
+        or re.search(r"[<&]|://|www\.", unicodedata.normalize("NFKC", text).lower())  # markup, after NFKC
+    )
 
 
 def test_the_stage_writes_the_same_shards_with_and_without_it(tmp_path, laion_sample, monkeypatch):
@@ -83,5 +161,5 @@ def test_the_stage_writes_the_same_shards_with_and_without_it(tmp_path, laion_sa
 def test_the_token_table_finds_every_candidate_and_nothing_else():
     table = native.TokenTable.build(["lion", "goose", "geese", "li"], np.array([3, 5, 5, 9]))
     texts = pa.array(["lion geese goose li lio lions l"], pa.string())
-    ids, rows, flags = native.ascii_token_ids(native.load(), texts, table)
+    ids, rows, flags = native.match_rows(native.load(), texts, table, None)
     assert ids.tolist() == [3, 5, 5, 9, 0, 0, 0] and rows.tolist() == [0] * 7 and not flags.any()

@@ -158,12 +158,20 @@ class TermTable:
 
     @functools.cached_property
     def native_table(self) -> Any:
-        """The candidate tokens (the ASCII ones: only ASCII rows reach it) as ``_tokens.c`` reads them."""
+        """The candidate tokens as ``_tokens.c`` reads them."""
         from janus_build.match.native import TokenTable
 
-        tokens = self.candidate_tokens.to_pylist()
-        keep = [i for i, token in enumerate(tokens) if token.isascii()]
-        return TokenTable.build([tokens[i] for i in keep], self.candidate_ids[keep])
+        return TokenTable.build(self.candidate_tokens.to_pylist(), self.candidate_ids[:-1])
+
+    @functools.cached_property
+    def native_ngrams(self) -> Any:
+        """The n-gram keys as ``_tokens.c`` reads them; None when it cannot resolve this many words."""
+        from janus_build.match.native import MAX_NGRAM, NgramTable
+
+        if self.max_ngram > MAX_NGRAM:
+            return None
+        keys, terms = np.concatenate(self._keys), np.concatenate(self._key_terms)
+        return NgramTable.build(keys, terms, self.base, self.max_ngram)
 
     def token_ids(self, tokens: pa.Array) -> np.ndarray:
         """Term-word id of every token of a flat string array (0: no term word)."""
@@ -325,6 +333,14 @@ def normalize_column(texts: pa.Array) -> pa.ListArray:
     return pa.LargeListArray.from_arrays(from_numpy(offsets, pa.int64()), flat.take(from_numpy(order, pa.int64())))
 
 
+def _by_row(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens given in runs sorted by row (each row's in order) sorted by row: a stable merge."""
+    if len(rows) > 1 and (rows[1:] < rows[:-1]).any():
+        order = np.argsort(rows, kind="stable")
+        return ids[order], rows[order]
+    return ids, rows
+
+
 def _take(texts: pa.Array, rows: np.ndarray) -> pa.Array:
     return texts.take(from_numpy(rows, pa.int64()))
 
@@ -348,30 +364,57 @@ class Matcher:
             texts = texts.combine_chunks()
         if not pa.types.is_string(texts.type):  # large_string, string_view
             texts = texts.cast(pa.string())
+        from janus_build.match import native
+
+        library = native.load()
+        if library is not None and self.table.native_ngrams is not None:
+            rows, terms = self._native_hits(library, texts)
+            return self._build(n_rows, rows, terms)
         ids, parents = self.token_ids(texts)
-        if len(parents) > 1 and (parents[1:] < parents[:-1]).any():  # sorted runs: merged by a stable sort
-            order = np.argsort(parents, kind="stable")  # two sorted runs: a merge
-            ids, parents = ids[order], parents[order]
-        return self._resolve(n_rows, ids, parents)
+        return self._resolve(n_rows, *_by_row(ids, parents))
+
+    def _native_hits(self, library: Any, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """The n-gram hits (rows, terms) of every caption, in caption order, by ``_tokens.c``;
+        the rows it leaves out go through :func:`tokenize_column` first."""
+        from janus_build.match import native
+
+        tokens, ngrams = self.table.native_table, self.table.native_ngrams
+        rows, terms, flags = native.match_rows(library, texts, tokens, ngrams)
+        if not flags.any():
+            return rows, terms
+        parts = [(rows, terms)]
+        markup = np.flatnonzero(flags == native.MARKUP)
+        if len(markup):  # ASCII with HTML or URLs: removed as tokenize_column does, then compiled again
+            clean = pc.replace_substring_regex(pc.utf8_lower(_take(texts, markup)), _MARKUP_PATTERN, " ")
+            more_rows, more_terms, _ = native.match_rows(library, clean, tokens, ngrams, check_markup=False)
+            parts.append((markup[more_rows], more_terms))
+        other = np.flatnonzero(flags == native.NON_ASCII)
+        if len(other):
+            ids, parents = _by_row(*self._general_token_ids(_take(texts, other)))
+            more_rows, more_terms = native.resolve(library, ids, parents, ngrams)
+            parts.append((other[more_rows], more_terms))
+        rows, terms = np.concatenate([r for r, _ in parts]), np.concatenate([t for _, t in parts])
+        order = np.argsort(rows, kind="stable")  # each row's hits come from one part, in order
+        return rows[order], terms[order]
 
     def token_ids(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Term-word id (0: none) and row of every token of every caption; each row's in order.
 
-        Plain ASCII rows go through the compiled tokeniser when it was built
+        The rows ``_tokens.c`` can cut go through it when it was built
         (:mod:`janus_build.match.native`); the others, or all rows without it, through
         :func:`tokenize_column` and the Arrow lookup. Both give the same ids.
         """
         from janus_build.match import native
 
-        function = native.load()
-        if function is None:
+        library = native.load()
+        if library is None:
             return self._general_token_ids(texts)
-        ids, rows, flags = native.ascii_token_ids(function, texts, self.table.native_table)
+        ids, rows, flags = native.match_rows(library, texts, self.table.native_table, None)
         parts = [(ids, rows)]
         markup = np.flatnonzero(flags == native.MARKUP)
         if len(markup):  # ASCII with HTML or URLs: removed as tokenize_column does, then compiled again
             clean = pc.replace_substring_regex(pc.utf8_lower(_take(texts, markup)), _MARKUP_PATTERN, " ")
-            more_ids, more_rows, _ = native.ascii_token_ids(function, clean, self.table.native_table, False)
+            more_ids, more_rows, _ = native.match_rows(library, clean, self.table.native_table, None, False)
             parts.append((more_ids, markup[more_rows]))
         other = np.flatnonzero(flags == native.NON_ASCII)
         if len(other):
