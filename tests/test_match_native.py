@@ -14,7 +14,7 @@ import pytest
 
 from janus_build.labels import load_label_set, load_term_set, terms_for
 from janus_build.match import MatchConfig, native, run_match, unicode_table
-from janus_build.match.matcher import Matcher, TermTable, _by_row
+from janus_build.match.matcher import Matcher, TermTable, _by_row, tokenize_column
 from janus_build.text import APOSTROPHE_PATTERN, normalize
 
 ODD = [
@@ -102,10 +102,10 @@ def test_the_table_uses_the_apostrophes_and_separators_of_normalize():
     assert native.load().unicode, "the table was generated from another Python's Unicode data"
 
 
-def test_every_code_point_is_cut_as_normalize_cuts_it():
+def test_every_code_point_is_cut_as_normalize_and_the_arrow_path_cut_it():
     """Each assigned non-ASCII code point in three contexts: the compiled path's tokens are
-    normalize's, or the row is left to the general path exactly when the code point's result
-    depends on its neighbours."""
+    normalize's (Python's unicodedata) and the Arrow path's (utf8proc, RE2), or the row is left
+    to the general path, only when the code point's result depends on its neighbours."""
     points = [
         chr(cp) for cp in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(cp)) not in ("Cn", "Cs", "Co")
     ]
@@ -118,8 +118,13 @@ def test_every_code_point_is_cut_as_normalize_cuts_it():
     cut = {}
     for token_id, row in zip(ids.tolist(), rows.tolist()):
         cut.setdefault(row, []).append(token_id)
+    arrow: dict[int, list[str]] = {}
+    flat, parents = tokenize_column(pa.array(texts, pa.string()))
+    for token, row in zip(flat.to_pylist(), parents.tolist()):
+        arrow.setdefault(row, []).append(token)
     flagged = 0
     for row, (point, tokens) in enumerate(zip(points, reference)):
+        assert arrow.get(row, []) == tokens or flags[row], f"U+{ord(point):04X}: the Arrow path differs"
         if flags[row]:
             flagged += 1
             assert _left_out(point, texts[row]), f"U+{ord(point):04X} was left to the general path"
