@@ -167,6 +167,10 @@ def test_stage_outputs_and_stats(tmp_path, laion_sample):
     assert table.schema.field("label").type == pa.int32()
     assert table.schema.field("labels").type == pa.list_(pa.int32())
     assert table.column("key").to_pylist()[:2] == ["laion_usample_u1000-0", "laion_usample_u1000-1"]
+    columns = pq.ParquetFile(out / "00000.parquet").metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)}
+    assert "RLE_DICTIONARY" not in encodings["key"]  # unique: a dictionary would be wasted work
+    assert all("RLE_DICTIONARY" in encodings[c] for c in ("TEXT", "label", "labels.list.element"))
     on_disk = json.loads((out / "_stats.json").read_text())
     assert on_disk == stats
     labels = table.column("label").to_pylist()
