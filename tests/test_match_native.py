@@ -168,3 +168,34 @@ def test_the_token_table_finds_every_candidate_and_nothing_else():
     texts = pa.array(["lion geese goose li lio lions l"], pa.string())
     ids, rows, flags = native.match_rows(native.load(), texts, table, None)
     assert ids.tolist() == [3, 5, 5, 9, 0, 0, 0] and rows.tolist() == [0] * 7 and not flags.any()
+
+
+def test_random_text_is_cut_as_the_arrow_path_cuts_it():
+    """Random rows over the bytes that matter to the cutter (letters, digits, apostrophes, the
+    markup hints, separators, a non-ASCII letter), 0-300 bytes: tokens cross the 16- and 64-byte
+    blocks the compiled path classifies at once, and rows end at every offset."""
+    rng = np.random.default_rng(15)
+    alphabet = np.array(list("abcwXYZW019 '`.:/<&;-\t") + ["é", "ﬁ"])
+    weights = np.array([8.0] * 11 + [6, 1, 1, 1, 1, 1, 0.3, 0.3, 1, 1, 1, 0.2, 0.2])
+    texts = ["".join(rng.choice(alphabet, size=int(n), p=weights / weights.sum())) for n in rng.integers(0, 300, 4000)]
+    texts += ["www.x", "a www.", "wWw.", "x://", "<", "&", "'''", "a'", "'a", "a''b", "ww.w"]
+    flat, parents = tokenize_column(pa.array(texts, pa.string()))
+    expected: dict[int, list[str]] = {}
+    for token, row in zip(flat.to_pylist(), parents.tolist()):
+        expected.setdefault(row, []).append(token)
+    vocabulary = sorted({token for tokens in expected.values() for token in tokens})
+    table = native.TokenTable.build(vocabulary, np.arange(1, len(vocabulary) + 1))
+    array = pa.array(texts, pa.string())
+    for part in (array, array.slice(1)):  # the last row ends exactly at the end of the data
+        ids, rows, flags = native.match_rows(native.load(), part, table, None)
+        got: dict[int, list[str]] = {}
+        for token_id, row in zip(ids.tolist(), rows.tolist()):
+            got.setdefault(row, []).append(vocabulary[token_id - 1])
+        offset = len(texts) - len(part)
+        for row in range(len(part)):
+            text = texts[row + offset]
+            if flags[row]:
+                assert re.search(r"[<&]|://|www\.", text.lower()), f"row {row} left out without markup: {text!r}"
+            else:
+                assert got.get(row, []) == expected.get(row + offset, []), f"row {row}: {text!r}"
+        assert (flags == 0).sum() > len(part) // 4

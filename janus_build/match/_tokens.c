@@ -31,13 +31,14 @@
 #define JANUS_UNIDATA_VERSION ""
 #endif
 
+#define FILTER_BITS 16 /* the filter has 2^16 bits: a few % of them set by a few thousand candidates */
 #define MAX_TOKEN 256    /* a longer token is no term word: it gets id 0 */
 #define MAX_NGRAM 16     /* native.py refuses longer n-grams */
 #define FLAG_NON_ASCII 1 /* flags[r]: the general path (NFKC, Unicode separators, markup) */
 #define FLAG_MARKUP 2    /* ASCII with a markup hint: HTML and URLs removed, then tokenised here */
 #define FLAG_NO_MEMORY 3 /* never set when malloc succeeds: the caller raises MemoryError */
 
-enum { SEP = 0, WORD = 1, APOS = 2, HINT = 3 }; /* byte classes; HINT: may start a markup hint */
+enum { SEP = 0, WORD = 1, APOS = 2, HINT = 3 }; /* byte classes; HINT: non-ASCII, or a separator in a markup hint */
 enum { U_SELF = 0, U_MAP = 1, U_UNSAFE = 2 };   /* unicode_table.py's kinds */
 
 static const uint64_t HASH_SEED = 0x9E3779B97F4A7C15ULL, HASH_MULTIPLIER = 0xFF51AFD7ED558CCDULL;
@@ -50,7 +51,7 @@ typedef struct { /* candidate tokens -> term-word ids (native.TokenTable) */
     const int64_t *offsets;
     const int64_t *ids;
     int64_t longest;    /* the longest candidate: a longer token is none */
-    uint64_t *occupied; /* one bit per slot (a few KiB, in L1): most tokens are rejected here */
+    uint64_t *filter; /* FILTER_BITS bits, one set per candidate's hash (8 KiB, in L1): most tokens stop here */
 } Tokens;
 
 typedef struct { /* n-gram keys -> term index (native.NgramTable); keys is NULL: no resolving */
@@ -63,6 +64,8 @@ typedef struct { /* n-gram keys -> term index (native.NgramTable); keys is NULL:
 typedef struct { /* the working buffers of one call */
     int64_t *ids; /* the current row's token ids */
     int64_t n_ids, room_ids, n_terms; /* n_terms: the ids that are not 0 */
+    uint64_t *masks; /* the current row's byte classes (ascii_row) */
+    int64_t room_masks;
     uint8_t *text; /* the current row, normalised (non-ASCII rows only) */
     int64_t room_text;
     uint8_t token[MAX_TOKEN + 8]; /* + 8: token_hash reads whole words */
@@ -77,26 +80,37 @@ static void init_classes(void) {
         CLASS[c] = ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) ? WORD : SEP;
     }
     CLASS['\''] = CLASS['`'] = APOS;
-    CLASS['<'] = CLASS['&'] = CLASS[':'] = CLASS['w'] = CLASS['W'] = HINT;
+    CLASS['<'] = CLASS['&'] = CLASS[':'] = CLASS['.'] = HINT;
     for (int c = 0x80; c < 256; c++) CLASS[c] = HINT;
 }
 
-/* 1 when the text at i starts a markup hint: '<', '&', "://" or "www." (any case). */
+/* 1 when the text at i is in a markup hint: '<', '&', "://" (at its ':'), "www." (at its '.'; any case). */
 static int markup_at(const uint8_t *text, int64_t i, int64_t length) {
     uint8_t c = text[i];
     if (c == '<' || c == '&') return 1;
     if (c == ':') return i + 2 < length && text[i + 1] == '/' && text[i + 2] == '/';
-    return (c | 0x20) == 'w' && i + 3 < length && (text[i + 1] | 0x20) == 'w' && (text[i + 2] | 0x20) == 'w' &&
-           text[i + 3] == '.';
+    return c == '.' && i >= 3 && (text[i - 3] | 0x20) == 'w' && (text[i - 2] | 0x20) == 'w' && (text[i - 1] | 0x20) == 'w';
 }
 
 /* The hash of a token (native.token_hash): its little-endian 8-byte words, the last padded with
- * zeros, mixed in one multiply each. */
-static inline uint64_t token_hash(const uint8_t *token, int64_t length) {
+ * zeros, mixed in one multiply each. `fold` is ORed into every byte (0x20 lower-cases an ASCII
+ * token of letters and digits where it lies); `end` bounds what may be read past the token. */
+static inline uint64_t token_hash(const uint8_t *token, int64_t length, uint64_t fold, const uint8_t *end) {
     uint64_t hash = HASH_SEED ^ (uint64_t)length;
-    for (int64_t i = 0; i < length; i += 8) {
+    if (length <= 8 && token + 8 <= end) { /* most tokens: one word */
         uint64_t word;
-        memcpy(&word, token + i, 8); /* the buffer has 8 bytes to spare; those past the token are masked */
+        memcpy(&word, token, 8);
+        hash = (hash ^ ((word | fold) & (~0ULL >> (64 - 8 * length)))) * HASH_MULTIPLIER;
+        hash ^= hash >> 29;
+        return hash ^ hash >> 32;
+    }
+    for (int64_t i = 0; i < length; i += 8) {
+        uint64_t word = 0;
+        if (token + i + 8 <= end)
+            memcpy(&word, token + i, 8);
+        else
+            memcpy(&word, token + i, (size_t)(length - i < 8 ? length - i : 8));
+        word |= fold;
         if (length - i < 8) word &= (1ULL << (8 * (length - i))) - 1;
         hash = (hash ^ word) * HASH_MULTIPLIER;
         hash ^= hash >> 29;
@@ -104,18 +118,31 @@ static inline uint64_t token_hash(const uint8_t *token, int64_t length) {
     return hash ^ hash >> 32;
 }
 
-static inline int64_t lookup_token(const Tokens *t, const uint8_t *token, int64_t length) {
-    if (length > t->longest || length > MAX_TOKEN) return 0;
-    uint64_t hash = token_hash(token, length);
-    uint64_t slot = hash & t->mask;
-    if (!(t->occupied[slot >> 6] >> (slot & 63) & 1)) return 0;
-    for (;; slot = (slot + 1) & t->mask) {
+/* 0 when no candidate has this hash (its filter bit: bits that do not choose the slot). */
+static inline uint64_t filter_bit(uint64_t hash) { return hash >> (64 - FILTER_BITS); }
+
+static inline int may_be_candidate(const Tokens *t, uint64_t hash) {
+    uint64_t bit = filter_bit(hash);
+    return t->filter[bit >> 6] >> (bit & 63) & 1;
+}
+
+static int64_t probe(const Tokens *t, const uint8_t *token, int64_t length, uint64_t hash) {
+    for (uint64_t slot = hash & t->mask;; slot = (slot + 1) & t->mask) {
         int64_t k = t->slots[slot];
         if (k < 0) return 0;
         if (t->hashes[slot] != hash) continue;
-        int64_t start = t->offsets[k];
-        if (t->offsets[k + 1] - start == length && memcmp(t->data + start, token, (size_t)length) == 0) return t->ids[k];
+        int64_t start = t->offsets[k], j = 0;
+        if (t->offsets[k + 1] - start != length) continue;
+        while (j < length && t->data[start + j] == token[j]) j++;
+        if (j == length) return t->ids[k];
     }
+}
+
+/* The term-word id of a token held as its (lower-cased) bytes in a MAX_TOKEN + 8 buffer. */
+static inline int64_t lookup_token(const Tokens *t, const uint8_t *token, int64_t length) {
+    if (length > t->longest || length > MAX_TOKEN) return 0;
+    uint64_t hash = token_hash(token, length, 0, token + MAX_TOKEN + 8);
+    return may_be_candidate(t, hash) ? probe(t, token, length, hash) : 0;
 }
 
 static int64_t lookup_ngram(const Ngrams *g, int64_t key) {
@@ -136,7 +163,7 @@ static int grow(void **buffer, int64_t *room, int64_t need, size_t item) {
     return 1;
 }
 
-/* The token being cut: locals of the row functions, so that the compiler keeps them in registers. */
+/* The token being cut by unicode_row: locals there, so that the compiler keeps them in registers. */
 #define ADD_BYTE(c)                                                                                                   \
     do {                                                                                                              \
         if (size < MAX_TOKEN) token[size] = (c);                                                                      \
@@ -152,32 +179,133 @@ static int grow(void **buffer, int64_t *room, int64_t need, size_t item) {
         }                                                                                                             \
     } while (0)
 
-/* Tokens of an ASCII row into w->ids. Returns 0, FLAG_MARKUP, or FLAG_NON_ASCII at the first
- * byte >= 0x80 (the row is then redone by unicode_row). */
-static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t length, int check_markup) {
-    uint8_t *token = w->token;
-    int64_t *ids = w->ids, size = 0, n_ids = 0, n_terms = 0;
-    for (int64_t i = 0; i < length; i++) {
-        uint8_t c = text[i];
-        uint8_t kind = CLASS[c];
-        if (kind == WORD) {
-            ADD_BYTE(LOWER[c]);
-        } else if (kind == SEP) {
-            END_TOKEN();
-        } else if (kind == HINT) {
-            if (c >= 0x80) return FLAG_NON_ASCII;
-            if (check_markup && markup_at(text, i, length)) { /* Arrow removes it, if the row is all ASCII */
-                for (int64_t j = i + 1; j < length; j++)
-                    if (text[j] >= 0x80) return FLAG_NON_ASCII;
-                return FLAG_MARKUP;
-            }
-            if ((c | 0x20) == 'w')
-                ADD_BYTE(LOWER[c]);
-            else
-                END_TOKEN();
-        } /* APOS: deleted, "dog's" -> "dogs" */
+/* Per 64 bytes of a row, one bit per byte: WORD bytes, APOS bytes, HINT bytes. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+static inline __m128i in_range(__m128i v, char low, char count) { /* low <= v < low + count, unsigned */
+    __m128i shifted = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(low)), _mm_set1_epi8((char)0x80));
+    return _mm_cmplt_epi8(shifted, _mm_set1_epi8((char)(count - 128)));
+}
+
+static inline void classify16(const uint8_t *bytes, uint32_t *word, uint32_t *apos, uint32_t *hint) {
+    __m128i v = _mm_loadu_si128((const __m128i *)bytes);
+    __m128i letter = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 26);
+    __m128i w = _mm_or_si128(letter, in_range(v, '0', 10));
+    __m128i a = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\'')), _mm_cmpeq_epi8(v, _mm_set1_epi8('`')));
+    __m128i h = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('<')), _mm_cmpeq_epi8(v, _mm_set1_epi8('&')));
+    h = _mm_or_si128(h, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')), _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))));
+    *word = (uint32_t)_mm_movemask_epi8(w);
+    *apos = (uint32_t)_mm_movemask_epi8(a);
+    *hint = (uint32_t)(_mm_movemask_epi8(h) | _mm_movemask_epi8(v)); /* v's top bits: bytes >= 0x80 */
+}
+#else
+static inline void classify16(const uint8_t *bytes, uint32_t *word, uint32_t *apos, uint32_t *hint) {
+    uint32_t w = 0, a = 0, h = 0;
+    for (int j = 0; j < 16; j++) {
+        uint8_t k = CLASS[bytes[j]];
+        w |= (uint32_t)(k == WORD) << j;
+        a |= (uint32_t)(k == APOS) << j;
+        h |= (uint32_t)(k == HINT) << j;
     }
-    END_TOKEN();
+    *word = w, *apos = a, *hint = h;
+}
+#endif
+
+/* The masks of text[0:length) into w->masks: word, apostrophe and hint bits, 64 bytes a word. */
+static int classify(Work *w, const uint8_t *text, int64_t length, const uint8_t *limit) {
+    int64_t n_words = (length + 63) / 64;
+    if (!grow((void **)&w->masks, &w->room_masks, 3 * n_words + 3, sizeof(uint64_t))) return 0;
+    uint64_t *word = w->masks, *apos = word + n_words + 1, *hint = apos + n_words + 1;
+    uint8_t tail[16];
+    for (int64_t k = 0; k < n_words; k++) {
+        uint64_t wm = 0, am = 0, hm = 0;
+        for (int part = 0; part < 4; part++) {
+            int64_t at = k * 64 + part * 16;
+            if (at >= length) break;
+            const uint8_t *bytes = text + at;
+            if (text + at + 16 > limit) { /* the data's last bytes: never read past them */
+                memset(tail, ' ', 16);
+                memcpy(tail, bytes, (size_t)(limit - bytes));
+                bytes = tail;
+            }
+            uint32_t wp, ap, hp;
+            classify16(bytes, &wp, &ap, &hp);
+            wm |= (uint64_t)wp << (part * 16), am |= (uint64_t)ap << (part * 16), hm |= (uint64_t)hp << (part * 16);
+        }
+        if (length - k * 64 < 64) { /* bits past the row */
+            uint64_t keep = (1ULL << (length - k * 64)) - 1;
+            wm &= keep, am &= keep, hm &= keep;
+        }
+        word[k] = wm, apos[k] = am, hint[k] = hm;
+    }
+    word[n_words] = apos[n_words] = hint[n_words] = 0;
+    return 1;
+}
+
+/* The first set bit at or after `from` in bits[0:n_words], or n_words * 64 (`invert`: the first clear bit). */
+static inline int64_t next_bit(const uint64_t *bits, int64_t n_words, int64_t from, uint64_t invert) {
+    int64_t k = from >> 6;
+    if (k >= n_words) return n_words * 64;
+    uint64_t word = (bits[k] ^ invert) & (~0ULL << (from & 63));
+    while (!word) {
+        if (++k >= n_words) return n_words * 64;
+        word = bits[k] ^ invert;
+    }
+    return k * 64 + __builtin_ctzll(word);
+}
+
+static inline int any_bit(const uint64_t *bits, int64_t n_words, int64_t start, int64_t end) { /* in [start, end) */
+    return next_bit(bits, n_words, start, 0) < end;
+}
+
+/* The term-word id of the ASCII token text[start:end) of letters and digits, hashed where it
+ * lies (lower-cased by the hash's fold) and copied only when the bitmap lets it through. */
+static inline int64_t ascii_token(const Tokens *t, uint8_t *token, const uint8_t *text, int64_t start, int64_t end,
+                                  const uint8_t *limit) {
+    int64_t length = end - start;
+    if (length > t->longest || length > MAX_TOKEN) return 0;
+    uint64_t hash = token_hash(text + start, length, 0x2020202020202020ULL, limit);
+    if (!may_be_candidate(t, hash)) return 0;
+    for (int64_t k = 0; k < length; k++) token[k] = LOWER[text[start + k]];
+    return probe(t, token, length, hash);
+}
+
+/* Tokens of an ASCII row into w->ids: runs of letters, digits and apostrophes (deleted) holding
+ * a letter or digit. Returns 0, FLAG_MARKUP, FLAG_NON_ASCII (a byte >= 0x80: the row is then
+ * redone by unicode_row) or FLAG_NO_MEMORY. `limit`: the end of the data, not to be read past. */
+static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t length, int check_markup,
+                     const uint8_t *limit) {
+    if (!classify(w, text, length, limit)) return FLAG_NO_MEMORY;
+    int64_t n_words = (length + 63) / 64;
+    uint64_t *word = w->masks, *apos = word + n_words + 1, *hint = apos + n_words + 1;
+    int markup = 0;
+    for (int64_t i = next_bit(hint, n_words, 0, 0); i < length; i = next_bit(hint, n_words, i + 1, 0)) {
+        if (text[i] >= 0x80) return FLAG_NON_ASCII;
+        markup |= check_markup && markup_at(text, i, length);
+    }
+    if (markup) return FLAG_MARKUP; /* all ASCII: Arrow removes the markup, then this runs again */
+    for (int64_t k = 0; k < n_words; k++) word[k] |= apos[k]; /* runs of letters, digits and apostrophes */
+    int64_t *ids = w->ids, n_ids = 0, n_terms = 0, id;
+    for (int64_t start = next_bit(word, n_words, 0, 0); start < length; start = next_bit(word, n_words, start, 0)) {
+        int64_t end = next_bit(word, n_words, start, ~0ULL);
+        if (end > length) end = length;
+        if (!any_bit(apos, n_words, start, end)) {
+            id = ascii_token(t, w->token, text, start, end, limit);
+        } else { /* apostrophes deleted: "dog's" -> "dogs"; none but apostrophes: no token */
+            int64_t size = 0;
+            for (int64_t k = start; k < end && size <= MAX_TOKEN; k++)
+                if (CLASS[text[k]] == WORD) w->token[size++] = LOWER[text[k]];
+            if (!size) {
+                start = end;
+                continue;
+            }
+            id = lookup_token(t, w->token, size);
+        }
+        ids[n_ids++] = id;
+        n_terms += id != 0;
+        start = end;
+    }
     w->n_ids = n_ids;
     w->n_terms = n_terms;
     return 0;
@@ -248,7 +376,7 @@ static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw
         uint8_t c = text[i];
         if (c < 0x80) {
             if (CLASS[c] == HINT && check_markup && markup_at(text, i, length)) return FLAG_NON_ASCII;
-            if (CLASS[c] == WORD || (c | 0x20) == 'w')
+            if (CLASS[c] == WORD)
                 ADD_BYTE(c);
             else if (CLASS[c] != APOS)
                 END_TOKEN();
@@ -331,12 +459,14 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
     Ngrams g = {ngram_keys, ngram_terms, (uint64_t)n_ngram_slots - 1, base, max_ngram};
     Work w = {0};
     int64_t n = 0, status = 0;
-    t.occupied = calloc((size_t)(n_token_slots + 63) / 64, sizeof(uint64_t));
-    if (!t.occupied) return -2;
+    const uint8_t *limit = data + offsets[n_rows];
+    t.filter = calloc((1 << FILTER_BITS) / 64, sizeof(uint64_t));
+    if (!t.filter) return -2;
     for (int64_t slot = 0; slot < n_token_slots; slot++) {
         int64_t k = token_slots[slot];
         if (k < 0) continue;
-        t.occupied[slot >> 6] |= 1ULL << (slot & 63);
+        uint64_t bit = filter_bit(token_hashes[slot]);
+        t.filter[bit >> 6] |= 1ULL << (bit & 63);
         if (cand_offsets[k + 1] - cand_offsets[k] > t.longest) t.longest = cand_offsets[k + 1] - cand_offsets[k];
     }
     for (int64_t r = 0; r < n_rows; r++) {
@@ -346,7 +476,7 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
             status = -2;
             break;
         }
-        int flag = ascii_row(&w, &t, text, length, (int)check_markup);
+        int flag = ascii_row(&w, &t, text, length, (int)check_markup, limit);
         if (flag == FLAG_NON_ASCII && use_unicode) {
             flag = unicode_row(&w, &t, text, length, (int)check_markup);
         }
@@ -369,8 +499,9 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
             resolve_row(&g, w.ids, w.n_ids, r, out_a, out_b, &n);
         }
     }
-    free(t.occupied);
+    free(t.filter);
     free(w.ids);
+    free(w.masks);
     free(w.text);
     return status ? status : n;
 }
