@@ -24,11 +24,13 @@ def phases(path: Path) -> dict[str, float]:
     import pyarrow.parquet as pq
 
     from janus_build.match import matcher as m
+    from janus_build.match import native
     from janus_build.match.config import MatchConfig
     from janus_build.match.shard import ShardStats, build_matcher, caption_text, match_table_batch, output_schema
 
     config = MatchConfig(inputs=(str(path),), out="unused", labels="in1k")
     match = build_matcher(config)
+    library = native.load()
     out: dict[str, float] = defaultdict(float)
 
     def timed(name, function, *args):
@@ -50,11 +52,17 @@ def phases(path: Path) -> dict[str, float]:
         timed("floor: lower-case + split", lambda t: pc.utf8_split_whitespace(pc.utf8_lower(t)), text)
         flat, parents = timed("numpy + Arrow path: tokenise (NFKC, lower, markup, ...)", m.tokenize_column, text)
         timed("numpy + Arrow path: token -> term-word id (index_in)", match.table.token_ids, flat)
-        ids, parents = timed(
-            "tokenise + term-word ids as the stage does (compiled for ASCII rows)", match.token_ids, text
-        )
         order = np.argsort(parents, kind="stable")
-        timed("n-gram lookup + labels (numpy)", match._resolve, len(text), ids[order], parents[order])
+        ids = match.table.token_ids(flat)
+        timed("numpy path: n-gram lookup + labels", match._resolve, len(text), ids[order], parents[order])
+        if library is not None:
+            rows, terms = timed(
+                "compiled pass: tokens, term-word ids, n-grams (Arrow for the rows it leaves out)",
+                match._native_hits,
+                library,
+                text,
+            )
+            timed("labels from the hits (numpy)", match._build, len(text), rows, terms)
         keys = pc.binary_join_element_wise(
             m.lit("f", pa.string()), pc.cast(pa.array(range(len(text))), pa.string()), m.lit("-", pa.string())
         )
