@@ -11,9 +11,9 @@
  * janus_build/match/unicode_table.py generates at build time (NFKC + lower case of each code
  * point alone), which is exact unless a code point's result depends on its neighbours
  * (combining marks, ...): such a row, or one with invalid UTF-8, is flagged FLAG_NON_ASCII and
- * left to the general (Arrow) path. A row with a markup hint ('<', '&', "://", "www.", as the
- * Arrow path's _MARKUP_HINT on normalised text) is flagged FLAG_MARKUP (all ASCII: the caller
- * removes HTML and URLs with Arrow's regex and passes it here again) or FLAG_NON_ASCII.
+ * left to the general (Arrow) path. HTML tags, entities and URLs are blanked out of a row's
+ * lower-cased text first (remove_markup: janus_build.text's patterns, matched as RE2 does) when
+ * it holds a markup hint ('<', '&', "://", "www.", the Arrow path's _MARKUP_HINT).
  *
  * Each token's term-word id is looked up (a word-at-a-time hash, then exact bytes) in the open-addressing
  * table native.py builds from the term table's candidate tokens. Without an n-gram table the
@@ -35,7 +35,6 @@
 #define MAX_TOKEN 256    /* a longer token is no term word: it gets id 0 */
 #define MAX_NGRAM 16     /* native.py refuses longer n-grams */
 #define FLAG_NON_ASCII 1 /* flags[r]: the general path (NFKC, Unicode separators, markup) */
-#define FLAG_MARKUP 2    /* ASCII with a markup hint: HTML and URLs removed, then tokenised here */
 #define FLAG_NO_MEMORY 3 /* never set when malloc succeeds: the caller raises MemoryError */
 
 enum { SEP = 0, WORD = 1, APOS = 2, HINT = 3 }; /* byte classes; HINT: non-ASCII, or a separator in a markup hint */
@@ -90,6 +89,99 @@ static int markup_at(const uint8_t *text, int64_t i, int64_t length) {
     if (c == '<' || c == '&') return 1;
     if (c == ':') return i + 2 < length && text[i + 1] == '/' && text[i + 2] == '/';
     return c == '.' && i >= 3 && (text[i - 3] | 0x20) == 'w' && (text[i - 2] | 0x20) == 'w' && (text[i - 1] | 0x20) == 'w';
+}
+
+/* janus_build.text's markup patterns, on lower-cased text, as Arrow's RE2 applies them
+ * (leftmost-first, TAG | ENTITY | URL): the end of the match starting at i, or -1.
+ *   TAG     </?[a-z][a-z0-9:-]*(?:[\s/][^<>]*)?>  |  <![^<>]*>      (RE2's \s: \t \n \f \r space)
+ *   ENTITY  &(?:[a-z]{2,8}|#[0-9]{1,7}|#x[0-9a-f]{1,6});
+ *   URL     (?:https?://|ftp://|www\.)[a-z0-9\-._~:/?#@!$&*+;=%]*                                   */
+static inline int is_lower(uint8_t c) { return c >= 'a' && c <= 'z'; }
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static inline int is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
+
+static int64_t run_of(const uint8_t *s, int64_t i, int64_t n, int (*member)(uint8_t)) {
+    while (i < n && member(s[i])) i++;
+    return i;
+}
+
+static int64_t tag_end(const uint8_t *s, int64_t i, int64_t n) { /* s[i] == '<' */
+    int64_t j = i + 1;
+    if (j < n && s[j] == '!') {
+        for (j++; j < n && s[j] != '<' && s[j] != '>';) j++;
+        return j < n && s[j] == '>' ? j + 1 : -1;
+    }
+    if (j < n && s[j] == '/') j++;
+    if (j >= n || !is_lower(s[j])) return -1;
+    for (j++; j < n && (is_lower(s[j]) || is_digit(s[j]) || s[j] == ':' || s[j] == '-');) j++;
+    if (j < n && s[j] == '>') return j + 1;
+    if (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\f' || s[j] == '\r' || s[j] == '/')) {
+        for (j++; j < n && s[j] != '<' && s[j] != '>';) j++;
+        if (j < n && s[j] == '>') return j + 1;
+    }
+    return -1;
+}
+
+static int64_t entity_end(const uint8_t *s, int64_t i, int64_t n) { /* s[i] == '&' */
+    int64_t j = i + 1, end;
+    if (j < n && is_lower(s[j])) {
+        end = run_of(s, j, n, is_lower);
+        return end - j >= 2 && end - j <= 8 && end < n && s[end] == ';' ? end + 1 : -1;
+    }
+    if (j + 1 >= n || s[j] != '#') return -1;
+    if (is_digit(s[j + 1])) {
+        end = run_of(s, j + 1, n, is_digit);
+        return end - j - 1 <= 7 && end < n && s[end] == ';' ? end + 1 : -1;
+    }
+    if (s[j + 1] != 'x' || j + 2 >= n || !is_hex(s[j + 2])) return -1;
+    end = run_of(s, j + 2, n, is_hex);
+    return end - j - 2 <= 6 && end < n && s[end] == ';' ? end + 1 : -1;
+}
+
+static inline int url_byte(uint8_t c) {
+    return is_lower(c) || is_digit(c) || (c && strchr("-._~:/?#@!$&*+;=%", c) != NULL);
+}
+
+static int starts(const uint8_t *s, int64_t i, int64_t n, const char *prefix) {
+    int64_t k = (int64_t)strlen(prefix);
+    return i + k <= n && memcmp(s + i, prefix, (size_t)k) == 0;
+}
+
+static int64_t url_end(const uint8_t *s, int64_t i, int64_t n) {
+    int64_t j;
+    if (starts(s, i, n, "https://"))
+        j = i + 8;
+    else if (starts(s, i, n, "http://"))
+        j = i + 7;
+    else if (starts(s, i, n, "ftp://"))
+        j = i + 6;
+    else if (starts(s, i, n, "www."))
+        j = i + 4;
+    else
+        return -1;
+    while (j < n && url_byte(s[j])) j++;
+    return j;
+}
+
+/* Every markup match of lower-cased s[0:n) blanked out with spaces (RE2 puts one space in its
+ * place: the same tokens). */
+static void remove_markup(uint8_t *s, int64_t n) {
+    for (int64_t i = 0; i < n;) {
+        int64_t end = -1;
+        uint8_t c = s[i];
+        if (c == '<')
+            end = tag_end(s, i, n);
+        else if (c == '&')
+            end = entity_end(s, i, n);
+        else if (c == 'h' || c == 'f' || c == 'w')
+            end = url_end(s, i, n);
+        if (end < 0) {
+            i++;
+            continue;
+        }
+        memset(s + i, ' ', (size_t)(end - i));
+        i = end;
+    }
 }
 
 /* The hash of a token (native.token_hash): its little-endian 8-byte words, the last padded with
@@ -272,8 +364,9 @@ static inline int64_t ascii_token(const Tokens *t, uint8_t *token, const uint8_t
 }
 
 /* Tokens of an ASCII row into w->ids: runs of letters, digits and apostrophes (deleted) holding
- * a letter or digit. Returns 0, FLAG_MARKUP, FLAG_NON_ASCII (a byte >= 0x80: the row is then
- * redone by unicode_row) or FLAG_NO_MEMORY. `limit`: the end of the data, not to be read past. */
+ * a letter or digit; a row with a markup hint is lower-cased into w->text and its markup blanked
+ * out first. Returns 0, FLAG_NON_ASCII (a byte >= 0x80: the row is then redone by unicode_row)
+ * or FLAG_NO_MEMORY. `limit`: the end of the data, not to be read past. */
 static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t length, int check_markup,
                      const uint8_t *limit) {
     if (!classify(w, text, length, limit)) return FLAG_NO_MEMORY;
@@ -284,7 +377,12 @@ static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t leng
         if (text[i] >= 0x80) return FLAG_NON_ASCII;
         markup |= check_markup && markup_at(text, i, length);
     }
-    if (markup) return FLAG_MARKUP; /* all ASCII: Arrow removes the markup, then this runs again */
+    if (markup) {
+        if (!grow((void **)&w->text, &w->room_text, length + 1, 1)) return FLAG_NO_MEMORY;
+        for (int64_t i = 0; i < length; i++) w->text[i] = LOWER[text[i]];
+        remove_markup(w->text, length);
+        return ascii_row(w, t, w->text, length, 0, w->text + length);
+    }
     for (int64_t k = 0; k < n_words; k++) word[k] |= apos[k]; /* runs of letters, digits and apostrophes */
     int64_t *ids = w->ids, n_ids = 0, n_terms = 0, id;
     for (int64_t start = next_bit(word, n_words, 0, 0); start < length; start = next_bit(word, n_words, start, 0)) {
@@ -365,9 +463,10 @@ static int64_t normalise(Work *w, const uint8_t *text, int64_t length) {
 }
 
 /* Tokens of a row holding non-ASCII bytes: normalised, then cut by each code point's class. */
-static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw_length, int check_markup) {
+static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw_length) {
     int64_t length = normalise(w, raw, raw_length);
     if (length < 0) return FLAG_NON_ASCII;
+    remove_markup(w->text, length);
     if (!grow((void **)&w->ids, &w->room_ids, length / 2 + 1, sizeof(int64_t))) return FLAG_NO_MEMORY;
     const uint8_t *text = w->text;
     uint8_t *token = w->token;
@@ -375,7 +474,6 @@ static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw
     for (int64_t i = 0; i < length;) {
         uint8_t c = text[i];
         if (c < 0x80) {
-            if (CLASS[c] == HINT && check_markup && markup_at(text, i, length)) return FLAG_NON_ASCII;
             if (CLASS[c] == WORD)
                 ADD_BYTE(c);
             else if (CLASS[c] != APOS)
@@ -402,8 +500,8 @@ static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw
     return 0;
 }
 #else
-static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw_length, int check_markup) {
-    (void)w, (void)t, (void)raw, (void)raw_length, (void)check_markup;
+static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw_length) {
+    (void)w, (void)t, (void)raw, (void)raw_length;
     return FLAG_NON_ASCII;
 }
 #endif
@@ -448,8 +546,7 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
                          const uint64_t *token_hashes, int64_t n_token_slots, const uint8_t *cand_data,
                          const int64_t *cand_offsets, const int64_t *cand_ids, const int64_t *ngram_keys,
                          const int64_t *ngram_terms, int64_t n_ngram_slots, int64_t base, int64_t max_ngram,
-                         int64_t *out_a, int64_t *out_b, int64_t room, uint8_t *flags, int64_t check_markup,
-                         int64_t use_unicode) {
+                         int64_t *out_a, int64_t *out_b, int64_t room, uint8_t *flags, int64_t use_unicode) {
     static int ready = 0;
     if (!ready) {
         init_classes();
@@ -476,10 +573,8 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
             status = -2;
             break;
         }
-        int flag = ascii_row(&w, &t, text, length, (int)check_markup, limit);
-        if (flag == FLAG_NON_ASCII && use_unicode) {
-            flag = unicode_row(&w, &t, text, length, (int)check_markup);
-        }
+        int flag = ascii_row(&w, &t, text, length, 1, limit);
+        if (flag == FLAG_NON_ASCII && use_unicode) flag = unicode_row(&w, &t, text, length);
         if (flag == FLAG_NO_MEMORY) {
             status = -2;
             break;

@@ -380,20 +380,12 @@ class Matcher:
 
         tokens, ngrams = self.table.native_table, self.table.native_ngrams
         rows, terms, flags = native.match_rows(library, texts, tokens, ngrams)
-        if not flags.any():
+        other = np.flatnonzero(flags)
+        if not len(other):
             return rows, terms
-        parts = [(rows, terms)]
-        markup = np.flatnonzero(flags == native.MARKUP)
-        if len(markup):  # ASCII with HTML or URLs: removed as tokenize_column does, then compiled again
-            clean = pc.replace_substring_regex(pc.utf8_lower(_take(texts, markup)), _MARKUP_PATTERN, " ")
-            more_rows, more_terms, _ = native.match_rows(library, clean, tokens, ngrams, check_markup=False)
-            parts.append((markup[more_rows], more_terms))
-        other = np.flatnonzero(flags == native.NON_ASCII)
-        if len(other):
-            ids, parents = _by_row(*self._general_token_ids(_take(texts, other)))
-            more_rows, more_terms = native.resolve(library, ids, parents, ngrams)
-            parts.append((other[more_rows], more_terms))
-        rows, terms = np.concatenate([r for r, _ in parts]), np.concatenate([t for _, t in parts])
+        ids, parents = _by_row(*self._general_token_ids(_take(texts, other)))
+        more_rows, more_terms = native.resolve(library, ids, parents, ngrams)
+        rows, terms = np.concatenate([rows, other[more_rows]]), np.concatenate([terms, more_terms])
         order = np.argsort(rows, kind="stable")  # each row's hits come from one part, in order
         return rows[order], terms[order]
 
@@ -410,19 +402,11 @@ class Matcher:
         if library is None:
             return self._general_token_ids(texts)
         ids, rows, flags = native.match_rows(library, texts, self.table.native_table, None)
-        parts = [(ids, rows)]
-        markup = np.flatnonzero(flags == native.MARKUP)
-        if len(markup):  # ASCII with HTML or URLs: removed as tokenize_column does, then compiled again
-            clean = pc.replace_substring_regex(pc.utf8_lower(_take(texts, markup)), _MARKUP_PATTERN, " ")
-            more_ids, more_rows, _ = native.match_rows(library, clean, self.table.native_table, None, False)
-            parts.append((more_ids, markup[more_rows]))
-        other = np.flatnonzero(flags == native.NON_ASCII)
-        if len(other):
-            more_ids, more_rows = self._general_token_ids(_take(texts, other))
-            parts.append((more_ids, other[more_rows]))
-        if len(parts) == 1:
+        other = np.flatnonzero(flags)
+        if not len(other):
             return ids, rows
-        return np.concatenate([i for i, _ in parts]), np.concatenate([r for _, r in parts])
+        more_ids, more_rows = self._general_token_ids(_take(texts, other))
+        return np.concatenate([ids, more_ids]), np.concatenate([rows, other[more_rows]])
 
     def _general_token_ids(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         flat, parents = tokenize_column(texts)

@@ -5,8 +5,9 @@ with the system C compiler (``hatch_build.py``); where there is none, or ``JANUS
 set, :func:`load` returns None and the matcher uses its numpy + Arrow path, which gives the
 same labels (``tests/test_match_native.py``) more slowly (docs/benchmarks.md). It cuts plain
 and Unicode captions into tokens, looks up their term-word ids and resolves each caption's
-n-gram hits in one pass; the few captions it leaves out (markup, code points whose NFKC depends
-on their neighbours) go through the Arrow path, and their ids are resolved here too.
+n-gram hits in one pass, HTML and URLs removed; the few captions it leaves out (code points
+whose NFKC depends on their neighbours) go through the Arrow path, and their ids are resolved
+here too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 LIBRARY = Path(__file__).with_name("_tokens.so")
 HASH_SEED, HASH_MULTIPLIER, MASK64 = 0x9E3779B97F4A7C15, 0xFF51AFD7ED558CCD, (1 << 64) - 1
 NGRAM_MULTIPLIER = 0x9E3779B97F4A7C15  # _tokens.c's lookup_ngram: slot = (key * this mod 2^64) >> 20
-NON_ASCII, MARKUP = 1, 2  # the row flags of _tokens.c
+NON_ASCII = 1  # the row flag of _tokens.c: left to the general (Arrow) path
 MAX_NGRAM = 16  # _tokens.c resolves n-grams up to this long
 _POINTER = np.ctypeslib.ndpointer
 _INT = ctypes.c_int64
@@ -67,7 +68,7 @@ def load() -> Library | None:
     optional_i64 = _OptionalInt64Array
     match_rows.restype = resolve.restype = ctypes.c_int64
     match_rows.argtypes = [u8, i64, _INT, i64, u64, _INT, u8, i64, i64, optional_i64, optional_i64]
-    match_rows.argtypes += [_INT, _INT, _INT, i64, i64, _INT, u8, _INT, _INT]
+    match_rows.argtypes += [_INT, _INT, _INT, i64, i64, _INT, u8, _INT]
     resolve.argtypes = [i64, i64, _INT, i64, i64, _INT, _INT, _INT, i64, i64]
     version.restype = ctypes.c_char_p
     table_version = version().decode()
@@ -142,14 +143,13 @@ class NgramTable:
 
 
 def match_rows(
-    library: Library, texts: Any, tokens: TokenTable, ngrams: NgramTable | None, check_markup: bool = True
+    library: Library, texts: Any, tokens: TokenTable, ngrams: NgramTable | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tokens, or n-gram hits, of every row of a string array that ``_tokens.c`` can cut.
 
     Returns ``(a, b, flags)``: with ``ngrams``, ``a`` is the row and ``b`` the term index of every
     hit, in row order; without, ``a`` is the term-word id and ``b`` the row of every token.
-    ``flags`` (one per row) is ``NON_ASCII`` or ``MARKUP`` (unless ``check_markup`` is off) for
-    the rows left out, else 0.
+    ``flags`` (one per row) is ``NON_ASCII`` for the rows left to the general path, else 0.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -185,7 +185,6 @@ def match_rows(
             b,
             room,
             flags,
-            int(check_markup),
             int(library.unicode),
         )
         if n == -2:
