@@ -212,3 +212,10 @@ def test_random_text_is_cut_as_the_arrow_path_cuts_it():
         for row in range(len(part)):
             assert got.get(row, []) == expected.get(row + offset, []), f"row {row}: {texts[row + offset]!r}"
     assert sum(1 for t in texts if re.search(r"[<&]|://|www\.", t.lower())) > 1000  # markup was exercised
+
+
+def test_more_words_than_the_compiled_resolver_takes_fall_back_to_numpy():
+    table = TermTable({0: ["red fox"], 1: ["fox"]}, max_ngram=native.MAX_NGRAM + 1)
+    assert table.native_ngrams is None
+    result = Matcher(table).match(pa.array(["a red fox", "one fox", "red"], pa.string()))
+    assert result.labels.to_pylist() == [[0], [1], []]
