@@ -219,3 +219,19 @@ def test_more_words_than_the_compiled_resolver_takes_fall_back_to_numpy():
     assert table.native_ngrams is None
     result = Matcher(table).match(pa.array(["a red fox", "one fox", "red"], pa.string()))
     assert result.labels.to_pylist() == [[0], [1], []]
+
+
+def test_a_table_of_another_unicode_version_is_not_used(matcher, monkeypatch):
+    texts = pa.array(["Ein Löwe, a lion", "a goose"], pa.string())
+    expected = matcher.match(texts)
+    monkeypatch.setattr(native.unicodedata, "unidata_version", "0.0.0")  # as if built by another Python
+    native.load.cache_clear()
+    try:
+        library = native.load()
+        assert library is not None and not library.unicode
+        _, _, flags = native.match_rows(library, texts, matcher.table.native_table, None)
+        assert flags.tolist() == [native.NON_ASCII, 0]  # the non-ASCII row goes to the general path
+        assert matcher.match(texts).labels.equals(expected.labels)
+    finally:
+        monkeypatch.undo()
+        native.load.cache_clear()
