@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import string
 import subprocess
 import sys
@@ -295,6 +296,23 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
             "",
         ]
         del sp
+        if args.spark_big_rows:  # the same at 10x the rows: what is fixed cost and what is per row
+            sp = make_input(args.spark_big_rows, tmp / "spark-big", shards=4)
+            big_local = repeated(n, "match", inputs=[str(tmp / "spark-big")], out=str(tmp / "sl"))
+            big_spark = repeated(
+                n, "match", inputs=[str(tmp / "spark-big")], out=str(tmp / "ss"), engine="spark", master="local[1]"
+            )
+            lines += [f"{args.spark_big_rows:,} captions in 4 files; local[1].", "", *HEADER]
+            lines += [row("local engine, 1 worker (baseline)", big_local)]
+            lines += [row("--engine spark (JVM start-up included)", big_spark, big_local), ""]
+            lines += [
+                f"Spark's time above the local engine's: {spark['seconds'] - local['seconds']:.1f} s on "
+                f"{args.spark_rows:,} captions, {big_spark['seconds'] - big_local['seconds']:.1f} s on "
+                f"{args.spark_big_rows:,}.",
+                "",
+            ]
+            shutil.rmtree(tmp / "spark-big")
+            del sp
     bare = repeated(n, "bare")
     tiny = make_input(1, tmp / "tiny")
     start = repeated(n, "match", inputs=[str(tiny[0])], out=str(tmp / "st"))
@@ -364,6 +382,7 @@ def main() -> None:
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the single-file memory case")
     parser.add_argument("--long-mib", type=int, default=1024, help="MiB of 4k-character captions (memory case)")
     parser.add_argument("--spark-rows", type=int, default=1_000_000, help="0 skips the Spark case")
+    parser.add_argument("--spark-big-rows", type=int, default=10_000_000, help="0 skips the larger Spark case")
     parser.add_argument("--authors-n", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "match.md")
     args = parser.parse_args()
