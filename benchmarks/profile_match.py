@@ -26,7 +26,14 @@ def phases(path: Path) -> dict[str, float]:
     from janus_build.match import matcher as m
     from janus_build.match import native
     from janus_build.match.config import MatchConfig
-    from janus_build.match.shard import ShardStats, build_matcher, caption_text, match_table_batch, output_schema
+    from janus_build.match.shard import (
+        ShardStats,
+        _dictionary_columns,
+        build_matcher,
+        caption_text,
+        match_table_batch,
+        output_schema,
+    )
 
     config = MatchConfig(inputs=(str(path),), out="unused", labels="in1k")
     match = build_matcher(config)
@@ -42,7 +49,7 @@ def phases(path: Path) -> dict[str, float]:
     parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     schema = output_schema(parquet.schema_arrow, add_key=True)
     sink = pa.BufferOutputStream()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema))
     batches = parquet.iter_batches(batch_size=65536, use_threads=False)
     while True:
         batch = timed("read + decode parquet", next, batches, None)

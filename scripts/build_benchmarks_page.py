@@ -39,7 +39,7 @@ Summary:
 
 | stage | headline |
 | --- | --- |
-| match | 1M real-LAION-style captions, 1000 classes, quiet machine (load 1.0), median of 3, one core: 2.2x a floor streamed in batches (10M: 2.3x), 2.9x without the new compiled tokeniser; 1,000 small files 1.23x one file (packed, read ahead on the second core; 5x unpacked); 2 workers 1.87x one; Spark local mode 2.89x the local engine (2.7-3.4x over four runs); peak RSS flat (222 MB for one 10M-row file, 358 MB for 1 GiB of 4k-character captions); start-up +0.12 s CPU over bare pyarrow. Not at target: throughput (1.5x asked) |
+| match | 1M real-LAION-style captions, 1000 classes, quiet machine (load 0.5-1.0), median of 3, one core: 1.31x a floor streamed in batches (10M: 1.20x; 1.25x and 1.19x in the round's other full run), 3.0x without the compiled matcher; 1,000 small files 1.27x one file (packed, read ahead on the second core); 2 workers 1.86x one; peak RSS flat (209 MB for one 10M-row file, 219 MB for 1 GiB of 4k-character captions); start-up +0.09 s CPU over bare pyarrow. Not at target: Spark local mode 4.75x the local engine (its fixed ~4.5 s is unchanged; the local engine got 2x faster) |
 | fetch | 2.2-3.0 API calls per 1,000 photos (ideal 2.0 at 500 per page); downloads 3.7x a sequential loop |
 | tag | 100,000-item queue: p95 9.5 ms per decision, 2.8 ms per next-items request; key press to next image p50 16 ms |
 | balance | plan + resharder with image validation: 505 samples/s written vs 624 before the change, same run, load 9-12 (the header check is ~14% of the write); a resume after losing a shard re-plans in 1.1 s instead of 3.2 s. Quiet-machine figure from the earlier round: ~2,700-3,000 samples/s |
