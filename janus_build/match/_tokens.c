@@ -70,18 +70,15 @@ typedef struct { /* the working buffers of one call */
     uint8_t token[MAX_TOKEN + 8]; /* + 8: token_hash reads whole words */
 } Work;
 
-static uint8_t CLASS[256], LOWER[256];
-
-static void init_classes(void) {
-    for (int c = 0; c < 256; c++) {
-        LOWER[c] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : (uint8_t)c;
-        int l = LOWER[c];
-        CLASS[c] = ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) ? WORD : SEP;
-    }
-    CLASS['\''] = CLASS['`'] = APOS;
-    CLASS['<'] = CLASS['&'] = CLASS[':'] = CLASS['.'] = HINT;
-    for (int c = 0x80; c < 256; c++) CLASS[c] = HINT;
+/* A byte's class, and its lower case (computed, not tables: nothing to set up, and calls from
+ * several threads at once, which ctypes allows, share no state). */
+static inline int byte_class(uint8_t c) {
+    if (c >= 0x80 || c == '<' || c == '&' || c == ':' || c == '.') return HINT;
+    if ((uint8_t)((c | 0x20) - 'a') < 26 || (uint8_t)(c - '0') < 10) return WORD;
+    return c == '\'' || c == '`' ? APOS : SEP;
 }
+
+static inline uint8_t lower_byte(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c; }
 
 /* 1 when the text at i is in a markup hint: '<', '&', "://" (at its ':'), "www." (at its '.'; any case). */
 static int markup_at(const uint8_t *text, int64_t i, int64_t length) {
@@ -184,24 +181,36 @@ static void remove_markup(uint8_t *s, int64_t n) {
     }
 }
 
+/* 8 bytes as a little-endian word (the order native.token_hash reads them in, on any CPU). */
+static inline uint64_t load_le64(const uint8_t *bytes) {
+    uint64_t word;
+    memcpy(&word, bytes, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word);
+#endif
+    return word;
+}
+
 /* The hash of a token (native.token_hash): its little-endian 8-byte words, the last padded with
  * zeros, mixed in one multiply each. `fold` is ORed into every byte (0x20 lower-cases an ASCII
  * token of letters and digits where it lies); `end` bounds what may be read past the token. */
 static inline uint64_t token_hash(const uint8_t *token, int64_t length, uint64_t fold, const uint8_t *end) {
     uint64_t hash = HASH_SEED ^ (uint64_t)length;
     if (length <= 8 && token + 8 <= end) { /* most tokens: one word */
-        uint64_t word;
-        memcpy(&word, token, 8);
+        uint64_t word = load_le64(token);
         hash = (hash ^ ((word | fold) & (~0ULL >> (64 - 8 * length)))) * HASH_MULTIPLIER;
         hash ^= hash >> 29;
         return hash ^ hash >> 32;
     }
     for (int64_t i = 0; i < length; i += 8) {
         uint64_t word = 0;
-        if (token + i + 8 <= end)
-            memcpy(&word, token + i, 8);
-        else
-            memcpy(&word, token + i, (size_t)(length - i < 8 ? length - i : 8));
+        if (token + i + 8 <= end) {
+            word = load_le64(token + i);
+        } else {
+            uint8_t last[8] = {0};
+            memcpy(last, token + i, (size_t)(length - i < 8 ? length - i : 8));
+            word = load_le64(last);
+        }
         word |= fold;
         if (length - i < 8) word &= (1ULL << (8 * (length - i))) - 1;
         hash = (hash ^ word) * HASH_MULTIPLIER;
@@ -272,7 +281,7 @@ static int grow(void **buffer, int64_t *room, int64_t need, size_t item) {
     } while (0)
 
 /* Per 64 bytes of a row, one bit per byte: WORD bytes, APOS bytes, HINT bytes. */
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(JANUS_NO_SIMD) /* JANUS_NO_SIMD: the portable loop, for tests */
 #include <emmintrin.h>
 
 static inline __m128i in_range(__m128i v, char low, char count) { /* low <= v < low + count, unsigned */
@@ -291,16 +300,29 @@ static inline void classify16(const uint8_t *bytes, uint32_t *word, uint32_t *ap
     *apos = (uint32_t)_mm_movemask_epi8(a);
     *hint = (uint32_t)(_mm_movemask_epi8(h) | _mm_movemask_epi8(v)); /* v's top bits: bytes >= 0x80 */
 }
-#else
+#else /* the same 8 bytes at a time in a 64-bit word ("SWAR"), for any 64-bit CPU */
+#define HIGH_BITS 0x8080808080808080ULL
+static inline uint64_t each_byte(uint8_t c) { return 0x0101010101010101ULL * c; }
+/* For 7-bit bytes x: the top bit of each byte equal to c, or within [low, high]; exact (no carries). */
+static inline uint64_t equal7(uint64_t x, uint8_t c) { return ~((x ^ each_byte(c)) + each_byte(0x7F)) & HIGH_BITS; }
+static inline uint64_t range7(uint64_t x, uint8_t low, uint8_t high) {
+    return (x + each_byte((uint8_t)(128 - low))) & ~(x + each_byte((uint8_t)(127 - high))) & HIGH_BITS;
+}
+static inline uint32_t top_bits(uint64_t m) { return (uint32_t)((((m & HIGH_BITS) >> 7) * 0x0102040810204080ULL) >> 56); }
+
+static inline void classify8(const uint8_t *bytes, uint32_t *word, uint32_t *apos, uint32_t *hint) {
+    uint64_t v = load_le64(bytes), high = v & HIGH_BITS, x = v & ~HIGH_BITS;
+    uint64_t w = range7(x | each_byte(0x20), 'a', 'z') | range7(x, '0', '9');
+    uint64_t a = equal7(x, '\'') | equal7(x, '`');
+    uint64_t h = equal7(x, '<') | equal7(x, '&') | equal7(x, ':') | equal7(x, '.');
+    *word = top_bits(w & ~high), *apos = top_bits(a & ~high), *hint = top_bits((h & ~high) | high);
+}
+
 static inline void classify16(const uint8_t *bytes, uint32_t *word, uint32_t *apos, uint32_t *hint) {
-    uint32_t w = 0, a = 0, h = 0;
-    for (int j = 0; j < 16; j++) {
-        uint8_t k = CLASS[bytes[j]];
-        w |= (uint32_t)(k == WORD) << j;
-        a |= (uint32_t)(k == APOS) << j;
-        h |= (uint32_t)(k == HINT) << j;
-    }
-    *word = w, *apos = a, *hint = h;
+    uint32_t w0, a0, h0, w1, a1, h1;
+    classify8(bytes, &w0, &a0, &h0);
+    classify8(bytes + 8, &w1, &a1, &h1);
+    *word = w0 | w1 << 8, *apos = a0 | a1 << 8, *hint = h0 | h1 << 8;
 }
 #endif
 
@@ -359,7 +381,7 @@ static inline int64_t ascii_token(const Tokens *t, uint8_t *token, const uint8_t
     if (length > t->longest || length > MAX_TOKEN) return 0;
     uint64_t hash = token_hash(text + start, length, 0x2020202020202020ULL, limit);
     if (!may_be_candidate(t, hash)) return 0;
-    for (int64_t k = 0; k < length; k++) token[k] = LOWER[text[start + k]];
+    for (int64_t k = 0; k < length; k++) token[k] = lower_byte(text[start + k]);
     return probe(t, token, length, hash);
 }
 
@@ -379,7 +401,7 @@ static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t leng
     }
     if (markup) {
         if (!grow((void **)&w->text, &w->room_text, length + 1, 1)) return FLAG_NO_MEMORY;
-        for (int64_t i = 0; i < length; i++) w->text[i] = LOWER[text[i]];
+        for (int64_t i = 0; i < length; i++) w->text[i] = lower_byte(text[i]);
         remove_markup(w->text, length);
         return ascii_row(w, t, w->text, length, 0, w->text + length);
     }
@@ -393,7 +415,7 @@ static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t leng
         } else { /* apostrophes deleted: "dog's" -> "dogs"; none but apostrophes: no token */
             int64_t size = 0;
             for (int64_t k = start; k < end && size <= MAX_TOKEN; k++)
-                if (CLASS[text[k]] == WORD) w->token[size++] = LOWER[text[k]];
+                if (byte_class(text[k]) == WORD) w->token[size++] = lower_byte(text[k]);
             if (!size) {
                 start = end;
                 continue;
@@ -440,7 +462,7 @@ static int64_t normalise(Work *w, const uint8_t *text, int64_t length) {
         if (!grow((void **)&w->text, &w->room_text, out + 64, 1)) return -1; /* a mapping is <= 63 bytes */
         uint8_t c = text[i];
         if (c < 0x80) {
-            w->text[out++] = LOWER[c];
+            w->text[out++] = lower_byte(c);
             i++;
             continue;
         }
@@ -474,9 +496,9 @@ static int unicode_row(Work *w, const Tokens *t, const uint8_t *raw, int64_t raw
     for (int64_t i = 0; i < length;) {
         uint8_t c = text[i];
         if (c < 0x80) {
-            if (CLASS[c] == WORD)
+            if (byte_class(c) == WORD)
                 ADD_BYTE(c);
-            else if (CLASS[c] != APOS)
+            else if (byte_class(c) != APOS)
                 END_TOKEN();
             i++;
             continue;
@@ -547,11 +569,6 @@ int64_t janus_match_rows(const uint8_t *data, const int64_t *offsets, int64_t n_
                          const int64_t *cand_offsets, const int64_t *cand_ids, const int64_t *ngram_keys,
                          const int64_t *ngram_terms, int64_t n_ngram_slots, int64_t base, int64_t max_ngram,
                          int64_t *out_a, int64_t *out_b, int64_t room, uint8_t *flags, int64_t use_unicode) {
-    static int ready = 0;
-    if (!ready) {
-        init_classes();
-        ready = 1;
-    }
     Tokens t = {token_slots, token_hashes, (uint64_t)n_token_slots - 1, cand_data, cand_offsets, cand_ids, 0, NULL};
     Ngrams g = {ngram_keys, ngram_terms, (uint64_t)n_ngram_slots - 1, base, max_ngram};
     Work w = {0};
