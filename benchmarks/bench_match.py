@@ -10,7 +10,7 @@ after (the machine is shared: CPU-time ratios are the figures to trust when it i
 * floor: read the table, lower-case and split its caption column, write it back with one int
   column (zstd, as janus match writes), whole-table and streamed in 65,536-row batches (a
   stricter baseline: the whole table's page faults make that floor slow and bimodal); janus
-  match, 1 worker, 1000 classes, openai, sc, with and without its compiled tokeniser;
+  match, 1 worker, 1000 classes, openai, sc, with and without its compiled matcher;
 * many small shards: --small-shards files of --rows / --small-shards rows (packed, and with --pack-rows 0) vs
   the same rows in one file;
 * --workers 1 vs 2 on --scaling-rows captions in 16 shards;
@@ -102,7 +102,7 @@ def make_long_captions(mib: int, path: Path, chars: int = 4000) -> Path:
 CHILD = r"""
 import json, os, resource, sys, time
 case, args = sys.argv[1], json.loads(sys.argv[2])
-if args.get("numpy_path"):  # the matcher without its compiled tokeniser
+if args.get("numpy_path"):  # the matcher without its compiled matcher
     os.environ["JANUS_NATIVE"] = "0"
 if args.get("pin"):  # "one core": the floor's pyarrow threads and janus share one CPU
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -253,11 +253,11 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines += ["a second core. Unpinned figures, same run, below the table.", "", *HEADER]
     lines += [row("floor (baseline): read, lower-case + split, write with one int column", floor)]
     lines += [row("janus match, 1 worker (whole stage)", match, floor)]
-    lines += [row("janus match without the compiled tokeniser (JANUS_NATIVE=0)", numpy_path, floor)]
+    lines += [row("janus match without the compiled matcher (JANUS_NATIVE=0)", numpy_path, floor)]
     lines += [row("floor streamed in 65,536-row batches (a second baseline)", stream), ""]
     lines += [
         f"Against the streamed floor: janus match {match['seconds'] / stream['seconds']:.2f}x wall "
-        f"({match['cpu'] / stream['cpu']:.2f}x CPU), without the compiled tokeniser "
+        f"({match['cpu'] / stream['cpu']:.2f}x CPU), without the compiled matcher "
         f"{numpy_path['seconds'] / stream['seconds']:.2f}x.",
         "",
     ]

@@ -188,7 +188,7 @@ def match_rows(
             int(library.unicode),
         )
         if n == -2:
-            raise MemoryError("janus match: the compiled tokeniser ran out of memory")
+            raise MemoryError("janus match: the compiled matcher ran out of memory")
         if n >= 0:
             return a[:n], b[:n], flags
         room *= 4  # NFKC made some rows longer than their bytes
