@@ -290,10 +290,12 @@ def test_corrupt_parquet_named_and_skippable(tmp_path):
 
 def test_odd_captions_are_counted_not_crashes(tmp_path):
     huge = "goose " * 200_000  # 1.2 MB
-    data = write(tmp_path / "odd.parquet", TEXT=[None, "", "   ", huge, "Ein Löwe im Zoo", "лев", "a lion"])
+    wide = "é" * 60_000 + " lion"  # 120,011 bytes but 60,005 characters: not too long
+    texts = [None, "", "   ", huge, "Ein Löwe im Zoo", "лев", "a lion", wide, "\t\n\x0b"]
+    data = write(tmp_path / "odd.parquet", TEXT=texts)
     stats = run_match(MatchConfig(inputs=(str(data),), out=str(tmp_path / "o")))
-    assert stats["rows"] == 7 and stats["labelled"] == 1
-    assert stats["unlabelled_reasons"] == {"empty": 3, "non_text": 0, "too_long": 1}
+    assert stats["rows"] == 9 and stats["labelled"] == 2
+    assert stats["unlabelled_reasons"] == {"empty": 4, "non_text": 0, "too_long": 1}
     numbers = write(tmp_path / "num.parquet", TEXT=pa.array([1, 2, None], pa.int64()))
     stats = run_match(MatchConfig(inputs=(str(numbers),), out=str(tmp_path / "o2")))
     assert stats["labelled"] == 0 and stats["unlabelled_reasons"]["non_text"] == 2
