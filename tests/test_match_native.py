@@ -258,3 +258,17 @@ def test_the_portable_build_cuts_as_the_default_one(tmp_path, matcher, laion_sam
         monkeypatch.undo()
         native.load.cache_clear()
     assert all(np.array_equal(a, b) for a, b in zip(default, portable)) and len(default[0]) > 150
+
+
+def test_rows_that_nfkc_makes_longer_than_the_room_reserved_are_redone():
+    """U+FDFA is one code point (3 bytes) and four words after NFKC: the first call runs out of
+    the room reserved from the byte count and is made again with more."""
+    texts = pa.array(["\ufdfa " * 2000, "a lion"], pa.string())
+    flat, parents = tokenize_column(texts)
+    vocabulary = sorted(set(flat.to_pylist()))
+    table = native.TokenTable.build(vocabulary, np.arange(1, len(vocabulary) + 1))
+    ids, rows, flags = native.match_rows(native.load(), texts, table, None)
+    assert not flags.any() and len(ids) == 8002 > texts.nbytes // 2
+    order = np.argsort(parents, kind="stable")  # the Arrow path gives ASCII rows first
+    assert [vocabulary[i - 1] for i in ids.tolist()] == [flat.to_pylist()[i] for i in order]
+    assert rows.tolist() == parents[order].tolist()
