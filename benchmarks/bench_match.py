@@ -13,7 +13,7 @@ after (the machine is shared: CPU-time ratios are the figures to trust when it i
   match, 1 worker, 1000 classes, openai, sc, with and without its compiled matcher;
 * many small shards: --small-shards files of --rows / --small-shards rows (packed, and with --pack-rows 0) vs
   the same rows in one file;
-* --workers 1 vs 2 on --scaling-rows captions in 16 shards;
+* --workers 1 vs 2 on --scaling-rows and --scaling-big-rows captions in 16 shards;
 * memory: one --big-rows-row file written as a single row group, and --long-mib MiB of 4,000-
   character captions, against a file a tenth the size (flat memory: the same peak);
 * Spark local mode (local[1]) vs the local engine on --spark-rows captions;
@@ -275,13 +275,7 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines += [row(f"{label} (packed: the default)", many, free_match)]
     lines += [row(f"{label}, --pack-rows 0 (one shard per file)", unpacked, free_match), ""]
     del small
-    scaling = make_input(args.scaling_rows, tmp / "scaling", shards=16)
-    w1 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w1"), workers=1)
-    w2 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w2"), workers=2)
-    lines += ["### Workers", "", f"{args.scaling_rows:,} captions in 16 files.", "", *HEADER]
-    lines += [row("--workers 1 (baseline)", w1), row("--workers 2", w2, w1)]
-    lines += ["", f"Speed-up of 2 workers (wall): {w1['seconds'] / w2['seconds']:.2f}x.", ""]
-    del scaling
+    lines += worker_cases(args, tmp, n)
     lines += memory_cases(args, tmp, n)
     if args.spark_rows:
         sp = make_input(args.spark_rows, tmp / "spark", shards=4)
@@ -331,6 +325,22 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     return lines, {"floor": floor, "match": match}
 
 
+def worker_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
+    """--workers 1 against 2, on 16 files of args.scaling_rows rows and of args.scaling_big_rows."""
+    lines = ["### Workers", ""]
+    for rows in (args.scaling_rows, args.scaling_big_rows):
+        if not rows:
+            continue
+        make_input(rows, tmp / "scaling", shards=16)
+        w1 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w1"), workers=1)
+        w2 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w2"), workers=2)
+        lines += [f"{rows:,} captions in 16 files.", "", *HEADER]
+        lines += [row("--workers 1 (baseline)", w1), row("--workers 2", w2, w1)]
+        lines += ["", f"Speed-up of 2 workers (wall): {w1['seconds'] / w2['seconds']:.2f}x.", ""]
+        shutil.rmtree(tmp / "scaling")
+    return lines
+
+
 def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     small = make_input(args.big_rows // 10, tmp / "big10", row_group_size=args.big_rows // 10)
     big = make_input(args.big_rows, tmp / "big", row_group_size=args.big_rows)
@@ -378,6 +388,12 @@ def main() -> None:
     parser.add_argument("--small-shards", type=int, default=1000)
     parser.add_argument(
         "--scaling-rows", type=int, default=2_000_000, help="rows (in 16 shards) for the --workers runs"
+    )
+    parser.add_argument(
+        "--scaling-big-rows",
+        type=int,
+        default=4_000_000,
+        help="rows (in 16 shards) of a second --workers case; 0 skips",
     )
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the single-file memory case")
     parser.add_argument("--long-mib", type=int, default=1024, help="MiB of 4k-character captions (memory case)")
