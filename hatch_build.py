@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import shutil
 import subprocess
 import sysconfig
 import tempfile
@@ -55,11 +56,18 @@ class CustomBuildHook(BuildHookInterface):
         root = Path(self.root)
         scratch = Path(tempfile.mkdtemp(prefix="janus-build-"))
         target = root / TARGET if version == "editable" else scratch / "_tokens.so"  # editable: beside the source
-        failure = compile_library(root / SOURCE, target, unicode_table(root, scratch))
+        try:
+            flags = unicode_table(root, scratch)
+        except Exception as exc:  # the library still builds, for ASCII captions
+            self.app.display_warning(f"janus-build: no Unicode table ({exc}); non-ASCII captions take the Arrow path")
+            flags = []
+        failure = compile_library(root / SOURCE, target, flags)
+        if version == "editable":  # the header was only needed to compile
+            shutil.rmtree(scratch, ignore_errors=True)
         if failure is not None:
             self.app.display_warning(
-                f"janus-build: the compiled tokeniser was not built ({failure}); "
-                "janus match will use its slower pure-Python path"
+                f"janus-build: the compiled matcher was not built ({failure}); "
+                "janus match will use its slower numpy + Arrow path"
             )
             return
         if version != "editable":
