@@ -49,7 +49,7 @@ def phases(path: Path) -> dict[str, float]:
     parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     schema = output_schema(parquet.schema_arrow, add_key=True)
     sink = pa.BufferOutputStream()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema))
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=list(_dictionary_columns(schema)))
     batches = parquet.iter_batches(batch_size=65536, use_threads=False)
     while True:
         batch = timed("read + decode parquet", next, batches, None)

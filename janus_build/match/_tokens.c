@@ -329,8 +329,8 @@ static inline void classify16(const uint8_t *bytes, uint32_t *word, uint32_t *ap
 /* The masks of text[0:length) into w->masks: word, apostrophe and hint bits, 64 bytes a word. */
 static int classify(Work *w, const uint8_t *text, int64_t length, const uint8_t *limit) {
     int64_t n_words = (length + 63) / 64;
-    if (!grow((void **)&w->masks, &w->room_masks, 3 * n_words + 3, sizeof(uint64_t))) return 0;
-    uint64_t *word = w->masks, *apos = word + n_words + 1, *hint = apos + n_words + 1;
+    if (!grow((void **)&w->masks, &w->room_masks, 3 * n_words, sizeof(uint64_t))) return 0;
+    uint64_t *word = w->masks, *apos = word + n_words, *hint = apos + n_words;
     uint8_t tail[16];
     for (int64_t k = 0; k < n_words; k++) {
         uint64_t wm = 0, am = 0, hm = 0;
@@ -353,7 +353,6 @@ static int classify(Work *w, const uint8_t *text, int64_t length, const uint8_t 
         }
         word[k] = wm, apos[k] = am, hint[k] = hm;
     }
-    word[n_words] = apos[n_words] = hint[n_words] = 0;
     return 1;
 }
 
@@ -374,7 +373,7 @@ static inline int any_bit(const uint64_t *bits, int64_t n_words, int64_t start, 
 }
 
 /* The term-word id of the ASCII token text[start:end) of letters and digits, hashed where it
- * lies (lower-cased by the hash's fold) and copied only when the bitmap lets it through. */
+ * lies (lower-cased by the hash's fold) and copied only when the filter lets it through. */
 static inline int64_t ascii_token(const Tokens *t, uint8_t *token, const uint8_t *text, int64_t start, int64_t end,
                                   const uint8_t *limit) {
     int64_t length = end - start;
@@ -393,7 +392,7 @@ static int ascii_row(Work *w, const Tokens *t, const uint8_t *text, int64_t leng
                      const uint8_t *limit) {
     if (!classify(w, text, length, limit)) return FLAG_NO_MEMORY;
     int64_t n_words = (length + 63) / 64;
-    uint64_t *word = w->masks, *apos = word + n_words + 1, *hint = apos + n_words + 1;
+    uint64_t *word = w->masks, *apos = word + n_words, *hint = apos + n_words;
     int markup = 0;
     for (int64_t i = next_bit(hint, n_words, 0, 0); i < length; i = next_bit(hint, n_words, i + 1, 0)) {
         if (text[i] >= 0x80) return FLAG_NON_ASCII;
@@ -538,7 +537,7 @@ static void resolve_row(const Ngrams *g, const int64_t *ids, int64_t n_ids, int6
             continue;
         }
         int64_t run = 1;
-        keys[0] = ids[0 + i];
+        keys[0] = ids[i];
         while (run < g->max_ngram && i + run < n_ids && ids[i + run]) {
             keys[run] = keys[run - 1] * g->base + ids[i + run];
             run++;

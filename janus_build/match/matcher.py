@@ -380,12 +380,10 @@ class Matcher:
 
         tokens, ngrams = self.table.native_table, self.table.native_ngrams
         rows, terms, flags = native.match_rows(library, texts, tokens, ngrams)
-        other = np.flatnonzero(flags)
-        if not len(other):
+        if not flags.any():
             return rows, terms
-        ids, parents = _by_row(*self._general_token_ids(_take(texts, other)))
-        more_rows, more_terms = native.resolve(library, ids, parents, ngrams)
-        rows, terms = np.concatenate([rows, other[more_rows]]), np.concatenate([terms, more_terms])
+        more_rows, more_terms = native.resolve(library, *self._left_out(texts, flags), ngrams)
+        rows, terms = np.concatenate([rows, more_rows]), np.concatenate([terms, more_terms])
         order = np.argsort(rows, kind="stable")  # each row's hits come from one part, in order
         return rows[order], terms[order]
 
@@ -402,11 +400,16 @@ class Matcher:
         if library is None:
             return self._general_token_ids(texts)
         ids, rows, flags = native.match_rows(library, texts, self.table.native_table, None)
-        other = np.flatnonzero(flags)
-        if not len(other):
+        if not flags.any():
             return ids, rows
-        more_ids, more_rows = self._general_token_ids(_take(texts, other))
-        return np.concatenate([ids, more_ids]), np.concatenate([rows, other[more_rows]])
+        more_ids, more_rows = self._left_out(texts, flags)
+        return np.concatenate([ids, more_ids]), np.concatenate([rows, more_rows])
+
+    def _left_out(self, texts: pa.Array, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and rows (of ``texts``, each row's tokens in order) of the rows ``_tokens.c`` flagged."""
+        other = np.flatnonzero(flags)
+        ids, rows = _by_row(*self._general_token_ids(_take(texts, other)))
+        return ids, other[rows]
 
     def _general_token_ids(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         flat, parents = tokenize_column(texts)

@@ -104,15 +104,11 @@ class TokenTable:
     @classmethod
     def build(cls, tokens: list[str], ids: np.ndarray) -> TokenTable:
         encoded = [token.encode("utf-8") for token in tokens]
-        size = 1 << max(4, (4 * len(encoded)).bit_length())  # at most a quarter full
+        hashes_of = [token_hash(token) for token in encoded]
+        size, at = _open_addressing(hashes_of)
         slots = np.full(size, -1, dtype=np.int64)
         hashes = np.zeros(size, dtype=np.uint64)
-        for k, token in enumerate(encoded):
-            hashes_k = token_hash(token)
-            slot = hashes_k & (size - 1)
-            while slots[slot] >= 0:
-                slot = (slot + 1) & (size - 1)
-            slots[slot], hashes[slot] = k, hashes_k
+        slots[at], hashes[at] = np.arange(len(encoded)), np.array(hashes_of, dtype=np.uint64)
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(token) for token in encoded], out=offsets[1:])
         data = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8).copy()
@@ -132,14 +128,25 @@ class NgramTable:
     def build(cls, keys: np.ndarray, terms: np.ndarray, base: int, max_ngram: int) -> NgramTable:
         if max_ngram > MAX_NGRAM:
             raise ValueError(f"the compiled matcher resolves n-grams of up to {MAX_NGRAM} words")
-        size = 1 << max(4, (4 * len(keys)).bit_length())
-        table, at = np.full(size, -1, dtype=np.int64), np.zeros(size, dtype=np.int64)
-        for key, term in zip(keys.tolist(), terms.tolist()):
-            slot = (((key * NGRAM_MULTIPLIER) & MASK64) >> 20) & (size - 1)
-            while table[slot] >= 0:
-                slot = (slot + 1) & (size - 1)
-            table[slot], at[slot] = key, term
-        return cls(table, at, base, max_ngram)
+        size, at = _open_addressing([((key * NGRAM_MULTIPLIER) & MASK64) >> 20 for key in keys.tolist()])
+        table, slot_terms = np.full(size, -1, dtype=np.int64), np.zeros(size, dtype=np.int64)
+        table[at], slot_terms[at] = keys, terms
+        return cls(table, slot_terms, base, max_ngram)
+
+
+def _open_addressing(hashes: list[int]) -> tuple[int, list[int]]:
+    """A table size (a power of two, at most a quarter full) and the slot of each item, placed in
+    order by linear probing from ``hash mod size``, as ``_tokens.c`` probes."""
+    size = 1 << max(4, (4 * len(hashes)).bit_length())
+    taken: set[int] = set()
+    at = []
+    for value in hashes:
+        slot = value & (size - 1)
+        while slot in taken:
+            slot = (slot + 1) & (size - 1)
+        taken.add(slot)
+        at.append(slot)
+    return size, at
 
 
 def match_rows(

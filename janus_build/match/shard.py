@@ -186,13 +186,14 @@ def caption_text(batch: pa.RecordBatch, cols: tuple[str, ...], max_chars: int) -
         all_null = functools.reduce(pc.and_, [pc.is_null(p) for p in parts])
         text = pc.if_else(all_null, pa.nulls(len(text), pa.string()), text)
     too_long_np = np.zeros(len(text), dtype=bool)
-    if (pc.max(pc.binary_length(text)).as_py() or 0) > max_chars:  # bytes >= characters: most batches stop here
+    nbytes = pc.binary_length(text)
+    if (pc.max(nbytes).as_py() or 0) > max_chars:  # bytes >= characters: most batches stop here
         too_long = pc.fill_null(pc.greater(pc.utf8_length(text), lit(max_chars, pa.int32())), FALSE)
         too_long_np = bools(too_long)
         if too_long_np.any():
             text = pc.if_else(too_long, pa.nulls(len(text), pa.string()), text)
     # blank: empty, or nothing but ASCII white space (a regex on every row cost 4x as much)
-    empty = pc.equal(pc.binary_length(text), lit(0, pa.int32()))
+    empty = pc.equal(nbytes, lit(0, pa.int32()))  # a row nulled as too long is null: blank anyway
     blank = bools(pc.fill_null(pc.or_(empty, pc.ascii_is_space(text)), TRUE))
     reasons = np.where(
         too_long_np,
@@ -401,10 +402,10 @@ class _Layout:
     in_schema: pa.Schema  # the input columns as written (collisions renamed)
     out_schema: pa.Schema
 
-    @functools.cached_property
+    @property
     def dictionary(self) -> list[str]:
         """The output columns to dictionary-encode: all but ``key``."""
-        return _dictionary_columns(self.out_schema)
+        return list(_dictionary_columns(self.out_schema))
 
 
 def _layout(where: str, schema: pa.Schema, config: MatchConfig) -> _Layout:
@@ -417,13 +418,14 @@ def _layout(where: str, schema: pa.Schema, config: MatchConfig) -> _Layout:
     return _Layout(schema, text_cols, in_schema, output_schema(in_schema, add_key=add_key))
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
+@functools.lru_cache(maxsize=16)  # once per schema, not per shard: it writes a file to a buffer
+def _dictionary_columns(schema: pa.Schema) -> tuple[str, ...]:
     """Every parquet column of ``schema`` but ``key``, by its path (a list's is ``name.list.element``):
     keys are unique, so dictionary-encoding them is wasted work (about 15 % of writing a shard)."""
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_batches([], schema=schema), sink)  # schema.empty_table() imports pandas
     paths = pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema
-    return [paths.column(i).path for i in range(len(paths)) if paths.column(i).path != schemas.KEY]
+    return tuple(paths.column(i).path for i in range(len(paths)) if paths.column(i).path != schemas.KEY)
 
 
 def match_shard(task: ShardTask, progress: Any = None, read_ahead: Any = None) -> dict[str, Any]:

@@ -63,8 +63,8 @@ def _unsafe(c: str, normal: str, lowered: str, joiners: frozenset[str]) -> bool:
     return any(unicodedata.combining(x) or x in joiners for x in normal + lowered)
 
 
-def entries() -> list[int]:
-    """The table entry of every code point, and the pool they point into (``entries()[-1]``)."""
+def entries() -> tuple[list[int], bytes]:
+    """The table entry of every code point, and the pool of mappings they point into."""
     joiners = composes_with_previous()
     pool = bytearray()
     offsets: dict[bytes, int] = {}
@@ -87,11 +87,11 @@ def entries() -> list[int]:
         if offset > MAX_OFFSET:
             raise ValueError("the mapping pool outgrew the table's 22-bit offsets")
         table.append(kind | _class(c) << 2 | len(mapped) << 4 | offset << 10)
-    return [*table, bytes(pool)]
+    return table, bytes(pool)
 
 
 def render() -> str:
-    *table, pool = entries()
+    table, pool = entries()
     blocks: dict[tuple[int, ...], int] = {}
     stage1 = []
     for start in range(0, len(table), BLOCK):
