@@ -341,3 +341,18 @@ def test_a_stopped_context_does_not_choose_the_next_master():
     context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark", workers=3))
     assert context.master == "local[3]"
     context.stop()
+
+
+def test_local_executors_get_the_installed_pyspark_and_unix_sockets(fresh_launch):
+    """Local executors: PySpark's zip was compiled at each daemon start; loopback TCP stalled ~45 ms a task."""
+    from janus_build.match.spark import spark_conf
+
+    for master in ("local[2]", "spark://127.0.0.1:7077"):
+        conf = spark_conf(master, True)
+        assert conf.get("spark.python.daemon.module") == "janus_build.match.spark_daemon"
+        assert conf.get("spark.python.unix.domain.socket.enabled") == "true"
+    remote = spark_conf("spark://head:7077", True)  # its workers' Python and SPARK_HOME are theirs
+    assert not remote.contains("spark.python.daemon.module")
+    assert not remote.contains("spark.python.unix.domain.socket.enabled")
+    (fresh_launch / "spark-defaults.conf").write_text("spark.python.daemon.module  pyspark.daemon\n")
+    assert not spark_conf("local[2]", True).contains("spark.python.daemon.module")  # the file's stands

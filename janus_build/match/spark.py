@@ -45,6 +45,11 @@ QUIET = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
 DRIVER_JVM_DEFAULTS = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
 JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 JVM_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.driver.defaultJavaOptions")
+DAEMON_MODULE = "spark.python.daemon.module"
+# Where the executors are this machine: PySpark imported from its installed package, not its zip
+# (spark_daemon.py: ~0.45 s of the first task), and Unix sockets between the JVM and Python,
+# where loopback TCP stalls ~45 ms per task (Nagle's algorithm against delayed ACKs).
+LOCAL_DEFAULTS = {DAEMON_MODULE: "janus_build.match.spark_daemon", "spark.python.unix.domain.socket.enabled": "true"}
 SUBMIT_FLAGS = {"--master": "spark.master", "--driver-java-options": "spark.driver.extraJavaOptions"}
 
 
@@ -157,12 +162,29 @@ def _import_pyspark() -> None:
         )
 
 
+def _plan(config: Any) -> Any:
+    """The master, the conf, and whether the driver JVM may map a class-data archive (janus's JVM options)."""
+    from janus_build.match.spark_launch import JVM_OPTIONS, Plan
+
+    master, ours = choose_master(config)
+    check_master(master)
+    conf = spark_conf(master, ours)
+    return Plan(conf, master, archive_ok=conf.get(JVM_OPTIONS, None) == DRIVER_JVM_DEFAULTS[JVM_OPTIONS])
+
+
 def spark_context(config: Any) -> Any:
     """The active SparkContext, or a new one on the chosen master (see the module docstring).
 
     Only a SparkContext: the engine runs RDD tasks, and a SparkSession (Spark SQL) would add
     seconds of start-up for nothing.
     """
+    return open_context(config)[0]
+
+
+def open_context(config: Any) -> tuple[Any, Any]:
+    """:func:`spark_context`, and the driver JVM janus launched for it (None: it launched none)."""
+    from janus_build.match.spark_launch import cannot_start, launch
+
     _import_pyspark()
     from pyspark import SparkContext
 
@@ -174,20 +196,15 @@ def spark_context(config: Any) -> Any:
                 config.spark_master,
                 active.master,
             )
-        return _local_store_env(active)
-    master, ours = choose_master(config)
-    check_master(master)
-    conf = spark_conf(master, ours)
+        return _local_store_env(active), None
+    plan = _plan(config)
+    launched = launch(plan) if SparkContext._gateway is None else None  # else PySpark uses this process's JVM
     try:
-        context = SparkContext.getOrCreate(conf)
+        context = SparkContext(conf=plan.conf, gateway=launched.gateway if launched else None)
     except Exception as exc:  # PySpark raises its own runtime errors when the JVM cannot start
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise MissingResourceError(
-            f"--engine spark: Spark could not start on {master} "
-            f"({type(exc).__name__}: {first}); check Java 17+ and JAVA_HOME, or use --engine local"
-        ) from None
+        raise cannot_start(plan.master, exc) from None
     context.setLogLevel(os.environ.get("JANUS_SPARK_LOG_LEVEL", "ERROR"))
-    return _local_store_env(context)
+    return _local_store_env(context), launched
 
 
 def _local_store_env(context: Any) -> Any:
@@ -218,14 +235,17 @@ def spark_conf(master: str, ours: bool) -> Any:
     conf = SparkConf().setAppName("janus match")
     if ours:
         conf.setMaster(master)
+    defaults = dict(QUIET)
     if master.startswith("local") or _loopback(master):  # executors are this machine: this interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf.set("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
         package_root = os.fspath(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         conf.set("spark.executorEnv.PYTHONPATH", path)
+        defaults.update(
+            LOCAL_DEFAULTS if hasattr(socket, "AF_UNIX") else {DAEMON_MODULE: LOCAL_DEFAULTS[DAEMON_MODULE]}
+        )
     user = user_spark_conf()
-    defaults = dict(QUIET)
     launching = not os.environ.get("PYSPARK_GATEWAY_PORT")  # else spark-submit started the JVM
     if launching and not _jvm_options_configured(conf, user):
         defaults.update(DRIVER_JVM_DEFAULTS)
@@ -256,15 +276,19 @@ def run_spark(todo: list[Any], config: Any, progress: Progress) -> list[dict[str
     if not todo:
         return []
     from janus_build.match.engine import check_outcome
+    from janus_build.match.spark_launch import write_archive
 
-    context = spark_context(config)
-    return run_job(
+    context, launched = open_context(config)
+    outcomes = run_job(
         context,
         _spark_shard,
         todo,
         lambda rows: progress.advance("match", rows),
         lambda outcome: check_outcome(outcome, config),
     )
+    if launched is not None:
+        write_archive(context, launched)  # only on the run that records the archive
+    return outcomes
 
 
 def run_job(
