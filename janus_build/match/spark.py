@@ -16,7 +16,9 @@ else ``SPARK_MASTER``, else what spark-submit or ``spark-defaults.conf`` configu
 ``local[--workers]``. A ``spark://`` or ``k8s://`` master is probed with a TCP connect first, so an
 unreachable one fails in seconds with a line naming it. An active SparkContext (spark-submit, a
 notebook) is used as it is. When janus launches the driver JVM itself it sets start-up defaults
-(:data:`DRIVER_JVM_DEFAULTS`, no UI) only where the user configured none.
+(:data:`DRIVER_JVM_DEFAULTS`, no UI) only where the user configured none, and the JVM maps a
+class-data archive (:mod:`~janus_build.match.spark_launch`). Executors on this machine get
+:data:`LOCAL_DEFAULTS` (PySpark imported from its installed package, Unix sockets).
 """
 
 from __future__ import annotations
