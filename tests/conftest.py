@@ -14,15 +14,10 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture(scope="session", autouse=True)
 def _own_cache(tmp_path_factory):
     """Tests never touch the user's janus cache; the Spark JVM archive is off unless a test turns it on."""
-    saved = {name: os.environ.get(name) for name in ("JANUS_CACHE_DIR", "JANUS_SPARK_CDS")}
-    os.environ["JANUS_CACHE_DIR"] = str(tmp_path_factory.mktemp("janus-cache"))
-    os.environ["JANUS_SPARK_CDS"] = "0"
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JANUS_CACHE_DIR", str(tmp_path_factory.mktemp("janus-cache")))
+        patch.setenv("JANUS_SPARK_CDS", "0")
+        yield
 
 
 @pytest.fixture(scope="session")

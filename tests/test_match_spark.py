@@ -356,3 +356,12 @@ def test_local_executors_get_the_installed_pyspark_and_unix_sockets(fresh_launch
     assert not remote.contains("spark.python.unix.domain.socket.enabled")
     (fresh_launch / "spark-defaults.conf").write_text("spark.python.daemon.module  pyspark.daemon\n")
     assert not spark_conf("local[2]", True).contains("spark.python.daemon.module")  # the file's stands
+
+
+def test_no_archive_where_the_user_chose_jvm_options(fresh_launch, monkeypatch):
+    from janus_build.match.spark import _plan
+
+    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", spark_master="local[1]")
+    assert _plan(config).archive_ok
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options '-Xmx4g' pyspark-shell")
+    assert not _plan(config).archive_ok

@@ -31,7 +31,7 @@ def test_the_zips_of_the_installed_pyspark_are_dropped(tmp_path):
     pyspark = _package(site, "pyspark")
     _package(site, "py4j", "__version__ = '0.10.9.9'\n")
     zips = _zips(pyspark / "python" / "lib", "pyspark.zip", "py4j-0.10.9.9-src.zip")
-    path = [*zips, "/work/app", str(site)]  # Spark's order: its zips first
+    path = [*zips, "/srv/app", str(site)]  # Spark's order: its zips first
     assert installed_copies(path) == zips
 
 

@@ -73,17 +73,3 @@ def test_archive_written_once_then_mapped_and_a_torn_one_dropped(tmp_path, laion
     assert third["rows"] == 1000 and third["labelled"] == first["labelled"]
     assert "did not start with" in log and str(archive) in log
     assert list(cds.iterdir()) == []  # the next run writes a new one
-
-
-def test_no_archive_where_the_user_chose_jvm_options(monkeypatch, tmp_path):
-    from janus_build.match import MatchConfig
-    from janus_build.match.spark import _plan
-
-    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))  # no spark-defaults.conf
-    for name in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS", "PYSPARK_SUBMIT_ARGS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
-    config = MatchConfig(inputs=("unused",), out="unused", engine="spark", spark_master="local[1]")
-    assert _plan(config).archive_ok
-    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options '-Xmx4g' pyspark-shell")
-    assert not _plan(config).archive_ok

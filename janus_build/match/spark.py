@@ -51,7 +51,10 @@ DAEMON_MODULE = "spark.python.daemon.module"
 # Where the executors are this machine: PySpark imported from its installed package, not its zip
 # (spark_daemon.py: ~0.45 s of the first task), and Unix sockets between the JVM and Python,
 # where loopback TCP stalls ~45 ms per task (Nagle's algorithm against delayed ACKs).
-LOCAL_DEFAULTS = {DAEMON_MODULE: "janus_build.match.spark_daemon", "spark.python.unix.domain.socket.enabled": "true"}
+LOCAL_DEFAULTS = {
+    DAEMON_MODULE: "janus_build.match.spark_daemon",
+    **({"spark.python.unix.domain.socket.enabled": "true"} if hasattr(socket, "AF_UNIX") else {}),
+}
 SUBMIT_FLAGS = {"--master": "spark.master", "--driver-java-options": "spark.driver.extraJavaOptions"}
 
 
@@ -244,9 +247,7 @@ def spark_conf(master: str, ours: bool) -> Any:
         package_root = os.fspath(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         conf.set("spark.executorEnv.PYTHONPATH", path)
-        defaults.update(
-            LOCAL_DEFAULTS if hasattr(socket, "AF_UNIX") else {DAEMON_MODULE: LOCAL_DEFAULTS[DAEMON_MODULE]}
-        )
+        defaults.update(LOCAL_DEFAULTS)
     user = user_spark_conf()
     launching = not os.environ.get("PYSPARK_GATEWAY_PORT")  # else spark-submit started the JVM
     if launching and not _jvm_options_configured(conf, user):

@@ -23,10 +23,11 @@ from typing import Any
 from janus_build.errors import MissingResourceError
 from janus_build.match import jvm_archive
 from janus_build.match.jvm_archive import JvmArchive
+from janus_build.match.spark import JVM_OPTION_KEYS
 
 log = logging.getLogger(__name__)
 
-JVM_OPTIONS = "spark.driver.extraJavaOptions"
+JVM_OPTIONS = JVM_OPTION_KEYS[0]  # spark.driver.extraJavaOptions
 
 
 @dataclass(frozen=True)
