@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_THP_DISABLE = 41
+_PR_GET_THP_DISABLE = 42
 
 
 def die_with_parent() -> None:
@@ -33,6 +35,27 @@ def die_with_parent() -> None:
         os._exit(1)
     if not sys.platform.startswith("linux"):
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def disable_transparent_huge_pages() -> bool:
+    """Turn transparent huge pages off for this process and the processes it forks (Linux); True when off.
+
+    For worker processes that start on a cold heap: Arrow's allocator (mimalloc) advises its
+    1 GiB arena for huge pages, so a fresh worker's first touches of it fault in 2 MiB pages,
+    each zeroed and, on a fragmented machine, compacted for first. Two workers doing that at
+    once cost about 0.1 s of kernel time each; 4 KiB pages cost less than the huge pages save
+    over a shard. Only call it in processes janus owns: the setting is process-wide.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
+        return libc.prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1
+    except (OSError, AttributeError):
+        return False
 
 
 def _watch_parent(parent: int) -> None:

@@ -191,6 +191,9 @@ _QUEUE: Any = None
 def _init_worker(progress_queue: Any) -> None:
     global _QUEUE
     _QUEUE = progress_queue
+    from janus_build.core.procs import disable_transparent_huge_pages
+
+    disable_transparent_huge_pages()  # a fresh worker's heap: 4 KiB pages (see the function)
 
 
 def _pool_shard(task: ShardTask) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 PARENT = """
 import os, time
@@ -93,3 +96,37 @@ def test_a_failing_call_raises_and_its_output_goes_to_the_log(tmp_path):
     with pytest.raises(ChildProcessError, match="child.log"):
         call_in_process_group(os.kill, (0, 999), log_path=log)  # an invalid signal: the child raises
     assert "Traceback" in log.read_text()
+
+
+THP_PROBE = """
+import json, os
+from janus_build.core.procs import disable_transparent_huge_pages
+
+def thp():
+    with open("/proc/self/status") as handle:
+        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
+
+before = thp()
+turned_off = disable_transparent_huge_pages()
+child_read, child_write = os.pipe()
+if os.fork() == 0:  # a process forked afterwards (a worker) inherits the setting
+    os.write(child_write, (thp() or "").encode())
+    os._exit(0)
+os.wait()
+print(json.dumps({"before": before, "returned": turned_off, "after": thp(), "forked": os.read(child_read, 8).decode()}))
+"""
+
+
+def _thp_status() -> str | None:
+    with open("/proc/self/status") as handle:
+        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_THP_DISABLE) is Linux's")
+def test_huge_pages_go_off_for_the_calling_process_and_its_forks_only():
+    if _thp_status() is None:
+        pytest.skip("this kernel's /proc/self/status has no THP_enabled line")
+    done = subprocess.run([sys.executable, "-c", THP_PROBE], capture_output=True, text=True, check=True)
+    seen = json.loads(done.stdout)
+    assert seen == {"before": "1", "returned": True, "after": "0", "forked": "0"}
+    assert _thp_status() == "1"  # the test process itself (another process) is untouched
