@@ -318,15 +318,7 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
         if args.spark_big_rows:  # the same at 10x the rows: what is fixed cost and what is per row
             sp = make_input(args.spark_big_rows, tmp / "spark-big", shards=4)
             big_local = repeated(n, "match", inputs=[str(tmp / "spark-big")], out=str(tmp / "sl"))
-            big_spark = repeated(
-                n,
-                "match",
-                env=cache,
-                inputs=[str(tmp / "spark-big")],
-                out=str(tmp / "ss"),
-                engine="spark",
-                master="local[1]",
-            )
+            big_spark = repeated(n, "match", env=cache, **{**on_spark, "inputs": [str(tmp / "spark-big")]})
             lines += [f"{args.spark_big_rows:,} captions in 4 files; local[1].", "", *HEADER]
             lines += [row("local engine, 1 worker (baseline)", big_local)]
             lines += [row("--engine spark (JVM start-up included)", big_spark, big_local), ""]

@@ -20,6 +20,20 @@ def _own_cache(tmp_path_factory):
         yield
 
 
+def _thp_status() -> str | None:
+    """This process's ``THP_enabled`` ("1" or "0"); None off Linux or where the kernel has no such line."""
+    if not os.path.exists("/proc/self/status"):
+        return None
+    with open("/proc/self/status") as handle:
+        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
+
+
+@pytest.fixture(scope="session")
+def thp_status():
+    """Reads the calling process's transparent-huge-pages setting (a function: call it in a worker)."""
+    return _thp_status
+
+
 @pytest.fixture(scope="session")
 def laion_sample() -> Path:
     """The 1,000 real LAION rows (URL, TEXT) kept in ../shared/data (never copied here)."""

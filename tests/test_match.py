@@ -266,15 +266,10 @@ def test_workers_give_the_same_output(tmp_path, laion_sample):
         )
 
 
-def _thp_status() -> str | None:
-    with open("/proc/self/status") as handle:
-        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_THP_DISABLE) is Linux's")
-def test_workers_run_without_transparent_huge_pages(tmp_path, laion_sample, monkeypatch):
+def test_workers_run_without_transparent_huge_pages(tmp_path, laion_sample, monkeypatch, thp_status):
     """Two fresh workers faulting in 2 MiB pages at once cost ~0.1 s of kernel time each (benchmarks)."""
-    if _thp_status() is None:
+    if thp_status() is None:
         pytest.skip("this kernel's /proc/self/status has no THP_enabled line")
     from janus_build.match import engine
 
@@ -282,7 +277,7 @@ def test_workers_run_without_transparent_huge_pages(tmp_path, laion_sample, monk
     seen.mkdir()
 
     def recording(task, *args, _run=engine.run_shard):  # forked workers inherit the patched module
-        (seen / str(os.getpid())).write_text(_thp_status() or "")
+        (seen / str(os.getpid())).write_text(thp_status() or "")
         return _run(task, *args)
 
     monkeypatch.setattr(engine, "run_shard", recording)
@@ -293,7 +288,7 @@ def test_workers_run_without_transparent_huge_pages(tmp_path, laion_sample, monk
     workers = {int(path.name): path.read_text() for path in seen.iterdir()}
     assert workers and os.getpid() not in workers
     assert set(workers.values()) == {"0"}
-    assert _thp_status() == "1"  # the caller's process keeps its setting
+    assert thp_status() == "1"  # the caller's process keeps its setting
 
 
 # --- bad input -----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -62,15 +61,8 @@ def test_a_pyspark_earlier_on_the_path_than_the_zips_owner_keeps_them(tmp_path):
     assert installed_copies([*zips, str(other), str(site)]) == []
 
 
-def _thp_status() -> str | None:
-    if not os.path.exists("/proc/self/status"):
-        return None
-    with open("/proc/self/status") as handle:
-        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
-
-
 @pytest.mark.spark
-def test_spark_workers_import_the_installed_pyspark_without_huge_pages(tmp_path):
+def test_spark_workers_import_the_installed_pyspark_without_huge_pages(tmp_path, thp_status):
     """The daemon compiled PySpark from its zip on every start (~0.45 s a first task); its workers
     faulted their heaps in as 2 MiB pages (~0.15 s of a 1M-caption task)."""
     pytest.importorskip("pyspark")
@@ -82,7 +74,7 @@ def test_spark_workers_import_the_installed_pyspark_without_huge_pages(tmp_path)
         context.stop()  # an earlier test's context, made without janus's defaults
         context = spark_context(MatchConfig(inputs=("unused",), out="unused", engine="spark"))
 
-    def where(_):  # runs on the executor: no reference to this test module
+    def where(_):  # runs on the executor: nothing from the test modules (they are not importable there)
         import os
         import sys
 
@@ -99,5 +91,5 @@ def test_spark_workers_import_the_installed_pyspark_without_huge_pages(tmp_path)
 
     assert origin == pyspark.__file__ and Path(origin).suffix == ".py"
     assert zips == []
-    assert thp == ("0" if _thp_status() is not None else None)  # None: not Linux, or no such status line
+    assert thp == ("0" if thp_status() is not None else None)  # None: not Linux, or no such status line
     assert sys.modules["pyspark"].__file__ == origin

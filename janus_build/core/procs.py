@@ -43,8 +43,8 @@ def disable_transparent_huge_pages() -> bool:
     For worker processes that start on a cold heap: Arrow's allocator (mimalloc) advises its
     1 GiB arena for huge pages, so a fresh worker's first touches of it fault in 2 MiB pages,
     each zeroed and, on a fragmented machine, compacted for first. Two workers doing that at
-    once cost about 0.1 s of kernel time each; 4 KiB pages cost less than the huge pages save
-    over a shard. Only call it in processes janus owns: the setting is process-wide.
+    once cost about 0.1 s of kernel time each, more than huge pages save them over a shard.
+    Only call it in processes janus owns: the setting is process-wide.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -117,16 +117,11 @@ print(json.dumps({"before": before, "returned": turned_off, "after": thp(), "for
 """
 
 
-def _thp_status() -> str | None:
-    with open("/proc/self/status") as handle:
-        return next((line.split()[1] for line in handle if line.startswith("THP_enabled:")), None)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_THP_DISABLE) is Linux's")
-def test_huge_pages_go_off_for_the_calling_process_and_its_forks_only():
-    if _thp_status() is None:
+def test_huge_pages_go_off_for_the_calling_process_and_its_forks_only(thp_status):
+    if thp_status() is None:
         pytest.skip("this kernel's /proc/self/status has no THP_enabled line")
     done = subprocess.run([sys.executable, "-c", THP_PROBE], capture_output=True, text=True, check=True)
     seen = json.loads(done.stdout)
     assert seen == {"before": "1", "returned": True, "after": "0", "forked": "0"}
-    assert _thp_status() == "1"  # the test process itself (another process) is untouched
+    assert thp_status() == "1"  # the test process itself (another process) is untouched
