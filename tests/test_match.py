@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -254,16 +255,39 @@ def test_inputs_directories_and_globs(tmp_path):
 
 def test_workers_give_the_same_output(tmp_path, laion_sample):
     source = pq.read_table(laion_sample)
-    for i in range(4):
-        pq.write_table(source.slice(i * 250, 250), tmp_path / f"s{i}.parquet")
+    sizes = (100, 400, 150, 350)  # unequal: the workers take them largest first, not in input order
+    for i, (start, size) in enumerate(zip((0, 100, 500, 650), sizes)):
+        pq.write_table(source.slice(start, size), tmp_path / f"s{i}.parquet")
     inputs = (str(tmp_path / "s*.parquet"),)
     one = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "one"), labels="in1k", pack_rows=0))
     two = run_match(MatchConfig(inputs=inputs, out=str(tmp_path / "two"), labels="in1k", pack_rows=0, workers=2))
-    assert one["per_class"] == two["per_class"]
-    for i in range(4):
-        assert pq.read_table(tmp_path / "one" / f"0000{i}.parquet").equals(
-            pq.read_table(tmp_path / "two" / f"0000{i}.parquet")
-        )
+    assert one["per_class"] == two["per_class"] and one["rows"] == two["rows"] == sum(sizes)
+    for i, size in enumerate(sizes):
+        shard = pq.read_table(tmp_path / "two" / f"0000{i}.parquet")
+        assert shard.num_rows == size and shard.equals(pq.read_table(tmp_path / "one" / f"0000{i}.parquet"))
+
+
+@pytest.mark.parametrize("engine_name", ["local", "spark"])
+def test_parallel_engines_take_the_largest_shards_first(tmp_path, monkeypatch, engine_name):
+    """A big file handed out last would leave one worker alone on it at the end."""
+    from janus_build.match import engine, spark
+
+    for i, rows in enumerate((3, 9, 1, 9, 5)):
+        write(tmp_path / f"s{i}.parquet", TEXT=[f"goose {j}" for j in range(rows)])
+    handed = []
+
+    def record(todo, *args):
+        handed.extend(task.index for task in todo)
+        return []
+
+    monkeypatch.setattr(engine, "run_local", record)
+    monkeypatch.setattr(spark, "run_spark", record)
+    config = MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "o"), pack_rows=0, workers=2)
+    run_match(replace(config, engine=engine_name))
+    assert handed == [1, 3, 4, 0, 2]  # by rows, input order among equals
+    handed.clear()
+    run_match(replace(config, workers=1, overwrite=True))
+    assert handed == [0, 1, 2, 3, 4]  # one process: input order
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_THP_DISABLE) is Linux's")
@@ -289,6 +313,27 @@ def test_workers_run_without_transparent_huge_pages(tmp_path, laion_sample, monk
     assert workers and os.getpid() not in workers
     assert set(workers.values()) == {"0"}
     assert thp_status() == "1"  # the caller's process keeps its setting
+
+
+def test_forked_workers_inherit_the_built_matcher(tmp_path, monkeypatch):
+    from janus_build.match import engine, native, shard
+
+    if native.load() is None:
+        pytest.skip("no compiled matcher here: there are no tables to build ahead")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def recording(task, *args, _run=engine.run_shard):
+        built = "native_table" in vars(engine.build_matcher(task.config).table)
+        (seen / f"{os.getpid()}-{task.index}").write_text(str(built))
+        return _run(task, *args)
+
+    monkeypatch.setattr(engine, "run_shard", recording)
+    monkeypatch.setattr(shard, "_MATCHERS", {})  # none built yet, as in a fresh process
+    for i in range(3):
+        write(tmp_path / f"s{i}.parquet", TEXT=["a goldfish", "a goose"])
+    run_match(MatchConfig(inputs=(str(tmp_path / "s*.parquet"),), out=str(tmp_path / "o"), pack_rows=0, workers=2))
+    assert len(list(seen.iterdir())) == 3 and {path.read_text() for path in seen.iterdir()} == {"True"}
 
 
 # --- bad input -----------------------------------------------------------------------------

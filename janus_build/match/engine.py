@@ -158,12 +158,21 @@ def run_match(config: MatchConfig, progress: Progress = NULL_PROGRESS) -> dict[s
         if config.engine == "spark":
             from janus_build.match.spark import run_spark
 
-            outcomes = run_spark(todo, config, progress)
+            outcomes = run_spark(largest_first(todo, rows), config, progress)
         else:
-            outcomes = run_local(todo, config, progress)
+            outcomes = run_local(largest_first(todo, rows) if config.workers > 1 else todo, config, progress)
         progress.finish("match")
         bad = [o["bad"] for o in outcomes if "bad" in o]
         return finish(stage, tasks, config, bad)
+
+
+def largest_first(todo: list[ShardTask], rows: dict[str, int]) -> list[ShardTask]:
+    """The tasks by decreasing rows, input order among equals: the order parallel workers take them.
+
+    Long shards start first, so the last to finish are short ones and no worker is left
+    alone on a big file at the end. Shard names and contents do not depend on this order.
+    """
+    return sorted(todo, key=lambda task: -sum(rows.get(member.location, 0) for member in task.inputs))
 
 
 def check_outcome(outcome: dict[str, Any], config: MatchConfig) -> dict[str, Any]:
@@ -211,6 +220,8 @@ def run_local(todo: list[ShardTask], config: MatchConfig, progress: Progress) ->
     from janus_build.core.procs import process_pool
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"  # process_pool's rule
+    if method == "fork":
+        build_matcher(config).warm()  # built once here; forked workers inherit it
     rows_queue = multiprocessing.get_context(method).Queue()
     outcomes: list[dict[str, Any]] = []
     pool = process_pool(min(config.workers, len(todo)), _init_worker, (rows_queue,))

@@ -356,6 +356,18 @@ class Matcher:
     def __init__(self, table: TermTable) -> None:
         self.table = table
 
+    def warm(self) -> Matcher:
+        """Load the compiled matcher and build its tables now rather than on the first caption.
+
+        Called before worker processes are forked, so each inherits them instead of building
+        its own (about 12 ms a worker). Returns self.
+        """
+        from janus_build.match import native
+
+        if native.load() is not None and self.table.native_ngrams is not None:
+            self.table.native_table  # noqa: B018 (a cached property: built here, once)
+        return self
+
     # -- the vectorised path ----------------------------------------------------------------
     def match(self, texts: pa.Array) -> MatchResult:
         """Match every caption of a string array (nulls and empties match nothing)."""
