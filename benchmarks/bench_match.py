@@ -13,8 +13,10 @@ after (the machine is shared: CPU-time ratios are the figures to trust when it i
   match, 1 worker, 1000 classes, openai, sc, with and without its compiled matcher;
 * many small shards: --small-shards files of --rows / --small-shards rows (packed, and with --pack-rows 0) vs
   the same rows in one file;
-* --workers 1 vs 2 on --scaling-rows and --scaling-big-rows captions in 16 shards: the whole stage,
-  and its matching phase alone (the shards; imports, planning and the summary are serial);
+* --workers 1 vs 2 (their runs taking turns) on --scaling-rows and --scaling-big-rows captions in
+  16 equal files, and on --scaling-rows in 16 files whose last holds a quarter of the rows: the
+  whole stage, and its matching phase alone (the shards; imports, planning and the summary are
+  serial);
 * memory: one --big-rows-row file written as a single row group, and --long-mib MiB of 4,000-
   character captions, against a file a tenth the size (flat memory: the same peak);
 * Spark local mode (local[1]) vs the local engine on --spark-rows captions, on a fresh janus
@@ -67,16 +69,21 @@ def base_table(rows: int):
     return pa.concat_tables([table] * (-(-rows // len(block)))).slice(0, rows)
 
 
-def make_input(rows: int, path: Path, shards: int = 1, row_group_size: int = 65536) -> list[Path]:
+def make_input(
+    rows: int, path: Path, shards: int = 1, row_group_size: int = 65536, last_share: float = 0.0
+) -> list[Path]:
+    """``rows`` captions in ``shards`` files of equal rows, or the last file ``last_share`` of them."""
     import pyarrow.parquet as pq
 
     path.mkdir(parents=True, exist_ok=True)
     table = base_table(rows)
+    last = int(rows * last_share) if last_share else -(-rows // shards)
+    per = -(-(rows - last) // (shards - 1)) if last_share else last
+    starts = [s * per for s in range(shards)]
     paths = []
-    per = -(-rows // shards)
-    for s in range(shards):
+    for s, start in enumerate(starts):
         p = path / f"part-{s:05d}.parquet"
-        pq.write_table(table.slice(s * per, per), p, row_group_size=row_group_size)
+        pq.write_table(table.slice(start, per if s < shards - 1 else rows - start), p, row_group_size=row_group_size)
         paths.append(p)
     return paths
 
@@ -192,9 +199,14 @@ def child(case: str, env: dict | None = None, **args) -> dict:
 
 def repeated(repeats: int, case: str, **args) -> dict:
     """Median (and range) of ``repeats`` runs of a case."""
+
+    return summarise([child(case, **args) for _ in range(repeats)])
+
+
+def summarise(runs: list[dict]) -> dict:
+    """The median and range of each figure of a case's runs."""
     import statistics
 
-    runs = [child(case, **args) for _ in range(repeats)]
     out = {"rows": runs[0]["rows"], "runs": len(runs)}
     for name in ("seconds", "cpu", "peak_rss_mb", "process_seconds", "match_seconds"):
         values = [r[name] for r in runs if name in r]
@@ -349,15 +361,17 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
 
 
 def worker_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
-    """--workers 1 against 2, on 16 files of args.scaling_rows rows and of args.scaling_big_rows."""
+    """--workers 1 against 2 on 16 files: equal ones of args.scaling_rows and of args.scaling_big_rows
+    captions, and args.scaling_rows captions whose last file holds a quarter of them."""
     lines = ["### Workers", ""]
-    for rows in (args.scaling_rows, args.scaling_big_rows):
+    cases = [(args.scaling_rows, 0.0), (args.scaling_big_rows, 0.0), (args.scaling_rows, 0.25)]
+    for rows, last_share in cases:
         if not rows:
             continue
-        make_input(rows, tmp / "scaling", shards=16)
-        w1 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w1"), workers=1, phases=True)
-        w2 = repeated(n, "match", inputs=[str(tmp / "scaling")], out=str(tmp / "w2"), workers=2, phases=True)
-        lines += [f"{rows:,} captions in 16 files.", "", *HEADER]
+        make_input(rows, tmp / "scaling", shards=16, last_share=last_share)
+        w1, w2 = interleaved(n, [dict(workers=1), dict(workers=2)], inputs=[str(tmp / "scaling")], out=str(tmp / "w"))
+        shape = f"the last holding {last_share:.0%} of them" if last_share else "of equal rows"
+        lines += [f"{rows:,} captions in 16 files, {shape}.", "", *HEADER]
         lines += [row("--workers 1 (baseline)", w1), row("--workers 2", w2, w1)]
         serial = w1["seconds"] - w1["match_seconds"]
         lines += [
@@ -371,6 +385,15 @@ def worker_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
         ]
         shutil.rmtree(tmp / "scaling")
     return lines
+
+
+def interleaved(repeats: int, variants: list[dict], **args) -> list[dict]:
+    """``repeated`` for each variant of a match case, the variants' runs taking turns (drift hits all alike)."""
+    runs = [[] for _ in variants]
+    for _ in range(repeats):
+        for kept, variant in zip(runs, variants):
+            kept.append(child("match", phases=True, **args, **variant))
+    return [summarise(kept) for kept in runs]
 
 
 def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
@@ -424,7 +447,7 @@ def main() -> None:
     parser.add_argument(
         "--scaling-big-rows",
         type=int,
-        default=4_000_000,
+        default=10_000_000,
         help="rows (in 16 shards) of a second --workers case; 0 skips",
     )
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the single-file memory case")
