@@ -19,7 +19,7 @@ after (the machine is shared: CPU-time ratios are the figures to trust when it i
   serial);
 * memory: one --big-rows-row file written as a single row group, and --long-mib MiB of 4,000-
   character captions, against a file a tenth the size (flat memory: the same peak);
-* Spark local mode (local[1]) vs the local engine on --spark-rows captions, on a fresh janus
+* Spark local mode (local[1]) vs the local engine (their runs taking turns) on --spark-rows captions, on a fresh janus
   cache: the first run (it writes the driver JVM's class-data archive) apart, then runs that map
   it, and runs without it (JANUS_SPARK_CDS=0);
 * start-up: a 1-row janus match run vs a bare ``import pyarrow.parquet, pyarrow.compute``;
@@ -308,40 +308,7 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     del small
     lines += worker_cases(args, tmp, n)
     lines += memory_cases(args, tmp, n)
-    if args.spark_rows:
-        sp = make_input(args.spark_rows, tmp / "spark", shards=4)
-        local = repeated(n, "match", inputs=[str(tmp / "spark")], out=str(tmp / "sl"))
-        on_spark = dict(inputs=[str(tmp / "spark")], out=str(tmp / "ss"), engine="spark", master="local[1]")
-        cache = {"JANUS_CACHE_DIR": str(tmp / "cache"), "JANUS_SPARK_CDS": "1"}  # a fresh janus cache
-        first = child("match", env=cache, **on_spark)  # writes the driver JVM's class-data archive
-        spark = repeated(n, "match", env=cache, **on_spark)
-        no_archive = repeated(n, "match", env={**cache, "JANUS_SPARK_CDS": "0"}, **on_spark)
-        lines += ["### Spark local mode", "", f"{args.spark_rows:,} captions in 4 files; local[1].", "", *HEADER]
-        lines += [
-            row("local engine, 1 worker (baseline)", local),
-            row("--engine spark (JVM start-up included, class-data archive mapped)", spark, local),
-            row("--engine spark, JANUS_SPARK_CDS=0 (no archive)", no_archive, local),
-            "",
-            f"The first Spark run on a fresh cache, which records and writes the archive: {first['seconds']:.1f} s "
-            f"({first['seconds'] / local['seconds']:.1f}x the local engine); the later runs above map it.",
-            "",
-        ]
-        del sp
-        if args.spark_big_rows:  # the same at 10x the rows: what is fixed cost and what is per row
-            sp = make_input(args.spark_big_rows, tmp / "spark-big", shards=4)
-            big_local = repeated(n, "match", inputs=[str(tmp / "spark-big")], out=str(tmp / "sl"))
-            big_spark = repeated(n, "match", env=cache, **{**on_spark, "inputs": [str(tmp / "spark-big")]})
-            lines += [f"{args.spark_big_rows:,} captions in 4 files; local[1].", "", *HEADER]
-            lines += [row("local engine, 1 worker (baseline)", big_local)]
-            lines += [row("--engine spark (JVM start-up included)", big_spark, big_local), ""]
-            lines += [
-                f"Spark's time above the local engine's: {spark['seconds'] - local['seconds']:.1f} s on "
-                f"{args.spark_rows:,} captions, {big_spark['seconds'] - big_local['seconds']:.1f} s on "
-                f"{args.spark_big_rows:,}.",
-                "",
-            ]
-            shutil.rmtree(tmp / "spark-big")
-            del sp
+    lines += spark_cases(args, tmp, n)
     bare = repeated(n, "bare")
     tiny = make_input(1, tmp / "tiny")
     start = repeated(n, "match", inputs=[str(tiny[0])], out=str(tmp / "st"))
@@ -369,7 +336,8 @@ def worker_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
         if not rows:
             continue
         make_input(rows, tmp / "scaling", shards=16, last_share=last_share)
-        w1, w2 = interleaved(n, [dict(workers=1), dict(workers=2)], inputs=[str(tmp / "scaling")], out=str(tmp / "w"))
+        variants = [dict(workers=1), dict(workers=2)]
+        w1, w2 = interleaved(n, variants, inputs=[str(tmp / "scaling")], out=str(tmp / "w"), phases=True)
         shape = f"the last holding {last_share:.0%} of them" if last_share else "of equal rows"
         lines += [f"{rows:,} captions in 16 files, {shape}.", "", *HEADER]
         lines += [row("--workers 1 (baseline)", w1), row("--workers 2", w2, w1)]
@@ -387,12 +355,53 @@ def worker_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     return lines
 
 
+def spark_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
+    """Spark local[1] against the local engine on args.spark_rows and args.spark_big_rows captions."""
+    if not args.spark_rows:
+        return []
+    make_input(args.spark_rows, tmp / "spark", shards=4)
+    on_local = dict(inputs=[str(tmp / "spark")], out=str(tmp / "sl"))
+    on_spark = dict(inputs=[str(tmp / "spark")], out=str(tmp / "ss"), engine="spark", master="local[1]")
+    cache = {"JANUS_CACHE_DIR": str(tmp / "cache"), "JANUS_SPARK_CDS": "1"}  # a fresh janus cache
+    first = child("match", env=cache, **on_spark)  # writes the driver JVM's class-data archive
+    no_cds = {**cache, "JANUS_SPARK_CDS": "0"}
+    local, spark, no_archive = interleaved(n, [on_local, {**on_spark, "env": cache}, {**on_spark, "env": no_cds}])
+    lines = ["### Spark local mode", "", f"{args.spark_rows:,} captions in 4 files; local[1].", "", *HEADER]
+    lines += [
+        row("local engine, 1 worker (baseline)", local),
+        row("--engine spark (JVM start-up included, class-data archive mapped)", spark, local),
+        row("--engine spark, JANUS_SPARK_CDS=0 (no archive)", no_archive, local),
+        "",
+        f"The first Spark run on a fresh cache, which records and writes the archive: {first['seconds']:.1f} s "
+        f"({first['seconds'] / local['seconds']:.1f}x the local engine); the later runs above map it.",
+        "",
+    ]
+    shutil.rmtree(tmp / "spark")
+    if not args.spark_big_rows:
+        return lines
+    make_input(args.spark_big_rows, tmp / "spark-big", shards=4)  # 10x the rows: fixed cost against per row
+    big = [str(tmp / "spark-big")]
+    big_local, big_spark = interleaved(n, [{**on_local, "inputs": big}, {**on_spark, "inputs": big, "env": cache}])
+    lines += [f"{args.spark_big_rows:,} captions in 4 files; local[1].", "", *HEADER]
+    lines += [row("local engine, 1 worker (baseline)", big_local)]
+    lines += [row("--engine spark (JVM start-up included)", big_spark, big_local), ""]
+    lines += [
+        f"Spark's time above the local engine's: {spark['seconds'] - local['seconds']:.1f} s on "
+        f"{args.spark_rows:,} captions, {big_spark['seconds'] - big_local['seconds']:.1f} s on "
+        f"{args.spark_big_rows:,}.",
+        "",
+    ]
+    shutil.rmtree(tmp / "spark-big")
+    return lines
+
+
 def interleaved(repeats: int, variants: list[dict], **args) -> list[dict]:
-    """``repeated`` for each variant of a match case, the variants' runs taking turns (drift hits all alike)."""
+    """``repeated`` for each variant of a match case (``child`` arguments, ``env`` included), the
+    variants' runs taking turns, so drift in the machine's speed hits them alike."""
     runs = [[] for _ in variants]
     for _ in range(repeats):
         for kept, variant in zip(runs, variants):
-            kept.append(child("match", phases=True, **args, **variant))
+            kept.append(child("match", **args, **variant))
     return [summarise(kept) for kept in runs]
 
 
