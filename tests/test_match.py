@@ -253,6 +253,26 @@ def test_inputs_directories_and_globs(tmp_path):
     ]
 
 
+def test_inputs_come_back_resolved_through_links(tmp_path, monkeypatch):
+    from janus_build.core import storage
+    from janus_build.match.inputs import resolve_inputs
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "in").mkdir()
+    write(tmp_path / "real" / "a.parquet", TEXT=["goose"])
+    write(tmp_path / "in" / "b.parquet", TEXT=["goose"])
+    (tmp_path / "in" / "link.parquet").symlink_to(tmp_path / "real" / "a.parquet")
+    (tmp_path / "in" / "sub").symlink_to(tmp_path / "real", target_is_directory=True)  # not walked
+    (tmp_path / "alias").symlink_to(tmp_path / "in", target_is_directory=True)
+    real = tmp_path.resolve()
+    expected = [str(real / "in" / "b.parquet"), str(real / "real" / "a.parquet")]
+    assert resolve_inputs((str(tmp_path / "alias"),)) == expected
+    assert resolve_inputs((str(tmp_path / "alias" / "*.parquet"),)) == expected
+    assert resolve_inputs((str(tmp_path / "alias" / "link.parquet"),)) == [expected[1]]
+    monkeypatch.chdir(tmp_path / "alias")  # a relative location is still fingerprinted by its resolved path
+    assert storage.fingerprint("b.parquet")["path"] == expected[0]
+
+
 def test_workers_give_the_same_output(tmp_path, laion_sample):
     source = pq.read_table(laion_sample)
     sizes = (100, 400, 150, 350)  # unequal: the workers take them largest first, not in input order

@@ -76,18 +76,20 @@ def config_dict(config: Any) -> dict[str, Any]:
     return _redacted(json.loads(json.dumps(resolve(raw), default=json_default)))
 
 
-def fingerprint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def fingerprint_file(path: str | os.PathLike[str], resolved: bool = False) -> dict[str, Any]:
     """An input file's fingerprint: resolved path, size and modification time (ns).
 
     Size + mtime catches every ordinary rewrite (tools rewrite whole files) at the cost of one
     ``stat``; a content hash would read every input twice. A file replaced by one of the same
-    size within the same nanosecond is not caught.
+    size within the same nanosecond is not caught. ``resolved``: ``path`` is already resolved
+    (saves a ``stat`` per directory level, for callers fingerprinting thousands of files).
     """
     try:
         stat = os.stat(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return {"path": os.fspath(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    real = os.fspath(path) if resolved else os.fspath(Path(path).resolve())
+    return {"path": real, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:

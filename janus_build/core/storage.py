@@ -170,11 +170,15 @@ def _listing(handle: Any, root: str, any_suffix: bool = False) -> list[str]:
 
 
 def fingerprint(location: str) -> dict[str, Any]:
-    """An input's fingerprint: location, size and modification time (ns) - see ``fingerprint_file``."""
+    """An input's fingerprint: location, size and modification time (ns) - see ``fingerprint_file``.
+
+    A local location is taken as resolved when absolute (as ``resolve_inputs`` gives it).
+    """
     if not is_remote(location):
         from janus_build.core.stage import fingerprint_file
 
-        return fingerprint_file(local_path(location))
+        path = local_path(location)
+        return fingerprint_file(path, resolved=os.path.isabs(path))
     handle, path = filesystem(location)
     try:
         info = handle.get_file_info(path)

@@ -32,29 +32,46 @@ def resolve_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
         if storage.is_remote(item):
             found.update(storage.expand(item))
         else:
-            found.update(os.fspath(p.resolve()) for p in _local_matches(storage.local_path(item), item))
+            found.update(os.fspath(p) for p in _local_matches(storage.local_path(item), item))
     if not found:
         raise InputError("no input parquet files found")
     return sorted(found)
 
 
 def _local_matches(text: str, item: str) -> list[Path]:
+    """The resolved paths of a local input's files."""
     path = Path(text)
     if path.is_dir():
-        matches = sorted(
+        matches = [
             p
             for p in path.rglob("*.parquet")
             if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-        )
+        ]
         if not matches:
             raise InputError(f"INPUT {item}: directory holds no .parquet files")
-        return matches
+        return _resolved(matches)
     if path.is_file():
-        return [path]
-    matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        return [path.resolve()]
+    matches = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
     if not matches:
         raise InputError(f"INPUT {item}: no such file, directory or glob match")
-    return matches
+    return _resolved(matches)
+
+
+def _resolved(files: list[Path]) -> list[Path]:
+    """``files`` resolved, each directory once: resolving each path costs a ``stat`` per level of
+    it (20-40 ms of planning 1,000 files in one directory). A file that is a link is resolved."""
+    parents: dict[Path, Path] = {}
+    out = []
+    for file in files:
+        if file.is_symlink():
+            out.append(file.resolve())
+            continue
+        parent = parents.get(file.parent)
+        if parent is None:
+            parent = parents[file.parent] = file.parent.resolve()
+        out.append(parent / file.name)
+    return out
 
 
 def key_root(locations: list[str], pinned: str | None = None) -> str:
