@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_match [--rows 1000000] [--repeats 3] [--out benchmarks/results/match.md]
 
-Every case runs --repeats times (default 3) in a fresh child process; the tables give the median
+Every case runs --repeats times (default 3) in a fresh child process, each table's cases taking
+turns (run 1 of every case, then run 2, ...); the tables give the median
 (and the range) of wall time, CPU time (user + sys, children included) and peak RSS (VmHWM),
 each case's ratio to a baseline measured in the same run, and the load average before and
 after (the machine is shared: CPU-time ratios are the figures to trust when it is loaded).
@@ -197,12 +198,6 @@ def child(case: str, env: dict | None = None, **args) -> dict:
     return result
 
 
-def repeated(repeats: int, case: str, **args) -> dict:
-    """Median (and range) of ``repeats`` runs of a case."""
-
-    return summarise([child(case, **args) for _ in range(repeats)])
-
-
 def summarise(runs: list[dict]) -> dict:
     """The median and range of each figure of a case's runs."""
     import statistics
@@ -273,12 +268,19 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines: list[str] = []
     n = args.repeats
     one = make_input(args.rows, tmp / "one")
-    floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"), pin=True)
-    stream = repeated(n, "floor-stream", input=str(one[0]), out=str(tmp / "floor.parquet"), pin=True)
-    match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"), pin=True)
-    numpy_path = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"), pin=True, numpy_path=True)
-    free_floor = repeated(n, "floor", input=str(one[0]), out=str(tmp / "floor.parquet"))
-    free_match = repeated(n, "match", inputs=[str(one[0])], out=str(tmp / "m1"))
+    on_floor = dict(input=str(one[0]), out=str(tmp / "floor.parquet"))
+    on_match = dict(inputs=[str(one[0])], out=str(tmp / "m1"))
+    floor, stream, match, numpy_path, free_floor, free_match = interleaved(
+        n,
+        [
+            dict(case="floor", pin=True, **on_floor),
+            dict(case="floor-stream", pin=True, **on_floor),
+            dict(pin=True, **on_match),
+            dict(pin=True, numpy_path=True, **on_match),
+            dict(case="floor", **on_floor),
+            on_match,
+        ],
+    )
     lines += ["### Throughput, one core", "", f"{args.rows:,} captions in one file.", ""]
     lines += ["Both pinned to one CPU (`sched_setaffinity`): pyarrow's reader threads would otherwise give the floor"]
     lines += ["a second core. Unpinned figures, same run, below the table.", "", *HEADER]
@@ -299,8 +301,8 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
         "",
     ]
     small = make_input(args.rows, tmp / "small", shards=args.small_shards)
-    many = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m2"))
-    unpacked = repeated(n, "match", inputs=[str(tmp / "small")], out=str(tmp / "m3"), pack_rows=0)
+    on_small = dict(inputs=[str(tmp / "small")], out=str(tmp / "m2"))
+    free_match, many, unpacked = interleaved(n, [on_match, on_small, dict(pack_rows=0, **on_small)])
     label = f"{args.small_shards:,} files of {args.rows // args.small_shards:,} rows"
     lines += ["### Many small shards", "", *HEADER, row("one file (baseline; unpinned, as below)", free_match)]
     lines += [row(f"{label} (packed: the default)", many, free_match)]
@@ -309,9 +311,8 @@ def run_cases(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict]:
     lines += worker_cases(args, tmp, n)
     lines += memory_cases(args, tmp, n)
     lines += spark_cases(args, tmp, n)
-    bare = repeated(n, "bare")
     tiny = make_input(1, tmp / "tiny")
-    start = repeated(n, "match", inputs=[str(tiny[0])], out=str(tmp / "st"))
+    bare, start = interleaved(n, [dict(case="bare"), dict(inputs=[str(tiny[0])], out=str(tmp / "st"))])
     lines += ["### Start-up", "", "| case | process wall s | CPU s |", "| --- | ---: | ---: |"]
     lines += [
         f"| python -c 'import pyarrow.parquet, pyarrow.compute' (baseline) | {bare['process_seconds']:.2f} | {bare['cpu']:.2f} |"
@@ -396,29 +397,38 @@ def spark_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
 
 
 def interleaved(repeats: int, variants: list[dict], **args) -> list[dict]:
-    """``repeated`` for each variant of a match case (``child`` arguments, ``env`` included), the
-    variants' runs taking turns, so drift in the machine's speed hits them alike."""
+    """The median of ``repeats`` runs of each variant (``child`` arguments: ``case``, default "match", ``env`` and
+    the case's own), the variants' runs taking turns, so drift in the machine's speed hits the
+    cases and their baselines alike."""
     runs = [[] for _ in variants]
     for _ in range(repeats):
         for kept, variant in zip(runs, variants):
-            kept.append(child("match", **args, **variant))
+            variant = {**args, **variant}
+            kept.append(child(variant.pop("case", "match"), **variant))
     return [summarise(kept) for kept in runs]
 
 
 def memory_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
     small = make_input(args.big_rows // 10, tmp / "big10", row_group_size=args.big_rows // 10)
     big = make_input(args.big_rows, tmp / "big", row_group_size=args.big_rows)
-    r_small = repeated(n, "match", inputs=[str(small[0])], out=str(tmp / "b10"), pin=True)
-    r_big = repeated(n, "match", inputs=[str(big[0])], out=str(tmp / "b"), pin=True)
-    floor_big = repeated(n, "floor", input=str(big[0]), out=str(tmp / "floor-big.parquet"), pin=True)
-    stream_big = repeated(n, "floor-stream", input=str(big[0]), out=str(tmp / "floor-big.parquet"), pin=True)
+    on_floor = dict(input=str(big[0]), out=str(tmp / "floor-big.parquet"), pin=True)
+    r_small, r_big, floor_big, stream_big = interleaved(
+        n,
+        [
+            dict(inputs=[str(small[0])], out=str(tmp / "b10"), pin=True),
+            dict(inputs=[str(big[0])], out=str(tmp / "b"), pin=True),
+            dict(case="floor", **on_floor),
+            dict(case="floor-stream", **on_floor),
+        ],
+    )
     (tmp / "floor-big.parquet").unlink()
     for path in (*small, *big):
         path.unlink()
     long_small = make_long_captions(max(1, args.long_mib // 10), tmp / "long10" / "long.parquet")
     long_big = make_long_captions(args.long_mib, tmp / "long" / "long.parquet")
-    l_small = repeated(n, "match", inputs=[str(long_small)], out=str(tmp / "l10"))
-    l_big = repeated(n, "match", inputs=[str(long_big)], out=str(tmp / "l"))
+    l_small, l_big = interleaved(
+        n, [dict(inputs=[str(long_small)], out=str(tmp / "l10")), dict(inputs=[str(long_big)], out=str(tmp / "l"))]
+    )
     long_small.unlink()
     long_big.unlink()
     return [
