@@ -397,9 +397,11 @@ def spark_cases(args: argparse.Namespace, tmp: Path, n: int) -> list[str]:
 
 
 def interleaved(repeats: int, variants: list[dict], **args) -> list[dict]:
-    """The median of ``repeats`` runs of each variant (``child`` arguments: ``case``, default "match", ``env`` and
-    the case's own), the variants' runs taking turns, so drift in the machine's speed hits the
-    cases and their baselines alike."""
+    """The median of ``repeats`` runs of each variant, the variants' runs taking turns.
+
+    A variant is ``child``'s arguments (``case``, default "match", ``env`` and the case's own)
+    over ``args``. Taking turns puts drift in the machine's speed on a case and its baseline alike.
+    """
     runs = [[] for _ in variants]
     for _ in range(repeats):
         for kept, variant in zip(runs, variants):

@@ -73,19 +73,25 @@ def _initialise(user_init: Callable[..., Any] | None, args: tuple[Any, ...]) -> 
         user_init(*args)
 
 
+def pool_context() -> Any:
+    """The multiprocessing context of :func:`process_pool`'s workers: fork where the platform
+    allows (cheap start, no re-import, the parent's state inherited), else spawn."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()) -> Any:
     """A ``ProcessPoolExecutor`` whose workers die with this process and ignore Ctrl-C.
 
-    Workers are forked where the platform allows (cheap start, no re-import); the caller
-    holds no threads of its own when it calls this.
+    Workers start in :func:`pool_context`; the caller holds no threads of its own when it
+    calls this.
     """
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
+        mp_context=pool_context(),
         initializer=_initialise,
         initargs=(initializer, initargs),
     )

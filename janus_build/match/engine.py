@@ -214,15 +214,14 @@ def run_local(todo: list[ShardTask], config: MatchConfig, progress: Progress) ->
     advance = lambda rows: progress.advance("match", rows)  # noqa: E731
     if config.workers == 1 or len(todo) <= 1:
         return [check_outcome(run_shard(task, advance, ahead), config) for task, ahead in _read_ahead(todo)]
-    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from janus_build.core.procs import process_pool
+    from janus_build.core.procs import pool_context, process_pool
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"  # process_pool's rule
-    if method == "fork":
+    context = pool_context()
+    if context.get_start_method() == "fork":
         build_matcher(config).warm()  # built once here; forked workers inherit it
-    rows_queue = multiprocessing.get_context(method).Queue()
+    rows_queue = context.Queue()
     outcomes: list[dict[str, Any]] = []
     pool = process_pool(min(config.workers, len(todo)), _init_worker, (rows_queue,))
     try:

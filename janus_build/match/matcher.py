@@ -364,8 +364,8 @@ class Matcher:
         """
         from janus_build.match import native
 
-        if native.load() is not None and self.table.native_ngrams is not None:
-            self.table.native_table  # noqa: B018 (a cached property: built here, once)
+        if native.load() is not None:  # both native paths read these cached properties
+            self.table.native_table, self.table.native_ngrams  # noqa: B018
         return self
 
     # -- the vectorised path ----------------------------------------------------------------
